@@ -1,0 +1,14 @@
+//! Wan-family models on candle, loaded from diffusers-format folders.
+//!
+//! Data flow (see DESIGN.md): tokenizer -> UMT5 text encoder -> Wan transformer over
+//! spacetime patches of the Wan VAE's latents. Every size comes from the checkpoint's
+//! `config.json`; nothing here is hard-coded to one checkpoint.
+
+pub mod error;
+pub mod loading;
+pub mod ops;
+pub mod tokenizer;
+pub mod umt5;
+pub mod wan;
+
+pub use error::{Error, Result};

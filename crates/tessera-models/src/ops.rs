@@ -1,0 +1,90 @@
+//! Small numeric building blocks shared by the models: normalisations and attention.
+//!
+//! They live in one place so that inference can use candle's fused kernels while training
+//! (issue "Training") can switch to differentiable compositions: candle's fused
+//! `rms_norm`, `layer_norm` and `softmax_last_dim` carry no gradient.
+
+use candle_core::{DType, Result, Tensor, D};
+
+/// RMS normalisation over the last dimension, computed in f32 (as torch.nn.RMSNorm and
+/// T5LayerNorm do for half-precision inputs), then scaled by `weight` if given.
+pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = xf.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let y = y.to_dtype(dtype)?;
+    match weight {
+        Some(w) => y.broadcast_mul(&w.to_dtype(dtype)?),
+        None => Ok(y),
+    }
+}
+
+/// Layer normalisation over the last dimension in f32 (diffusers' FP32LayerNorm), with
+/// optional affine parameters; the result is returned in f32.
+pub fn layer_norm_f32(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let xf = x.to_dtype(DType::F32)?;
+    let mean = xf.mean_keepdim(D::Minus1)?;
+    let xc = xf.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let mut y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    if let Some(w) = weight {
+        y = y.broadcast_mul(&w.to_dtype(DType::F32)?)?;
+    }
+    if let Some(b) = bias {
+        y = y.broadcast_add(&b.to_dtype(DType::F32)?)?;
+    }
+    Ok(y)
+}
+
+/// Softmax over the last dimension, numerically stabilised.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax_last_dim(x)
+}
+
+/// Scaled dot-product attention. q: (B, H, Lq, D), k and v: (B, H, Lk, D); `bias`, if
+/// given, is added to the scores and broadcasts to (B, H, Lq, Lk). `scale` multiplies the
+/// scores (1/sqrt(D) for most models; T5 uses 1.0).
+///
+/// Queries are processed in chunks so the score matrix never exceeds `CHUNK` rows: long
+/// videos have tens of thousands of tokens and a full (Lq, Lk) matrix would not fit.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
+    const CHUNK: usize = 4096;
+    let lq = q.dim(2)?;
+    let kt = k.transpose(2, 3)?.contiguous()?; // (B, H, D, Lk)
+    let v = v.contiguous()?;
+    let mut outs = Vec::with_capacity(lq.div_ceil(CHUNK));
+    let mut start = 0;
+    while start < lq {
+        let len = CHUNK.min(lq - start);
+        let qc = q.narrow(2, start, len)?.contiguous()?;
+        let mut scores = (qc.matmul(&kt)? * scale)?; // (B, H, len, Lk)
+        if let Some(b) = bias {
+            let b = if b.dim(2)? == lq && lq > 1 {
+                b.narrow(2, start, len)?
+            } else {
+                b.clone()
+            };
+            scores = scores.broadcast_add(&b)?;
+        }
+        let probs = softmax_last_dim(&scores)?;
+        outs.push(probs.matmul(&v)?); // (B, H, len, D)
+        start += len;
+    }
+    if outs.len() == 1 {
+        Ok(outs.remove(0))
+    } else {
+        Tensor::cat(&outs, 2)
+    }
+}

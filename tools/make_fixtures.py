@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Writes tessera's parity fixtures: tiny random-weight Wan model folders in the diffusers
+layout and reference tensors computed by diffusers/transformers on them.
+
+Never needed to build or test tessera: the outputs are committed. Re-run after changing
+a case (needs torch, diffusers 0.42, transformers 5.x, tokenizers):
+
+    python3 -m venv venv && venv/bin/pip install torch diffusers transformers tokenizers safetensors
+    venv/bin/python tools/make_fixtures.py
+
+Outputs
+  crates/tessera-models/tests/fixtures/<model>/   wan21, wan21_euler, wan22_ti2v, wan22_a14b
+  crates/tessera-models/tests/fixtures/ref/       per-module reference dumps
+  crates/tessera-pipeline/tests/fixtures/         whole-pipeline runs (pipelines.json + tensors)
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from diffusers import (
+    AutoencoderKLWan,
+    FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+    WanPipeline,
+    WanTransformer3DModel,
+)
+from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "crates/tessera-models/tests/fixtures")
+REF = os.path.join(MODELS, "ref")
+PIPE = os.path.join(ROOT, "crates/tessera-pipeline/tests/fixtures")
+
+torch.set_grad_enabled(False)
+
+# Wan's shipped scheduler config (Wan-AI/Wan2.1-T2V-1.3B-Diffusers scheduler/scheduler_config.json).
+UNIPC = dict(
+    beta_end=0.02, beta_schedule="linear", beta_start=0.0001, disable_corrector=[],
+    dynamic_thresholding_ratio=0.995, final_sigmas_type="zero", flow_shift=3.0, lower_order_final=True,
+    num_train_timesteps=1000, predict_x0=True, prediction_type="flow_prediction", rescale_betas_zero_snr=False,
+    sample_max_value=1.0, solver_order=2, solver_p=None, solver_type="bh2", steps_offset=0, thresholding=False,
+    timestep_spacing="linspace", trained_betas=None, use_beta_sigmas=False, use_exponential_sigmas=False,
+    use_flow_sigmas=True, use_karras_sigmas=False,
+)
+
+CORPUS = [
+    "A red ball bounces on a wooden floor.",
+    "A small blue box slides down a ramp and stops on the grass.",
+    "Two yellow triangles fall and collide in front of a night sky with stars.",
+    "The camera pans left while a large green ball rolls behind a tree and comes back.",
+    "An orange ball is thrown to the right at sunset; it bounces twice on stone.",
+    "A purple box and a white ball on a checker floor, indoor wall, zoom in.",
+    "cinematic, high quality, detailed, slow motion, bright colours, 4k video",
+    "blurry, low quality, static, worst quality, jpeg artifacts, ugly, deformed",
+]
+
+
+def perturb(module, scale, seed):
+    """Random weights with every parameter moved off its init (norm weights off 1, biases
+    off 0) so that a parity test catches a forgotten weight or bias."""
+    g = torch.Generator().manual_seed(seed)
+    for _, p in sorted(module.named_parameters()):
+        noise = torch.randn(p.shape, generator=g, dtype=p.dtype)
+        std = p.detach().float().std().item() if p.numel() > 1 else 0.0
+        p.add_(noise * max(std, scale) * 0.5)
+
+
+def make_tokenizer(out_dir):
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", shrinking_factor=0.75
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
+    )
+    fast = T5TokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def make_text_encoder(vocab_size):
+    torch.manual_seed(1)
+    cfg = UMT5Config(
+        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128,
+        feed_forward_proj="gated-gelu", dropout_rate=0.0, tie_word_embeddings=False,
+    )
+    enc = UMT5EncoderModel(cfg).eval()
+    perturb(enc, 0.05, 11)
+    return enc
+
+
+def make_transformer(seed, in_channels=16, out_channels=16, layers=2):
+    torch.manual_seed(seed)
+    t = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=in_channels,
+        out_channels=out_channels, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=layers,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    ).eval()
+    perturb(t, 0.05, seed + 100)
+    return t
+
+
+def make_vae(seed, residual=False):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    if residual:
+        z = 48
+        vae = AutoencoderKLWan(
+            base_dim=8, decoder_base_dim=12, z_dim=z, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+            temperal_downsample=[False, True, True], is_residual=True, in_channels=12, out_channels=12,
+            patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4,
+            latents_mean=(torch.randn(z, generator=g) * 0.3).tolist(),
+            latents_std=(torch.rand(z, generator=g) + 0.5).tolist(),
+        )
+    else:
+        z = 16
+        vae = AutoencoderKLWan(
+            base_dim=8, z_dim=z, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
+            latents_mean=(torch.randn(z, generator=g) * 0.3).tolist(),
+            latents_std=(torch.rand(z, generator=g) + 0.5).tolist(),
+        )
+    vae.eval()
+    perturb(vae, 0.02, seed + 200)
+    return vae
+
+
+def save(path, tensors):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path)
+
+
+def stats(name, x):
+    x = x.float()
+    clamped = (x.abs() >= 0.999).float().mean().item()
+    print(f"  {name}: shape {tuple(x.shape)} mean {x.mean():.4f} std {x.std():.4f} clamped {clamped:.3f}")
+
+
+def build_models():
+    for d in (MODELS, PIPE):
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+    os.makedirs(REF)
+    os.makedirs(PIPE)
+
+    tok_dir = "/tmp/tessera_tok"
+    tokenizer = make_tokenizer(tok_dir)
+    vocab = len(tokenizer)
+    text_encoder = make_text_encoder(vocab)
+
+    # Wan 2.1 T2V, UniPC.
+    p21 = WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=make_vae(3), scheduler=UniPCMultistepScheduler(**UNIPC),
+        transformer=make_transformer(2),
+    )
+    p21.save_pretrained(os.path.join(MODELS, "wan21"))
+    # Same weights, flow-match Euler (shift 3, as diffusers' Wan docs suggest for Euler).
+    shutil.copytree(os.path.join(MODELS, "wan21"), os.path.join(MODELS, "wan21_euler"))
+    shutil.rmtree(os.path.join(MODELS, "wan21_euler/scheduler"))
+    FlowMatchEulerDiscreteScheduler(shift=3.0).save_pretrained(os.path.join(MODELS, "wan21_euler/scheduler"))
+
+    # Wan 2.2 TI2V: residual VAE with patchify, z 48, per-token timesteps.
+    p22 = WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=make_vae(5, residual=True),
+        scheduler=UniPCMultistepScheduler(**{**UNIPC, "flow_shift": 5.0}),
+        transformer=make_transformer(4, in_channels=48, out_channels=48), expand_timesteps=True,
+    )
+    p22.save_pretrained(os.path.join(MODELS, "wan22_ti2v"))
+
+    # Wan 2.2 A14B: two experts split at boundary_ratio; sharded weights, the low-noise expert in bf16.
+    t2 = make_transformer(6)
+    for p in t2.parameters():
+        p.copy_(p.to(torch.bfloat16).float())
+    pa = WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=make_vae(3), scheduler=UniPCMultistepScheduler(**UNIPC),
+        transformer=make_transformer(7), transformer_2=t2, boundary_ratio=0.875,
+    )
+    a_dir = os.path.join(MODELS, "wan22_a14b")
+    pa.save_pretrained(a_dir, max_shard_size="60KB")
+    # Re-save the low-noise expert in bf16 (sharded) to exercise dtype conversion on load.
+    shutil.rmtree(os.path.join(a_dir, "transformer_2"))
+    t2.to(torch.bfloat16).save_pretrained(os.path.join(a_dir, "transformer_2"), max_shard_size="60KB")
+    t2.float()
+
+
+def module_refs():
+    g = torch.Generator().manual_seed(1234)
+    w21 = os.path.join(MODELS, "wan21")
+
+    # Tokenizer and text encoder.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(os.path.join(w21, "tokenizer"))
+    enc = UMT5EncoderModel.from_pretrained(os.path.join(w21, "text_encoder")).eval()
+    from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+
+    cases = []
+    prompts = [
+        "A red ball bounces on a wooden floor.",
+        "  two &amp; blue   boxes\n slide &lt;fast&gt;\t ",
+        "a ball",
+        "",
+        "The camera pans left while a large green ball rolls behind a tree and comes back, bounces twice.",
+        "Caf\u00e9 &#233; &#x41; &quot;quoted&quot; &nbsp;text",
+    ]
+    for p in prompts:
+        for max_len in (8, 24):
+            c = prompt_clean(p)
+            t = tok(c, padding="max_length", max_length=max_len, truncation=True, add_special_tokens=True,
+                    return_attention_mask=True)
+            cases.append(dict(prompt=p, cleaned=c, max_length=max_len, input_ids=t["input_ids"],
+                              attention_mask=t["attention_mask"]))
+    with open(os.path.join(REF, "tokenizer.json"), "w") as f:
+        json.dump(cases, f, indent=1, ensure_ascii=False)
+
+    pipe = WanPipeline.from_pretrained(w21)
+    two = [prompts[0], prompts[1]]
+    t = tok([prompt_clean(p) for p in two], padding="max_length", max_length=24, truncation=True,
+            add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    hidden = enc(t.input_ids, t.attention_mask).last_hidden_state
+    embeds = pipe._get_t5_prompt_embeds(two, max_sequence_length=24)
+    save(os.path.join(REF, "text_encoder.safetensors"), dict(
+        input_ids=t.input_ids.long(), attention_mask=t.attention_mask.long(), last_hidden_state=hidden,
+        prompt_embeds=embeds))
+    print("text encoder ref written")
+
+    # Transformers.
+    tr = WanTransformer3DModel.from_pretrained(os.path.join(w21, "transformer")).eval()
+    x = torch.randn(2, 16, 3, 4, 6, generator=g)
+    ts = torch.tensor([999.0, 250.0])
+    ctx = torch.randn(2, 24, 32, generator=g)
+    out = tr(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, return_dict=False)[0]
+    save(os.path.join(REF, "transformer_wan21.safetensors"),
+         dict(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, output=out))
+    stats("transformer_wan21 out", out)
+
+    tr22 = WanTransformer3DModel.from_pretrained(os.path.join(MODELS, "wan22_ti2v/transformer")).eval()
+    x = torch.randn(1, 48, 3, 4, 6, generator=g)
+    mask = torch.ones(1, 1, 3, 4, 6)
+    mask[:, :, 0] = 0  # first latent frame given (image-to-video layout): timestep 0 there
+    ts = (mask[0][0][:, ::2, ::2] * 700.0).flatten().unsqueeze(0)
+    ctx = torch.randn(1, 24, 32, generator=g)
+    out = tr22(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, return_dict=False)[0]
+    save(os.path.join(REF, "transformer_wan22.safetensors"),
+         dict(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, output=out))
+    stats("transformer_wan22 out", out)
+
+    # VAEs.
+    for name, folder, hw, zc, sp in (("wan21", "wan21", (32, 48), 16, 8), ("wan22", "wan22_ti2v", (64, 96), 48, 16)):
+        vae = AutoencoderKLWan.from_pretrained(os.path.join(MODELS, folder, "vae")).eval()
+        h, w = hw
+        # Smooth moving content in [-1, 1] plus a little noise: closer to real video than pure noise.
+        tt = torch.arange(9).view(1, 1, 9, 1, 1).float()
+        yy = torch.linspace(-1, 1, h).view(1, 1, 1, h, 1)
+        xx = torch.linspace(-1, 1, w).view(1, 1, 1, 1, w)
+        ch = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1, 1)
+        video = torch.sin(ch * (xx * 2 + yy) + tt * 0.4) * 0.8 + torch.randn(1, 3, 9, h, w, generator=g) * 0.1
+        video = video.clamp(-1, 1)
+        mean = vae.encode(video).latent_dist.mode()
+        latents = torch.randn(1, zc, 3, h // sp, w // sp, generator=g)
+        decoded = vae.decode(latents, return_dict=False)[0]
+        save(os.path.join(REF, f"vae_{name}.safetensors"),
+             dict(video=video, latent_mean=mean, latents=latents, decoded=decoded))
+        stats(f"vae_{name} latent_mean", mean)
+        stats(f"vae_{name} decoded", decoded)
+
+
+PIPELINE_CASES = [
+    dict(name="wan21_unipc", model="wan21", prompt="A red ball bounces on a wooden floor.",
+         negative_prompt="blurry, low quality", width=48, height=32, frames=9, steps=4, guidance=5.0,
+         max_sequence_length=24),
+    dict(name="wan21_euler", model="wan21_euler", prompt="A small blue box slides down a ramp.",
+         negative_prompt="", width=48, height=32, frames=9, steps=4, guidance=4.0, max_sequence_length=24),
+    dict(name="wan21_image", model="wan21", prompt="A purple box on a checker floor.",
+         negative_prompt="ugly", width=32, height=48, frames=1, steps=3, guidance=5.0, max_sequence_length=16),
+    dict(name="wan21_noguidance", model="wan21", prompt="Two yellow triangles fall.",
+         negative_prompt="", width=32, height=32, frames=5, steps=3, guidance=1.0, max_sequence_length=16),
+    dict(name="wan22_ti2v", model="wan22_ti2v", prompt="An orange ball is thrown to the right at sunset.",
+         negative_prompt="static", width=96, height=64, frames=9, steps=3, guidance=4.0, max_sequence_length=24),
+    dict(name="wan22_a14b", model="wan22_a14b", prompt="A large green ball rolls behind a tree.",
+         negative_prompt="worst quality", width=48, height=32, frames=5, steps=6, guidance=3.0, guidance_2=2.0,
+         max_sequence_length=24),
+]
+
+
+def pipeline_refs():
+    g = torch.Generator().manual_seed(99)
+    for case in PIPELINE_CASES:
+        pipe = WanPipeline.from_pretrained(os.path.join(MODELS, case["model"]))
+        vae = pipe.vae.config
+        lat_shape = (1, pipe.transformer.config.in_channels, (case["frames"] - 1) // vae.scale_factor_temporal + 1,
+                     case["height"] // vae.scale_factor_spatial, case["width"] // vae.scale_factor_spatial)
+        latents = torch.randn(*lat_shape, generator=g)
+        kw = dict(prompt=case["prompt"], negative_prompt=case["negative_prompt"], height=case["height"],
+                  width=case["width"], num_frames=case["frames"], num_inference_steps=case["steps"],
+                  guidance_scale=case["guidance"], max_sequence_length=case["max_sequence_length"])
+        if "guidance_2" in case:
+            kw["guidance_scale_2"] = case["guidance_2"]
+        final = pipe(latents=latents.clone(), output_type="latent", **kw).frames
+        frames = pipe(latents=latents.clone(), output_type="np", **kw).frames[0]
+        frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
+        case["file"] = case["name"] + ".safetensors"
+        case["timesteps"] = [float(t) for t in pipe.scheduler.timesteps]
+        save(os.path.join(PIPE, case["file"]), dict(latents=latents, final_latents=final, frames=frames))
+        print(f"pipeline {case['name']}: frames {tuple(frames.shape)} mean {frames.mean():.4f} "
+              f"std {frames.std():.4f} timesteps {case['timesteps']}")
+    with open(os.path.join(PIPE, "pipelines.json"), "w") as f:
+        json.dump(PIPELINE_CASES, f, indent=1)
+
+
+if __name__ == "__main__":
+    only = sys.argv[1:] or ["models", "modules", "pipelines"]
+    if "models" in only:
+        build_models()
+    if "modules" in only:
+        module_refs()
+    if "pipelines" in only:
+        pipeline_refs()
+    total = 0
+    for d in (MODELS, PIPE):
+        for r, _, fs in os.walk(d):
+            total += sum(os.path.getsize(os.path.join(r, f)) for f in fs)
+    print(f"fixtures: {total / 1e6:.2f} MB")
