@@ -1,1 +1,36 @@
-fn main() {}
+//! `tessera`: the command-line front end. Argument parsing and wiring only; the work is
+//! done by the library crates (DESIGN.md).
+
+mod generate;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Sora-style video generation on your own machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a video (or an image) from a text prompt.
+    Generate(generate::GenerateArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run(args),
+    };
+    if let Err(e) = result {
+        // One clear line (plus causes, if any), no backtrace, nonzero exit.
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,1 +1,14 @@
-//! tessera-pipeline
+//! The generation pipeline: text -> embeddings -> flow-matching sampler over the Wan
+//! transformer -> VAE decode -> frames. Library only: it reports progress through a
+//! callback and never prints (DESIGN.md).
+
+pub mod error;
+pub mod guidance;
+pub mod model_index;
+pub mod noise;
+pub mod sampler;
+pub mod scheduler;
+pub mod wan;
+
+pub use error::{Error, Result};
+pub use wan::{GenerateParams, Progress, WanPipeline};

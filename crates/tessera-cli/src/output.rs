@@ -1,0 +1,70 @@
+//! Writing generated frames: the output's extension picks the format. Every writer goes
+//! through a temporary file and a rename, so a failure never leaves a partial output.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputFormat {
+    Mp4,
+    Gif,
+    Png,
+    Safetensors,
+}
+
+impl OutputFormat {
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        Ok(match ext.as_str() {
+            "mp4" => Self::Mp4,
+            "gif" => Self::Gif,
+            "png" => Self::Png,
+            "safetensors" => Self::Safetensors,
+            _ => bail!(
+                "output {} has an unknown extension {:?}: use .mp4, .gif, .png or .safetensors",
+                path.display(),
+                ext
+            ),
+        })
+    }
+}
+
+/// `frames`: (T, H, W, 3) f32 in [0, 1], as diffusers' `output_type="np"`.
+pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64) -> Result<()> {
+    let frames = frames.to_dtype(DType::F32)?;
+    match format {
+        OutputFormat::Safetensors => {
+            let tmp = tessera_media::temp_path(path);
+            let map = std::collections::HashMap::from([("frames".to_string(), frames)]);
+            candle_core::safetensors::save(&map, &tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        _ => {
+            let (t, h, w, c) = frames.dims4()?;
+            if c != 3 {
+                bail!("internal: frames have {c} channels, expected 3");
+            }
+            // Same quantisation as diffusers' numpy_to_pil: (x * 255).round() as u8.
+            let data: Vec<f32> = frames.flatten_all()?.to_vec1()?;
+            let per = h * w * 3;
+            let frames: Vec<tessera_media::Frame> = (0..t)
+                .map(|i| {
+                    let px = data[i * per..(i + 1) * per]
+                        .iter()
+                        .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+                        .collect();
+                    tessera_media::Frame::new(w, h, px)
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            tessera_media::write_video(path, &frames, fps, &Default::default())?;
+        }
+    }
+    Ok(())
+}

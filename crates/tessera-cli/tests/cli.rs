@@ -1,0 +1,234 @@
+//! The `tessera generate` contract, run as a user runs it: the real binary on the tiny
+//! fixture models. Errors must be one clear line, a nonzero exit, no panic and no output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device, Tensor};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    c.env("RAYON_NUM_THREADS", "2");
+    c
+}
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tessera-models/tests/fixtures")
+}
+
+fn pipeline_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tessera-pipeline/tests/fixtures")
+}
+
+/// A fresh, empty scratch folder per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tiny_args(out: &Path) -> Vec<String> {
+    [
+        "generate",
+        "--model",
+        models().join("wan21").to_str().unwrap(),
+        "--prompt",
+        "A red ball bounces on a wooden floor.",
+        "--size",
+        "48x32",
+        "--frames",
+        "9",
+        "--steps",
+        "2",
+        "--max-sequence-length",
+        "16",
+        "--quiet",
+        "-o",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command that must fail cleanly, and returns its error text.
+fn fails(args: &[String], out: &Path) -> String {
+    let o = bin().args(args).output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.starts_with("error: "), "not an error line: {err}");
+    assert!(!out.exists(), "partial output left at {}", out.display());
+    err
+}
+
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap();
+    let b = b.to_dtype(DType::F64).unwrap();
+    let num = (&a - &b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let den = b.sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    (num / den).sqrt()
+}
+
+#[test]
+fn safetensors_output_matches_diffusers_frames() {
+    let dir = scratch("parity");
+    let refs = candle_core::safetensors::load(pipeline_fixtures().join("wan21_unipc.safetensors"), &Device::Cpu).unwrap();
+    let lat = dir.join("latents.safetensors");
+    candle_core::safetensors::save(&std::collections::HashMap::from([("latents".to_string(), refs["latents"].clone())]), &lat)
+        .unwrap();
+    let out = dir.join("frames.safetensors");
+    let o = bin()
+        .args([
+            "generate",
+            "--model",
+            models().join("wan21").to_str().unwrap(),
+            "--prompt",
+            "A red ball bounces on a wooden floor.",
+            "--negative-prompt",
+            "blurry, low quality",
+            "--size",
+            "48x32",
+            "--frames",
+            "9",
+            "--steps",
+            "4",
+            "--guidance",
+            "5",
+            "--max-sequence-length",
+            "24",
+            "--latents",
+            lat.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Not a terminal: plain progress lines with step counts.
+    assert!(stderr(&o).contains("step 4/4"), "{}", stderr(&o));
+    let frames = candle_core::safetensors::load(&out, &Device::Cpu).unwrap()["frames"].clone();
+    assert_eq!(frames.dims(), &[9, 32, 48, 3]);
+    let e = rel_l2(&frames, &refs["frames"]);
+    assert!(e <= 1e-4, "frames rel L2 {e:.3e}");
+}
+
+#[test]
+fn writes_mp4_gif_and_png() {
+    let dir = scratch("formats");
+    for ext in ["mp4", "gif", "png"] {
+        let out = dir.join(format!("out.{ext}"));
+        let o = bin().args(tiny_args(&out)).output().unwrap();
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        assert!(o.stderr.is_empty(), "--quiet printed: {}", stderr(&o));
+        let (frames, _fps) = tessera_media::read_video(&out).unwrap();
+        assert_eq!(frames.len(), if ext == "png" { 1 } else { 9 }, "{ext}");
+        assert_eq!((frames[0].width, frames[0].height), (48, 32), "{ext}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_clear_error() {
+    let dir = scratch("errors");
+    let out = dir.join("out.mp4");
+    let with = |f: &dyn Fn(&mut Vec<String>)| {
+        let mut a = tiny_args(&out);
+        f(&mut a);
+        a
+    };
+    let set = |a: &mut Vec<String>, flag: &str, v: &str| {
+        let i = a.iter().position(|x| x == flag).unwrap();
+        a[i + 1] = v.to_string();
+    };
+
+    let e = fails(&with(&|a| set(a, "--frames", "10")), &out);
+    assert!(e.contains("9 and 13"), "{e}");
+    let e = fails(&with(&|a| set(a, "--size", "50x32")), &out);
+    assert!(e.contains("50x32") && e.contains("multiple of 16"), "{e}");
+    let e = fails(&with(&|a| set(a, "--size", "fifty")), &out);
+    assert!(e.contains("WIDTHxHEIGHT"), "{e}");
+    let e = fails(&with(&|a| set(a, "--model", "/nonexistent/model")), &out);
+    assert!(e.contains("/nonexistent/model"), "{e}");
+    let bad_out = dir.join("out.avi");
+    let e = fails(&with(&|a| set(a, "-o", bad_out.to_str().unwrap())), &bad_out);
+    assert!(e.contains(".avi") || e.contains("\"avi\""), "{e}");
+
+    // A latents file without the `latents` tensor, and one with the wrong shape.
+    let lat = dir.join("lat.safetensors");
+    let zeros = Tensor::zeros((1, 16, 2, 4, 6), DType::F32, &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("noise".to_string(), zeros.clone())]), &lat).unwrap();
+    let e = fails(&with(&|a| a.extend(["--latents".into(), lat.to_str().unwrap().into()])), &out);
+    assert!(e.contains("latents") && e.contains("noise"), "{e}");
+    candle_core::safetensors::save(&std::collections::HashMap::from([("latents".to_string(), zeros)]), &lat).unwrap();
+    let e = fails(&with(&|a| a.extend(["--latents".into(), lat.to_str().unwrap().into()])), &out);
+    assert!(e.contains("[1, 16, 3, 4, 6]"), "{e}");
+    let e = fails(&with(&|a| a.extend(["--latents".into(), "/nonexistent.safetensors".into()])), &out);
+    assert!(e.contains("/nonexistent.safetensors"), "{e}");
+}
+
+/// Copies a fixture model so a test can break one file of it.
+fn copy_model(name: &str, to: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dst = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &dst);
+            } else {
+                std::fs::copy(e.path(), dst).unwrap();
+            }
+        }
+    }
+    let dst = to.join(name);
+    copy(&models().join(name), &dst);
+    dst
+}
+
+#[test]
+fn broken_model_folders_name_the_file() {
+    let dir = scratch("broken");
+    let out = dir.join("out.png");
+
+    // Unknown class in a config.
+    let m = copy_model("wan21", &dir.join("a"));
+    let cfg = m.join("transformer/config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("WanTransformer3DModel", "FluxTransformer2DModel");
+    std::fs::write(&cfg, text).unwrap();
+    let mut a = tiny_args(&out);
+    a[2] = m.to_str().unwrap().into();
+    let e = fails(&a, &out);
+    assert!(e.contains("FluxTransformer2DModel") && e.contains("config.json"), "{e}");
+
+    // A tensor missing from the weights.
+    let m = copy_model("wan21", &dir.join("b"));
+    let w = m.join("transformer/diffusion_pytorch_model.safetensors");
+    let mut t = candle_core::safetensors::load(&w, &Device::Cpu).unwrap();
+    t.remove("proj_out.weight").unwrap();
+    candle_core::safetensors::save(&t, &w).unwrap();
+    a[2] = m.to_str().unwrap().into();
+    let e = fails(&a, &out);
+    assert!(e.contains("proj_out.weight") && e.contains("transformer"), "{e}");
+
+    // A tensor of the wrong shape.
+    let m = copy_model("wan21", &dir.join("c"));
+    let w = m.join("transformer/diffusion_pytorch_model.safetensors");
+    let mut t = candle_core::safetensors::load(&w, &Device::Cpu).unwrap();
+    t.insert("proj_out.weight".into(), Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap());
+    candle_core::safetensors::save(&t, &w).unwrap();
+    a[2] = m.to_str().unwrap().into();
+    let e = fails(&a, &out);
+    assert!(e.contains("proj_out.weight") && e.contains("shape"), "{e}");
+
+    // A missing weights file.
+    let m = copy_model("wan21", &dir.join("d"));
+    std::fs::remove_file(m.join("vae/diffusion_pytorch_model.safetensors")).unwrap();
+    a[2] = m.to_str().unwrap().into();
+    let e = fails(&a, &out);
+    assert!(e.contains("vae"), "{e}");
+}

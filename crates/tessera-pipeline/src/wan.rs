@@ -1,0 +1,350 @@
+//! Text-to-video with a Wan-family diffusers folder, numerically following diffusers'
+//! `WanPipeline.__call__` (pipelines/wan/pipeline_wan.py): prompt embeddings zero-padded
+//! to `max_sequence_length`, seeded (or given) latents, the scheduler's timesteps with
+//! classifier-free guidance, the two-expert switch at `boundary_ratio`, per-token
+//! timesteps for `expand_timesteps`, then latent de-normalisation and VAE decode.
+//!
+//! Unlike diffusers, components are loaded one at a time and dropped when done (text
+//! encoder, then each expert, then the VAE), so peak memory is the largest component
+//! rather than their sum, and the VAE decodes one latent frame at a time.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use tessera_models::tokenizer::WanTokenizer;
+use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
+use tessera_models::wan::config::WanTransformerConfig;
+use tessera_models::wan::transformer::WanTransformer3DModel;
+use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig};
+
+use crate::error::invalid;
+use crate::guidance;
+use crate::model_index::ModelIndex;
+use crate::noise;
+use crate::sampler::{sample, Denoiser};
+use crate::scheduler::Scheduler;
+use crate::Result;
+
+/// What to generate. Defaults are diffusers' `WanPipeline.__call__` defaults.
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+    pub steps: usize,
+    pub guidance: f64,
+    /// Guidance for the second (low-noise) expert; defaults to `guidance`.
+    pub guidance_2: Option<f64>,
+    pub max_sequence_length: usize,
+    pub seed: u64,
+    /// Initial noise (1, C, T', H', W') instead of seeded noise.
+    pub latents: Option<Tensor>,
+    /// Overrides the scheduler config's shift.
+    pub flow_shift: Option<f64>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            width: 832,
+            height: 480,
+            frames: 81,
+            steps: 50,
+            guidance: 5.0,
+            guidance_2: None,
+            max_sequence_length: 512,
+            seed: 0,
+            latents: None,
+            flow_shift: None,
+        }
+    }
+}
+
+/// Progress events, for the binary or server to render as it likes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress<'a> {
+    /// A stage starts: "load text encoder", "encode prompt", "load transformer", ...
+    Stage(&'a str),
+    /// Denoising step `step` of `total` is done.
+    Step { step: usize, total: usize },
+    /// `done` of `total` output frames are decoded.
+    Decoded { done: usize, total: usize },
+}
+
+pub struct WanPipeline {
+    dir: PathBuf,
+    index: ModelIndex,
+    transformer_config: WanTransformerConfig,
+    vae_config: AutoencoderKLWanConfig,
+    device: Device,
+    dtype: DType,
+}
+
+impl WanPipeline {
+    /// Reads the folder's index and configs (no weights yet) and checks that every
+    /// component this pipeline needs is there.
+    pub fn open(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        let index = ModelIndex::load(dir)?;
+        for c in ["tokenizer", "text_encoder", "vae", "scheduler", "transformer"] {
+            index.require(c)?;
+        }
+        if index.boundary_ratio.is_some() {
+            index.require("transformer_2")?;
+        }
+        let transformer_config = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
+        let vae_config = AutoencoderKLWanConfig::load(&dir.join("vae/config.json"))?;
+        // Fail now, not after minutes of work, on a scheduler we cannot run.
+        Scheduler::from_file(&dir.join("scheduler/scheduler_config.json"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index,
+            transformer_config,
+            vae_config,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index(&self) -> &ModelIndex {
+        &self.index
+    }
+
+    pub fn temporal_factor(&self) -> usize {
+        self.vae_config.temporal_factor()
+    }
+
+    /// Pixels per latent cell times the transformer's patch: sizes must be multiples.
+    pub fn size_multiple(&self) -> usize {
+        let p = &self.transformer_config.patch_size;
+        self.vae_config.spatial_factor() * p[1].max(p[2])
+    }
+
+    /// (1, C, T', H', W') for the requested size and frame count.
+    pub fn latent_shape(&self, p: &GenerateParams) -> [usize; 5] {
+        let s = self.vae_config.spatial_factor();
+        [
+            1,
+            self.transformer_config.in_channels,
+            (p.frames - 1) / self.temporal_factor() + 1,
+            p.height / s,
+            p.width / s,
+        ]
+    }
+
+    /// Checks every user-facing parameter before any work starts.
+    pub fn validate(&self, p: &GenerateParams) -> Result<()> {
+        let m = self.size_multiple();
+        if p.width == 0 || p.height == 0 || p.width % m != 0 || p.height % m != 0 {
+            let round = |x: usize| (x.max(1)).div_ceil(m) * m;
+            return invalid(format!(
+                "size {}x{} is not a multiple of {m} (the VAE's spatial stride times the patch size) in both sides; try {}x{}",
+                p.width,
+                p.height,
+                round(p.width),
+                round(p.height)
+            ));
+        }
+        let tf = self.temporal_factor();
+        if p.frames == 0 || (p.frames - 1) % tf != 0 {
+            let below = p.frames.saturating_sub(1) / tf * tf + 1;
+            let above = below + tf;
+            return invalid(format!(
+                "--frames {} is not of the form {tf}k+1; the nearest valid counts are {below} and {above}",
+                p.frames
+            ));
+        }
+        if p.steps == 0 {
+            return invalid("--steps must be at least 1");
+        }
+        if p.max_sequence_length == 0 {
+            return invalid("--max-sequence-length must be at least 1");
+        }
+        for (name, g) in [("--guidance", Some(p.guidance)), ("--guidance-2", p.guidance_2)] {
+            if let Some(g) = g {
+                if !g.is_finite() || g < 0.0 {
+                    return invalid(format!("{name} must be a finite number >= 0, got {g}"));
+                }
+            }
+        }
+        if let Some(l) = &p.latents {
+            let want = self.latent_shape(p);
+            if l.dims() != want {
+                return invalid(format!(
+                    "latents have shape {:?} but {}x{} with {} frames needs {:?}",
+                    l.dims(),
+                    p.width,
+                    p.height,
+                    p.frames,
+                    want
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Prompt (and negative prompt, when guidance is on) embeddings, each (1, L, D) in the
+    /// pipeline dtype. The text encoder is dropped before returning.
+    pub fn encode_text(
+        &self,
+        p: &GenerateParams,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        progress(Progress::Stage("load text encoder"));
+        let tokenizer = WanTokenizer::from_file(&self.dir.join("tokenizer/tokenizer.json"))?;
+        let encoder = UMT5EncoderModel::load(&self.dir.join("text_encoder"), self.dtype, &self.device)?;
+        progress(Progress::Stage("encode prompt"));
+        let any_guidance = guidance::enabled(p.guidance) || p.guidance_2.is_some_and(guidance::enabled);
+        let cond = encode_prompts(&tokenizer, &encoder, &[&p.prompt], p.max_sequence_length, &self.device)?
+            .to_dtype(self.dtype)?;
+        let uncond = if any_guidance {
+            Some(
+                encode_prompts(&tokenizer, &encoder, &[&p.negative_prompt], p.max_sequence_length, &self.device)?
+                    .to_dtype(self.dtype)?,
+            )
+        } else {
+            None
+        };
+        Ok((cond, uncond))
+    }
+
+    /// Initial noise: given latents or seeded Gaussian noise, as f32 (the reference keeps
+    /// latents in f32 and casts only the transformer input).
+    pub fn initial_latents(&self, p: &GenerateParams) -> Result<Tensor> {
+        match &p.latents {
+            Some(l) => Ok(l.to_dtype(DType::F32)?.to_device(&self.device)?),
+            None => Ok(noise::randn(p.seed, self.latent_shape(p).to_vec(), &Device::Cpu)?
+                .to_device(&self.device)?),
+        }
+    }
+
+    /// Runs the sampler and returns the final latents (1, C, T', H', W') in f32.
+    pub fn denoise(
+        &self,
+        p: &GenerateParams,
+        cond: &Tensor,
+        uncond: Option<&Tensor>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Tensor> {
+        let mut scheduler = Scheduler::from_file(&self.dir.join("scheduler/scheduler_config.json"))?;
+        if let Some(shift) = p.flow_shift {
+            scheduler.set_shift(shift)?;
+        }
+        scheduler.set_timesteps(p.steps)?;
+        let mut latents = self.initial_latents(p)?;
+        let timesteps = scheduler.timesteps().to_vec();
+        let n = timesteps.len();
+
+        // Split the steps between the experts: t >= boundary goes to `transformer`.
+        let boundary = self
+            .index
+            .boundary_ratio
+            .map(|r| r * scheduler.num_train_timesteps() as f64);
+        let split = match boundary {
+            Some(b) => timesteps.iter().take_while(|&&t| t >= b).count(),
+            None => n,
+        };
+        let g2 = p.guidance_2.unwrap_or(p.guidance);
+        let segments = [("transformer", 0..split, p.guidance), ("transformer_2", split..n, g2)];
+        for (name, range, g) in segments {
+            if range.is_empty() {
+                continue;
+            }
+            progress(Progress::Stage(if name == "transformer" {
+                "load transformer"
+            } else {
+                "load transformer_2"
+            }));
+            let model = WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
+            let denoiser = WanDenoiser {
+                model: &model,
+                cond,
+                uncond: if guidance::enabled(g) { uncond } else { None },
+                guidance: g,
+                expand_timesteps: self.index.expand_timesteps,
+                dtype: self.dtype,
+            };
+            progress(Progress::Stage("denoise"));
+            latents = sample(&denoiser, &mut scheduler, latents, range, &mut |i, _| {
+                progress(Progress::Step { step: i, total: n })
+            })?;
+        }
+        Ok(latents)
+    }
+
+    /// Decodes final latents to frames (T, H, W, 3) f32 in [0, 1], exactly diffusers'
+    /// `output_type="np"`. The VAE streams one latent frame at a time.
+    pub fn decode(&self, latents: &Tensor, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
+        progress(Progress::Stage("load vae"));
+        let vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
+        progress(Progress::Stage("decode"));
+        let z = vae.denormalize_latents(&latents.to_dtype(self.dtype)?)?;
+        let t_lat = z.dim(2)?;
+        let total = (t_lat - 1) * self.temporal_factor() + 1;
+        let mut chunks: Vec<Tensor> = Vec::new();
+        let mut done = 0;
+        vae.decode_streaming(&z, &mut |chunk: Tensor| {
+            // (1, 3, t, H, W) in [-1, 1] -> (t, H, W, 3) in [0, 1]
+            let frames = ((chunk.to_dtype(DType::F32)? / 2.0)? + 0.5)?
+                .clamp(0f32, 1f32)?
+                .squeeze(0)?
+                .permute((1, 2, 3, 0))?
+                .to_device(&Device::Cpu)?;
+            done += frames.dim(0)?;
+            chunks.push(frames);
+            progress(Progress::Decoded { done, total });
+            Ok(())
+        })?;
+        Ok(Tensor::cat(&chunks, 0)?)
+    }
+
+    /// The whole text-to-video run: frames (T, H, W, 3) in [0, 1].
+    pub fn generate(&self, p: &GenerateParams, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
+        self.validate(p)?;
+        let (cond, uncond) = self.encode_text(p, progress)?;
+        let latents = self.denoise(p, &cond, uncond.as_ref(), progress)?;
+        self.decode(&latents, progress)
+    }
+}
+
+/// One expert with classifier-free guidance, as the body of diffusers' denoising loop.
+struct WanDenoiser<'a> {
+    model: &'a WanTransformer3DModel,
+    cond: &'a Tensor,
+    uncond: Option<&'a Tensor>,
+    guidance: f64,
+    expand_timesteps: bool,
+    dtype: DType,
+}
+
+impl Denoiser for WanDenoiser<'_> {
+    fn velocity(&self, x: &Tensor, t: f64, _step: usize) -> Result<Tensor> {
+        let x_in = x.to_dtype(self.dtype)?;
+        let timestep = if self.expand_timesteps {
+            // Wan 2.2 TI2V: one timestep per latent token (seq_len = T' * H'/2 * W'/2),
+            // `mask * t` with an all-ones mask for text-to-video.
+            let (_, _, tl, hl, wl) = x.dims5()?;
+            let p = &self.model.config().patch_size;
+            let tokens = (tl / p[0]) * (hl / p[1]) * (wl / p[2]);
+            Tensor::full(t as f32, (1, tokens), x.device())?
+        } else {
+            Tensor::full(t as f32, 1, x.device())?
+        };
+        let cond = self.model.forward(&x_in, &timestep, self.cond, None)?;
+        let v = match self.uncond {
+            Some(uncond) => {
+                let u = self.model.forward(&x_in, &timestep, uncond, None)?;
+                guidance::cfg(&cond, &u, self.guidance)?
+            }
+            None => cond,
+        };
+        Ok(v)
+    }
+}
