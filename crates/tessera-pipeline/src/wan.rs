@@ -97,8 +97,14 @@ impl WanPipeline {
         }
         let transformer_config = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
         let vae_config = AutoencoderKLWanConfig::load(&dir.join("vae/config.json"))?;
-        // Fail now, not after minutes of work, on a scheduler we cannot run.
+        // Fail now, not after minutes of work, on a scheduler we cannot run or weights
+        // that are not there.
         Scheduler::from_file(&dir.join("scheduler/scheduler_config.json"))?;
+        for c in ["text_encoder", "vae", "transformer", "transformer_2"] {
+            if index.has(c) {
+                tessera_models::loading::safetensors_files(&dir.join(c))?;
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             index,
