@@ -1,0 +1,411 @@
+//! The Wan diffusion transformer (Wan team 2025, "Wan: Open and Advanced Large-Scale Video
+//! Generative Models"), following diffusers' `WanTransformer3DModel`
+//! (models/transformers/transformer_wan.py): spacetime patches of the latent video,
+//! 3-axis RoPE self-attention with RMS-normed q/k across heads, cross-attention to the
+//! text (and, for I2V checkpoints, CLIP image) tokens, and DiT-style adaLN modulation
+//! from the timestep (per sample, or per token for Wan 2.2 TI2V).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use crate::loading::{in_component, var_builder};
+use crate::ops::{attention, layer_norm_f32, rms_norm};
+use crate::wan::config::WanTransformerConfig;
+use crate::wan::rope;
+
+/// Sinusoidal timestep features (diffusers `get_timestep_embedding` with
+/// flip_sin_to_cos=True, downscale_freq_shift=0): [cos(t f_i), sin(t f_i)], f_i =
+/// exp(-ln(10000) i / half), computed in f32 like the reference. t: (N,) -> (N, dim).
+pub fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(10000f32.ln()) * i as f32 / half as f32).exp())
+        .collect();
+    let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
+    let args = t.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?; // (N, half)
+    Tensor::cat(&[args.cos()?, args.sin()?], 1)
+}
+
+/// (B, C, T, H, W) -> (B, L, C * pt * ph * pw) with L = T/pt * H/ph * W/pw in (t, h, w)
+/// order: the input of the patch-embedding Conv3d (kernel = stride = patch) as a matmul.
+pub fn patchify(x: &Tensor, p: [usize; 3]) -> Result<Tensor> {
+    let (b, c, t, h, w) = x.dims5()?;
+    let (ft, fh, fw) = (t / p[0], h / p[1], w / p[2]);
+    x.reshape(vec![b, c, ft, p[0], fh, p[1], fw, p[2]])?
+        .permute(vec![0, 2, 4, 6, 1, 3, 5, 7])? // (B, T', H', W', C, pt, ph, pw)
+        .reshape((b, ft * fh * fw, c * p[0] * p[1] * p[2]))
+}
+
+/// (B, L, pt * ph * pw * C) -> (B, C, T, H, W), the reference's
+/// `reshape(B, T', H', W', pt, ph, pw, C).permute(0, 7, 1, 4, 2, 5, 3, 6)`.
+pub fn unpatchify(x: &Tensor, grid: (usize, usize, usize), p: [usize; 3]) -> Result<Tensor> {
+    let (b, _, n) = x.dims3()?;
+    let c = n / (p[0] * p[1] * p[2]);
+    let (ft, fh, fw) = grid;
+    x.reshape(vec![b, ft, fh, fw, p[0], p[1], p[2], c])?
+        .permute(vec![0, 7, 1, 4, 2, 5, 3, 6])? // (B, C, T', pt, H', ph, W', pw)
+        .reshape((b, c, ft * p[0], fh * p[1], fw * p[2]))
+}
+
+/// Linear -> act -> Linear, the shape shared by the time, text and FFN projections.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    act: Act,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Silu,
+    GeluTanh,
+    GeluErf,
+}
+
+impl Mlp {
+    fn new(i: usize, h: usize, o: usize, act: Act, vb1: VarBuilder, vb2: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: linear(i, h, vb1)?,
+            fc2: linear(h, o, vb2)?,
+            act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.fc1.forward(x)?;
+        let h = match self.act {
+            Act::Silu => h.silu()?,
+            Act::GeluTanh => h.gelu()?,
+            Act::GeluErf => h.gelu_erf()?,
+        };
+        self.fc2.forward(&h)
+    }
+}
+
+/// Self- or cross-attention with RMS norm of q and k across all heads.
+#[derive(Debug, Clone)]
+struct Attention {
+    /// Self-attention: q, k, v fused into one projection (same result, one matmul).
+    qkv: Option<Linear>,
+    q: Linear,
+    kv: Linear,
+    out: Linear,
+    norm_q: Tensor,
+    norm_k: Tensor,
+    /// I2V: projections of the image context and its key norm.
+    added: Option<(Linear, Tensor)>,
+    heads: usize,
+    eps: f64,
+}
+
+fn fuse(parts: &[&Linear]) -> Result<Linear> {
+    let w: Vec<Tensor> = parts.iter().map(|l| l.weight().clone()).collect();
+    let b: Vec<Tensor> = parts.iter().filter_map(|l| l.bias().cloned()).collect();
+    Ok(Linear::new(Tensor::cat(&w, 0)?, Some(Tensor::cat(&b, 0)?)))
+}
+
+impl Attention {
+    fn new(dim: usize, heads: usize, eps: f64, cross: bool, added_kv: Option<usize>, vb: VarBuilder) -> Result<Self> {
+        let q = linear(dim, dim, vb.pp("to_q"))?;
+        let k = linear(dim, dim, vb.pp("to_k"))?;
+        let v = linear(dim, dim, vb.pp("to_v"))?;
+        let out = linear(dim, dim, vb.pp("to_out").pp("0"))?;
+        let norm_q = vb.pp("norm_q").get(dim, "weight")?;
+        let norm_k = vb.pp("norm_k").get(dim, "weight")?;
+        let added = match added_kv {
+            Some(a) if cross => Some((
+                fuse(&[&linear(a, dim, vb.pp("add_k_proj"))?, &linear(a, dim, vb.pp("add_v_proj"))?])?,
+                vb.pp("norm_added_k").get(dim, "weight")?,
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            qkv: if cross { None } else { Some(fuse(&[&q, &k, &v])?) },
+            kv: fuse(&[&k, &v])?,
+            q,
+            out,
+            norm_q,
+            norm_k,
+            added,
+            heads,
+            eps,
+        })
+    }
+
+    /// (B, L, H * Dh) -> (B, H, L, Dh)
+    fn heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, l, n) = x.dims3()?;
+        x.reshape((b, l, self.heads, n / self.heads))?.transpose(1, 2)
+    }
+
+    /// Scaled dot-product attention of already projected, normed q, k, v (B, L, H*Dh).
+    fn sdpa(&self, q: &Tensor, k: &Tensor, v: &Tensor, rope: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
+        let (b, l, n) = q.dims3()?;
+        let (mut q, mut k) = (self.heads(q)?, self.heads(k)?);
+        if let Some((cos, sin)) = rope {
+            q = rope::apply(&q, cos, sin)?;
+            k = rope::apply(&k, cos, sin)?;
+        }
+        let scale = 1.0 / ((n / self.heads) as f64).sqrt();
+        let o = attention(&q, &k, &self.heads(v)?, None, scale)?; // (B, H, L, Dh)
+        o.transpose(1, 2)?.reshape((b, l, n))
+    }
+
+    fn forward_self(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let n = x.dim(D::Minus1)?;
+        let qkv = match &self.qkv {
+            Some(l) => l.forward(x)?,
+            None => candle_core::bail!("internal: cross-attention used as self-attention"),
+        };
+        let q = rms_norm(&qkv.narrow(D::Minus1, 0, n)?, Some(&self.norm_q), self.eps)?;
+        let k = rms_norm(&qkv.narrow(D::Minus1, n, n)?, Some(&self.norm_k), self.eps)?;
+        let v = qkv.narrow(D::Minus1, 2 * n, n)?;
+        self.out.forward(&self.sdpa(&q, &k, &v, Some((cos, sin)))?)
+    }
+
+    fn forward_cross(&self, x: &Tensor, ctx: &Tensor, img: Option<&Tensor>) -> Result<Tensor> {
+        let n = x.dim(D::Minus1)?;
+        let q = rms_norm(&self.q.forward(x)?, Some(&self.norm_q), self.eps)?;
+        let kv = self.kv.forward(ctx)?;
+        let k = rms_norm(&kv.narrow(D::Minus1, 0, n)?, Some(&self.norm_k), self.eps)?;
+        let mut o = self.sdpa(&q, &k, &kv.narrow(D::Minus1, n, n)?, None)?;
+        if let (Some((proj, norm)), Some(img)) = (&self.added, img) {
+            let kv = proj.forward(img)?;
+            let k = rms_norm(&kv.narrow(D::Minus1, 0, n)?, Some(norm), self.eps)?;
+            o = (o + self.sdpa(&q, &k, &kv.narrow(D::Minus1, n, n)?, None)?)?;
+        }
+        self.out.forward(&o)
+    }
+}
+
+/// One block: adaLN-modulated self-attention, cross-attention, adaLN-modulated FFN.
+#[derive(Debug, Clone)]
+struct Block {
+    attn1: Attention,
+    attn2: Attention,
+    norm2: Option<(Tensor, Tensor)>,
+    ffn: Mlp,
+    /// (1, 1, 6, D): shift, scale, gate for attention and for the FFN.
+    scale_shift_table: Tensor,
+    eps: f64,
+}
+
+impl Block {
+    fn new(cfg: &WanTransformerConfig, vb: VarBuilder) -> Result<Self> {
+        let dim = cfg.inner_dim();
+        let heads = cfg.num_attention_heads;
+        let norm2 = if cfg.cross_attn_norm {
+            Some((vb.pp("norm2").get(dim, "weight")?, vb.pp("norm2").get(dim, "bias")?))
+        } else {
+            None
+        };
+        Ok(Self {
+            attn1: Attention::new(dim, heads, cfg.eps, false, None, vb.pp("attn1"))?,
+            attn2: Attention::new(dim, heads, cfg.eps, true, cfg.added_kv_proj_dim, vb.pp("attn2"))?,
+            norm2,
+            ffn: Mlp::new(
+                dim,
+                cfg.ffn_dim,
+                dim,
+                Act::GeluTanh,
+                vb.pp("ffn.net.0.proj"),
+                vb.pp("ffn.net.2"),
+            )?,
+            scale_shift_table: vb.get((1, 6, dim), "scale_shift_table")?.unsqueeze(0)?,
+            eps: cfg.eps,
+        })
+    }
+
+    /// x: (B, L, D); temb: (B, Lt, 6, D) in f32 with Lt = 1 or L; ctx: (B, Lc, D).
+    fn forward(&self, x: &Tensor, temb: &Tensor, ctx: &Tensor, img: Option<&Tensor>, rope: (&Tensor, &Tensor)) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let m = self.scale_shift_table.to_dtype(DType::F32)?.broadcast_add(temb)?;
+        let part = |i: usize| m.narrow(2, i, 1)?.squeeze(2); // (B, Lt, D)
+        let (shift, scale, gate) = (part(0)?, part(1)?, part(2)?);
+        let (c_shift, c_scale, c_gate) = (part(3)?, part(4)?, part(5)?);
+        let modulate = |x: &Tensor, shift: &Tensor, scale: &Tensor| -> Result<Tensor> {
+            layer_norm_f32(x, None, None, self.eps)?
+                .broadcast_mul(&(scale + 1.0)?)?
+                .broadcast_add(shift)?
+                .to_dtype(dtype)
+        };
+        let gated = |x: &Tensor, y: &Tensor, gate: &Tensor| -> Result<Tensor> {
+            (x.to_dtype(DType::F32)? + y.to_dtype(DType::F32)?.broadcast_mul(gate)?)?.to_dtype(dtype)
+        };
+
+        let h = self.attn1.forward_self(&modulate(x, &shift, &scale)?, rope.0, rope.1)?;
+        let x = gated(x, &h, &gate)?;
+        let n = match &self.norm2 {
+            Some((w, b)) => layer_norm_f32(&x, Some(w), Some(b), self.eps)?.to_dtype(dtype)?,
+            None => x.clone(),
+        };
+        let x = (&x + self.attn2.forward_cross(&n, ctx, img)?)?;
+        let h = self.ffn.forward(&modulate(&x, &c_shift, &c_scale)?)?;
+        gated(&x, &h, &c_gate)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WanTransformer3DModel {
+    cfg: WanTransformerConfig,
+    /// Patch-embedding Conv3d as a matmul: weight (D, C * pt * ph * pw), bias (D).
+    patch_embedding: Linear,
+    time_embedder: Mlp,
+    time_proj: Linear,
+    text_embedder: Mlp,
+    /// I2V: norm1 (w, b), ff, norm2 (w, b), optional pos_embed.
+    image_embedder: Option<ImageEmbedder>,
+    blocks: Vec<Block>,
+    /// (1, 1, 2, D): shift and scale of the output norm.
+    scale_shift_table: Tensor,
+    proj_out: Linear,
+}
+
+#[derive(Debug, Clone)]
+struct ImageEmbedder {
+    norm1: (Tensor, Tensor),
+    ff: Mlp,
+    norm2: (Tensor, Tensor),
+    pos_embed: Option<Tensor>,
+}
+
+impl ImageEmbedder {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = match &self.pos_embed {
+            // Wan 2.1 FLF2V: two images' tokens side by side, each with its position.
+            Some(p) => {
+                let (b, l, d) = x.dims3()?;
+                x.reshape((b / 2, 2 * l, d))?.broadcast_add(p)?
+            }
+            None => x.clone(),
+        };
+        let h = layer_norm_f32(&x, Some(&self.norm1.0), Some(&self.norm1.1), 1e-5)?.to_dtype(dtype)?;
+        let h = self.ff.forward(&h)?;
+        layer_norm_f32(&h, Some(&self.norm2.0), Some(&self.norm2.1), 1e-5)?.to_dtype(dtype)
+    }
+}
+
+impl WanTransformer3DModel {
+    pub fn new(cfg: &WanTransformerConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.inner_dim();
+        let p = cfg.patch_size;
+        let patch_in = cfg.in_channels * p[0] * p[1] * p[2];
+        let pe = vb.pp("patch_embedding");
+        let patch_embedding = Linear::new(
+            pe.get((d, cfg.in_channels, p[0], p[1], p[2]), "weight")?.reshape((d, patch_in))?,
+            Some(pe.get(d, "bias")?),
+        );
+        let ce = vb.pp("condition_embedder");
+        let image_embedder = match cfg.image_dim {
+            Some(img) => {
+                let ie = ce.pp("image_embedder");
+                let ln = |vb: VarBuilder, n: usize| -> Result<(Tensor, Tensor)> { Ok((vb.get(n, "weight")?, vb.get(n, "bias")?)) };
+                Some(ImageEmbedder {
+                    norm1: ln(ie.pp("norm1"), img)?,
+                    ff: Mlp::new(img, img, d, Act::GeluErf, ie.pp("ff.net.0.proj"), ie.pp("ff.net.2"))?,
+                    norm2: ln(ie.pp("norm2"), d)?,
+                    pos_embed: match cfg.pos_embed_seq_len {
+                        Some(n) => Some(ie.get((1, n, img), "pos_embed")?),
+                        None => None,
+                    },
+                })
+            }
+            None => None,
+        };
+        let blocks = (0..cfg.num_layers)
+            .map(|i| Block::new(cfg, vb.pp("blocks").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            patch_embedding,
+            time_embedder: Mlp::new(
+                cfg.freq_dim,
+                d,
+                d,
+                Act::Silu,
+                ce.pp("time_embedder.linear_1"),
+                ce.pp("time_embedder.linear_2"),
+            )?,
+            time_proj: linear(d, 6 * d, ce.pp("time_proj"))?,
+            text_embedder: Mlp::new(
+                cfg.text_dim,
+                d,
+                d,
+                Act::GeluTanh,
+                ce.pp("text_embedder.linear_1"),
+                ce.pp("text_embedder.linear_2"),
+            )?,
+            image_embedder,
+            blocks,
+            scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?.unsqueeze(0)?,
+            proj_out: linear(d, cfg.out_channels() * p[0] * p[1] * p[2], vb.pp("proj_out"))?,
+        })
+    }
+
+    /// Loads `dir/config.json` and the folder's safetensors; errors name the folder.
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> crate::Result<Self> {
+        let cfg = WanTransformerConfig::load(&dir.join("config.json"))?;
+        let vb = var_builder(dir, dtype, device)?;
+        in_component(dir, Self::new(&cfg, vb))
+    }
+
+    pub fn config(&self) -> &WanTransformerConfig {
+        &self.cfg
+    }
+
+    /// hidden_states: (B, C, T, H, W) latents; timestep: (B,) or (B, L) (one per patch
+    /// token, Wan 2.2 TI2V); encoder_hidden_states: (B, L_text, text_dim); image: (B,
+    /// L_img, image_dim) CLIP features for I2V checkpoints. Returns (B, C_out, T, H, W).
+    pub fn forward(
+        &self,
+        hidden_states: &Tensor,
+        timestep: &Tensor,
+        encoder_hidden_states: &Tensor,
+        encoder_hidden_states_image: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let p = self.cfg.patch_size;
+        let (b, _, t, h, w) = hidden_states.dims5()?;
+        let grid = (t / p[0], h / p[1], w / p[2]);
+        let dtype = hidden_states.dtype();
+        let (cos, sin) = rope::rope_tables(self.cfg.attention_head_dim, grid, hidden_states.device(), dtype)?;
+
+        let x = self.patch_embedding.forward(&patchify(hidden_states, p)?)?; // (B, L, D)
+
+        // Timestep conditioning: (B * Lt, freq) -> temb (B, Lt, D), proj (B, Lt, 6, D).
+        let lt = if timestep.rank() == 2 { timestep.dim(1)? } else { 1 };
+        let d = self.cfg.inner_dim();
+        let tfreq = timestep_embedding(&timestep.flatten_all()?, self.cfg.freq_dim)?.to_dtype(dtype)?;
+        let temb = self.time_embedder.forward(&tfreq)?; // (B * Lt, D)
+        let tproj = self
+            .time_proj
+            .forward(&temb.silu()?)?
+            .to_dtype(DType::F32)?
+            .reshape((b, lt, 6, d))?;
+        let temb = temb.to_dtype(DType::F32)?.reshape((b, lt, 1, d))?;
+
+        let ctx = self.text_embedder.forward(encoder_hidden_states)?; // (B, L_text, D)
+        let img = match (&self.image_embedder, encoder_hidden_states_image) {
+            (Some(e), Some(i)) => Some(e.forward(i)?),
+            _ => None,
+        };
+
+        let mut x = x;
+        for block in &self.blocks {
+            x = block.forward(&x, &tproj, &ctx, img.as_ref(), (&cos, &sin))?;
+        }
+
+        // Output: adaLN with the table's shift/scale plus temb, then project and unpatchify.
+        let m = self.scale_shift_table.to_dtype(DType::F32)?.broadcast_add(&temb)?; // (B, Lt, 2, D)
+        let shift = m.narrow(2, 0, 1)?.squeeze(2)?;
+        let scale = m.narrow(2, 1, 1)?.squeeze(2)?;
+        let x = layer_norm_f32(&x, None, None, self.cfg.eps)?
+            .broadcast_mul(&(scale + 1.0)?)?
+            .broadcast_add(&shift)?
+            .to_dtype(dtype)?;
+        let x = self.proj_out.forward(&x)?;
+        unpatchify(&x, grid, p)
+    }
+}
