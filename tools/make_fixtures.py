@@ -169,6 +169,13 @@ def build_models():
     shutil.copytree(os.path.join(MODELS, "wan21"), os.path.join(MODELS, "wan21_euler"))
     shutil.rmtree(os.path.join(MODELS, "wan21_euler/scheduler"))
     FlowMatchEulerDiscreteScheduler(shift=3.0).save_pretrained(os.path.join(MODELS, "wan21_euler/scheduler"))
+    # diffusers picks the scheduler class from model_index.json, so name Euler there too.
+    index_path = os.path.join(MODELS, "wan21_euler/model_index.json")
+    with open(index_path) as f:
+        index = json.load(f)
+    index["scheduler"] = ["diffusers", "FlowMatchEulerDiscreteScheduler"]
+    with open(index_path, "w") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
 
     # Wan 2.2 TI2V: residual VAE with patchify, z 48, per-token timesteps.
     p22 = WanPipeline(

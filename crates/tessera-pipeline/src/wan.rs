@@ -99,20 +99,27 @@ impl WanPipeline {
         let vae_config = AutoencoderKLWanConfig::load(&dir.join("vae/config.json"))?;
         // Fail now, not after minutes of work, on a scheduler we cannot run or weights
         // that are not there.
-        Scheduler::from_file(&dir.join("scheduler/scheduler_config.json"))?;
-        for c in ["text_encoder", "vae", "transformer", "transformer_2"] {
-            if index.has(c) {
-                tessera_models::loading::safetensors_files(&dir.join(c))?;
-            }
-        }
-        Ok(Self {
+        let pipeline = Self {
             dir: dir.to_path_buf(),
             index,
             transformer_config,
             vae_config,
             device: device.clone(),
             dtype,
-        })
+        };
+        pipeline.scheduler()?;
+        for c in ["text_encoder", "vae", "transformer", "transformer_2"] {
+            if pipeline.index.has(c) {
+                tessera_models::loading::safetensors_files(&dir.join(c))?;
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// A fresh scheduler of the class model_index.json names (as diffusers loads it).
+    pub fn scheduler(&self) -> Result<Scheduler> {
+        let class = self.index.require("scheduler")?;
+        Ok(Scheduler::from_file_as(&self.dir.join("scheduler/scheduler_config.json"), class)?)
     }
 
     pub fn dir(&self) -> &Path {
@@ -239,7 +246,7 @@ impl WanPipeline {
         uncond: Option<&Tensor>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Tensor> {
-        let mut scheduler = Scheduler::from_file(&self.dir.join("scheduler/scheduler_config.json"))?;
+        let mut scheduler = self.scheduler()?;
         if let Some(shift) = p.flow_shift {
             scheduler.set_shift(shift)?;
         }

@@ -50,6 +50,20 @@ impl Scheduler {
         Self::from_value(&class, &value, path)
     }
 
+    /// Reads `scheduler_config.json` as the class `class`: diffusers takes a pipeline's
+    /// scheduler class from `model_index.json`, whatever the config's `_class_name` says.
+    pub fn from_file_as(path: &Path, class: &str) -> Result<Self> {
+        if !SUPPORTED_CLASSES.contains(&class) {
+            return Err(Error::UnknownClass {
+                path: path.to_path_buf(),
+                class: class.to_string(),
+                supported: SUPPORTED_CLASSES.join(", "),
+            });
+        }
+        let value: Value = read_json(path)?;
+        Self::from_value(class, &value, path)
+    }
+
     /// Same as [`Scheduler::from_file`] for a config held in memory (tests, presets).
     pub fn from_json_str(json: &str) -> Result<Self> {
         let path = Path::new("<scheduler config>");
