@@ -1,1 +1,186 @@
-//! tessera-media
+//! Video and image files for tessera: MP4 (H.264 through OpenH264, with our own ISO BMFF
+//! muxer and demuxer), GIF and PNG. Frames are plain RGB8 buffers; this crate knows
+//! nothing of tensors. Writes are atomic: a temporary file beside the target is renamed
+//! over it at the end, so a failure never leaves a partial output.
+
+mod gif_io;
+mod h264;
+mod mp4;
+mod png_io;
+mod yuv;
+
+use std::path::{Path, PathBuf};
+
+pub use h264::Quality;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{path} has an unknown extension {ext:?}: use .mp4, .gif or .png")]
+    UnknownExtension { path: PathBuf, ext: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One RGB8 frame, rows top to bottom, 3 bytes per pixel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl Frame {
+    pub fn new(width: usize, height: usize, data: Vec<u8>) -> Result<Self> {
+        if width == 0 || height == 0 || data.len() != width * height * 3 {
+            return Err(Error::Invalid(format!(
+                "a {width}x{height} RGB frame needs {} bytes, got {}",
+                width * height * 3,
+                data.len()
+            )));
+        }
+        Ok(Self { width, height, data })
+    }
+
+    /// Mean squared error to another frame of the same size.
+    pub fn mse(&self, other: &Frame) -> f64 {
+        let n = self.data.len().max(1) as f64;
+        self.data
+            .iter()
+            .zip(&other.data)
+            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .sum::<f64>()
+            / n
+    }
+
+    /// Peak signal-to-noise ratio in dB (infinite for identical frames).
+    pub fn psnr(&self, other: &Frame) -> f64 {
+        let mse = self.mse(other);
+        if mse == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (255.0f64 * 255.0 / mse).log10()
+        }
+    }
+}
+
+/// Settings of the written file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    pub quality: Quality,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Mp4,
+    Gif,
+    Png,
+}
+
+fn kind(path: &Path) -> Result<Kind> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "mp4" => Ok(Kind::Mp4),
+        "gif" => Ok(Kind::Gif),
+        "png" => Ok(Kind::Png),
+        _ => Err(Error::UnknownExtension {
+            path: path.to_path_buf(),
+            ext,
+        }),
+    }
+}
+
+/// The temporary file a write goes through: hidden, beside the target, same folder so
+/// the final rename is atomic.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(source) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Write {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// Writes frames as the extension says: `.mp4` (H.264), `.gif` (looping), `.png` (the
+/// first frame: the image of a one-frame generation).
+pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions) -> Result<()> {
+    let kind = kind(path)?;
+    let first = frames
+        .first()
+        .ok_or_else(|| Error::Invalid(format!("no frames to write to {}", path.display())))?;
+    if frames.iter().any(|f| f.width != first.width || f.height != first.height) {
+        return Err(Error::Invalid(format!("frames written to {} differ in size", path.display())));
+    }
+    if !(fps.is_finite() && fps > 0.0) {
+        return Err(Error::Invalid(format!("frame rate {fps} is not a positive number")));
+    }
+    let bytes = match kind {
+        Kind::Mp4 => {
+            let stream = h264::encode(frames, fps, opts.quality).map_err(|m| format_err(path, m))?;
+            mp4::mux(&stream)
+        }
+        Kind::Gif => gif_io::encode(frames, fps).map_err(|m| format_err(path, m))?,
+        Kind::Png => png_io::encode(first).map_err(|m| format_err(path, m))?,
+    };
+    write_atomic(path, &bytes)
+}
+
+/// Reads all frames and the frame rate of an MP4 (H.264), GIF or PNG (one frame, 0 fps).
+pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
+    let kind = kind(path)?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let r = match kind {
+        Kind::Mp4 => mp4::demux(&bytes).and_then(|s| h264::decode(&s).map(|f| (f, s.fps))),
+        Kind::Gif => gif_io::decode(&bytes),
+        Kind::Png => png_io::decode(&bytes).map(|f| (vec![f], 0.0)),
+    };
+    r.map_err(|m| format_err(path, m))
+}
+
+/// The top-level boxes of an MP4 file in order, e.g. ["ftyp", "moov", "mdat"].
+pub fn mp4_top_level_boxes(path: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    mp4::top_level_boxes(&bytes).map_err(|m| format_err(path, m))
+}
+
+fn format_err(path: &Path, message: String) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        message,
+    }
+}
