@@ -96,7 +96,9 @@ pub fn parse_device(s: &str) -> Result<Device> {
     }
     if let Some(rest) = s.strip_prefix("cuda") {
         let ordinal = match rest.strip_prefix(':') {
-            Some(n) => n.parse().map_err(|_| anyhow!("--device {s:?}: bad GPU number"))?,
+            Some(n) => n
+                .parse()
+                .map_err(|_| anyhow!("--device {s:?}: bad GPU number"))?,
             None if rest.is_empty() => 0,
             None => bail!("--device {s:?} is not cpu or cuda[:N]"),
         };
@@ -118,7 +120,11 @@ fn read_latents(path: &Path) -> Result<Tensor> {
             bail!(
                 "latents file {} has no tensor named `latents` (it has: {})",
                 path.display(),
-                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     }

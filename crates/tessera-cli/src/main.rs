@@ -8,7 +8,11 @@ mod progress;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Sora-style video generation on your own machine")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Sora-style video generation on your own machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

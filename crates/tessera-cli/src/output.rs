@@ -44,7 +44,8 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64) -> Re
             let map = std::collections::HashMap::from([("frames".to_string(), frames)]);
             candle_core::safetensors::save(&map, &tmp)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         _ => {
             let (t, h, w, c) = frames.dims4()?;

@@ -105,6 +105,9 @@ impl Reporter {
 
     pub fn done(&mut self, msg: &str) {
         self.finish_bar();
-        self.message(&format!("{msg} in {:.1}s", self.start.elapsed().as_secs_f64()));
+        self.message(&format!(
+            "{msg} in {:.1}s",
+            self.start.elapsed().as_secs_f64()
+        ));
     }
 }

@@ -10,8 +10,10 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::new();
     {
-        let mut enc = gif::Encoder::new(&mut out, w as u16, h as u16, &[]).map_err(|e| e.to_string())?;
-        enc.set_repeat(gif::Repeat::Infinite).map_err(|e| e.to_string())?;
+        let mut enc =
+            gif::Encoder::new(&mut out, w as u16, h as u16, &[]).map_err(|e| e.to_string())?;
+        enc.set_repeat(gif::Repeat::Infinite)
+            .map_err(|e| e.to_string())?;
         // Delays are in hundredths of a second; carry the rounding error forward so
         // the average rate is right (e.g. 16 fps alternates 6 and 7).
         let mut clock = 0.0f64;
@@ -32,12 +34,17 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
 pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::RGBA);
-    let mut dec = opts.read_info(std::io::Cursor::new(bytes)).map_err(|e| format!("not a readable GIF ({e})"))?;
+    let mut dec = opts
+        .read_info(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a readable GIF ({e})"))?;
     let (w, h) = (dec.width() as usize, dec.height() as usize);
     let mut canvas = vec![0u8; w * h * 4];
     let mut frames = Vec::new();
     let mut total_delay = 0u64;
-    while let Some(f) = dec.read_next_frame().map_err(|e| format!("not a readable GIF ({e})"))? {
+    while let Some(f) = dec
+        .read_next_frame()
+        .map_err(|e| format!("not a readable GIF ({e})"))?
+    {
         // Composite the frame's rectangle onto the canvas (transparent pixels keep the old).
         let (fx, fy, fw) = (f.left as usize, f.top as usize, f.width as usize);
         for (i, px) in f.buffer.chunks(4).enumerate() {
@@ -53,6 +60,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
     if frames.is_empty() {
         return Err("GIF has no frames".into());
     }
-    let fps = if total_delay > 0 { frames.len() as f64 * 100.0 / total_delay as f64 } else { 0.0 };
+    let fps = if total_delay > 0 {
+        frames.len() as f64 * 100.0 / total_delay as f64
+    } else {
+        0.0
+    };
     Ok((frames, fps))
 }

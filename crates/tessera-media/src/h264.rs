@@ -4,7 +4,9 @@
 //! sample (ISO/IEC 14496-15).
 
 use openh264::decoder::Decoder;
-use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, QpRange, RateControlMode};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, QpRange, RateControlMode,
+};
 use openh264::formats::{YUVBuffer, YUVSource};
 use openh264::OpenH264API;
 
@@ -12,20 +14,15 @@ use crate::yuv::{rgb_to_yuv420, yuv420_to_rgb};
 use crate::Frame;
 
 /// Encoder quality: the quantiser range. Lower is better and larger.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Quality {
+    #[default]
     /// QP 8..18: visually lossless for generated content (the default).
     High,
     /// QP 20..32.
     Medium,
     /// An explicit QP range (0..=51).
     Qp(u8, u8),
-}
-
-impl Default for Quality {
-    fn default() -> Self {
-        Self::High
-    }
 }
 
 impl Quality {
@@ -78,21 +75,28 @@ pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, St
         .qp(QpRange::new(qmin, qmax))
         .skip_frames(false)
         // An IDR every 2 seconds so players can seek.
-        .intra_frame_period(IntraFramePeriod::from_num_frames((fps * 2.0).round().max(1.0) as u32));
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| format!("H.264 encoder: {e}"))?;
+        .intra_frame_period(IntraFramePeriod::from_num_frames(
+            (fps * 2.0).round().max(1.0) as u32,
+        ));
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| format!("H.264 encoder: {e}"))?;
     let mut sps = Vec::new();
     let mut pps = Vec::new();
     let mut samples = Vec::with_capacity(frames.len());
     for frame in frames {
         let yuv = rgb_to_yuv420(&frame.data, width, height);
         let buf = YUVBuffer::from_vec(yuv.data, yuv.width, yuv.height);
-        let bs = encoder.encode(&buf).map_err(|e| format!("H.264 encoder: {e}"))?;
+        let bs = encoder
+            .encode(&buf)
+            .map_err(|e| format!("H.264 encoder: {e}"))?;
         let mut data = Vec::new();
         let mut sync = false;
         for l in 0..bs.num_layers() {
             let Some(layer) = bs.layer(l) else { continue };
             for n in 0..layer.nal_count() {
-                let Some(nal) = layer.nal_unit(n) else { continue };
+                let Some(nal) = layer.nal_unit(n) else {
+                    continue;
+                };
                 let nal = strip_start_code(nal);
                 let Some(&head) = nal.first() else { continue };
                 match head & 0x1F {
@@ -132,28 +136,41 @@ pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
     let (w, h) = (stream.width, stream.height);
     let push = |yuv: &dyn YUVSource, frames: &mut Vec<Frame>| -> Result<(), String> {
         let (dw, dh) = yuv.dimensions();
-        let (cw, ch) = if w == 0 || h == 0 { (dw, dh) } else { (w.min(dw), h.min(dh)) };
+        let (cw, ch) = if w == 0 || h == 0 {
+            (dw, dh)
+        } else {
+            (w.min(dw), h.min(dh))
+        };
         let rgb = yuv420_to_rgb((yuv.y(), yuv.u(), yuv.v()), yuv.strides(), cw, ch);
         frames.push(Frame::new(cw, ch, rgb).map_err(|e| e.to_string())?);
         Ok(())
     };
     let mut header = annex_b(&stream.sps);
     header.extend(annex_b(&stream.pps));
-    decoder.decode(&header).map_err(|e| format!("H.264 parameter sets: {e}"))?;
+    decoder
+        .decode(&header)
+        .map_err(|e| format!("H.264 parameter sets: {e}"))?;
     for (i, s) in stream.samples.iter().enumerate() {
         let mut packet = Vec::with_capacity(s.data.len() + 16);
         let mut p = 0;
         while p + 4 <= s.data.len() {
-            let n = u32::from_be_bytes([s.data[p], s.data[p + 1], s.data[p + 2], s.data[p + 3]]) as usize;
+            let n = u32::from_be_bytes([s.data[p], s.data[p + 1], s.data[p + 2], s.data[p + 3]])
+                as usize;
             let end = (p + 4 + n).min(s.data.len());
             packet.extend(annex_b(&s.data[p + 4..end]));
             p = end;
         }
-        if let Some(yuv) = decoder.decode(&packet).map_err(|e| format!("H.264 frame {i}: {e}"))? {
+        if let Some(yuv) = decoder
+            .decode(&packet)
+            .map_err(|e| format!("H.264 frame {i}: {e}"))?
+        {
             push(&yuv, &mut frames)?;
         }
     }
-    for yuv in decoder.flush_remaining().map_err(|e| format!("H.264 flush: {e}"))? {
+    for yuv in decoder
+        .flush_remaining()
+        .map_err(|e| format!("H.264 flush: {e}"))?
+    {
         push(&yuv, &mut frames)?;
     }
     Ok(frames)

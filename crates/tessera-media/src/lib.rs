@@ -54,7 +54,11 @@ impl Frame {
                 data.len()
             )));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Mean squared error to another frame of the same size.
@@ -112,7 +116,10 @@ fn kind(path: &Path) -> Result<Kind> {
 /// The temporary file a write goes through: hidden, beside the target, same folder so
 /// the final rename is atomic.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
 
@@ -137,15 +144,24 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
     let first = frames
         .first()
         .ok_or_else(|| Error::Invalid(format!("no frames to write to {}", path.display())))?;
-    if frames.iter().any(|f| f.width != first.width || f.height != first.height) {
-        return Err(Error::Invalid(format!("frames written to {} differ in size", path.display())));
+    if frames
+        .iter()
+        .any(|f| f.width != first.width || f.height != first.height)
+    {
+        return Err(Error::Invalid(format!(
+            "frames written to {} differ in size",
+            path.display()
+        )));
     }
     if !(fps.is_finite() && fps > 0.0) {
-        return Err(Error::Invalid(format!("frame rate {fps} is not a positive number")));
+        return Err(Error::Invalid(format!(
+            "frame rate {fps} is not a positive number"
+        )));
     }
     let bytes = match kind {
         Kind::Mp4 => {
-            let stream = h264::encode(frames, fps, opts.quality).map_err(|m| format_err(path, m))?;
+            let stream =
+                h264::encode(frames, fps, opts.quality).map_err(|m| format_err(path, m))?;
             mp4::mux(&stream)
         }
         Kind::Gif => gif_io::encode(frames, fps).map_err(|m| format_err(path, m))?,

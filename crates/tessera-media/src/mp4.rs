@@ -92,7 +92,14 @@ fn moov(s: &Stream, data_offset: u64) -> Vec<u8> {
 
     // Sample description: avc1 with avcC. The coded size is the even-padded size.
     let (cw, ch) = (s.width.div_ceil(2) * 2, s.height.div_ceil(2) * 2);
-    let mut avcc = vec![1, s.sps.get(1).copied().unwrap_or(66), s.sps.get(2).copied().unwrap_or(0), s.sps.get(3).copied().unwrap_or(30), 0xFF, 0xE1];
+    let mut avcc = vec![
+        1,
+        s.sps.get(1).copied().unwrap_or(66),
+        s.sps.get(2).copied().unwrap_or(0),
+        s.sps.get(3).copied().unwrap_or(30),
+        0xFF,
+        0xE1,
+    ];
     be16(&mut avcc, s.sps.len() as u16);
     avcc.extend_from_slice(&s.sps);
     avcc.push(1);
@@ -123,7 +130,10 @@ fn moov(s: &Stream, data_offset: u64) -> Vec<u8> {
     be32(&mut stts, n);
     be32(&mut stts, delta);
     let mut stss = Vec::new();
-    let syncs: Vec<u32> = (0..n).filter(|&i| s.samples[i as usize].sync).map(|i| i + 1).collect();
+    let syncs: Vec<u32> = (0..n)
+        .filter(|&i| s.samples[i as usize].sync)
+        .map(|i| i + 1)
+        .collect();
     be32(&mut stss, syncs.len() as u32);
     syncs.iter().for_each(|&i| be32(&mut stss, i));
     let mut stsc = Vec::new();
@@ -134,7 +144,9 @@ fn moov(s: &Stream, data_offset: u64) -> Vec<u8> {
     let mut stsz = Vec::new();
     be32(&mut stsz, 0);
     be32(&mut stsz, n);
-    s.samples.iter().for_each(|x| be32(&mut stsz, x.data.len() as u32));
+    s.samples
+        .iter()
+        .for_each(|x| be32(&mut stsz, x.data.len() as u32));
 
     let mut stbl = Vec::new();
     full(&mut stbl, b"stsd", 0, 0, &stsd);
@@ -199,8 +211,11 @@ pub fn mux(s: &Stream) -> Vec<u8> {
     out
 }
 
-/// Iterates the boxes of a byte range: (type, payload).
-fn boxes(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, String> {
+/// A box: its four-character type and its payload.
+type BoxRef<'a> = ([u8; 4], &'a [u8]);
+
+/// The boxes of a byte range, in order.
+fn boxes(data: &[u8]) -> Result<Vec<BoxRef<'_>>, String> {
     let mut out = Vec::new();
     let mut p = 0;
     while p + 8 <= data.len() {
@@ -219,7 +234,10 @@ fn boxes(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, String> {
             n => (8, n),
         };
         if size < header || p + size > data.len() {
-            return Err(format!("box {:?} overruns the file", String::from_utf8_lossy(&kind)));
+            return Err(format!(
+                "box {:?} overruns the file",
+                String::from_utf8_lossy(&kind)
+            ));
         }
         out.push((kind, &data[p + header..p + size]));
         p += size;
@@ -228,7 +246,10 @@ fn boxes(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, String> {
 }
 
 fn find<'a>(data: &'a [u8], kind: &[u8; 4]) -> Result<Option<&'a [u8]>, String> {
-    Ok(boxes(data)?.into_iter().find(|(k, _)| k == kind).map(|(_, d)| d))
+    Ok(boxes(data)?
+        .into_iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, d)| d))
 }
 
 fn need<'a>(data: &'a [u8], kind: &[u8; 4]) -> Result<&'a [u8], String> {
@@ -260,19 +281,29 @@ pub fn demux(data: &[u8]) -> Result<Stream, String> {
             (u32_at(tkhd, 76)? >> 16, u32_at(tkhd, 80)? >> 16)
         };
         let mdhd = need(mdia, b"mdhd")?;
-        let timescale = if mdhd.first() == Some(&1) { u32_at(mdhd, 20)? } else { u32_at(mdhd, 12)? };
+        let timescale = if mdhd.first() == Some(&1) {
+            u32_at(mdhd, 20)?
+        } else {
+            u32_at(mdhd, 12)?
+        };
         let stbl = need(need(mdia, b"minf")?, b"stbl")?;
         let stsd = need(stbl, b"stsd")?;
         let entry = stsd.get(8..).ok_or("empty stsd")?;
         let (ekind, avc1) = boxes(entry)?.into_iter().next().ok_or("empty stsd")?;
         if &ekind != b"avc1" && &ekind != b"avc3" {
-            return Err(format!("video codec {:?} is not H.264 (avc1)", String::from_utf8_lossy(&ekind)));
+            return Err(format!(
+                "video codec {:?} is not H.264 (avc1)",
+                String::from_utf8_lossy(&ekind)
+            ));
         }
         let avcc = need(avc1.get(78..).ok_or("short avc1 entry")?, b"avcC")?;
         let nsps = (*avcc.get(5).ok_or("short avcC")? & 0x1F) as usize;
         let mut p = 6;
         let take = |p: &mut usize| -> Result<Vec<u8>, String> {
-            let n = u16::from_be_bytes([*avcc.get(*p).ok_or("short avcC")?, *avcc.get(*p + 1).ok_or("short avcC")?]) as usize;
+            let n = u16::from_be_bytes([
+                *avcc.get(*p).ok_or("short avcC")?,
+                *avcc.get(*p + 1).ok_or("short avcC")?,
+            ]) as usize;
             let v = avcc.get(*p + 2..*p + 2 + n).ok_or("short avcC")?.to_vec();
             *p += 2 + n;
             Ok(v)
@@ -298,43 +329,78 @@ pub fn demux(data: &[u8]) -> Result<Stream, String> {
         let fixed = u32_at(stsz, 4)?;
         let count = u32_at(stsz, 8)? as usize;
         let sizes: Vec<usize> = (0..count)
-            .map(|i| if fixed != 0 { Ok(fixed as usize) } else { u32_at(stsz, 12 + 4 * i).map(|x| x as usize) })
+            .map(|i| {
+                if fixed != 0 {
+                    Ok(fixed as usize)
+                } else {
+                    u32_at(stsz, 12 + 4 * i).map(|x| x as usize)
+                }
+            })
             .collect::<Result<_, _>>()?;
-        let offsets: Vec<u64> = if let Some(stco) = find(stbl, b"stco")? {
-            (0..u32_at(stco, 4)? as usize).map(|i| u32_at(stco, 8 + 4 * i).map(u64::from)).collect::<Result<_, _>>()?
-        } else {
-            let co64 = need(stbl, b"co64")?;
-            (0..u32_at(co64, 4)? as usize)
-                .map(|i| Ok(((u32_at(co64, 8 + 8 * i)? as u64) << 32) | u32_at(co64, 12 + 8 * i)? as u64))
-                .collect::<Result<_, String>>()?
-        };
+        let offsets: Vec<u64> =
+            if let Some(stco) = find(stbl, b"stco")? {
+                (0..u32_at(stco, 4)? as usize)
+                    .map(|i| u32_at(stco, 8 + 4 * i).map(u64::from))
+                    .collect::<Result<_, _>>()?
+            } else {
+                let co64 = need(stbl, b"co64")?;
+                (0..u32_at(co64, 4)? as usize)
+                    .map(|i| {
+                        Ok(((u32_at(co64, 8 + 8 * i)? as u64) << 32)
+                            | u32_at(co64, 12 + 8 * i)? as u64)
+                    })
+                    .collect::<Result<_, String>>()?
+            };
         let stsc = need(stbl, b"stsc")?;
         let runs: Vec<(usize, usize)> = (0..u32_at(stsc, 4)? as usize)
-            .map(|i| Ok((u32_at(stsc, 8 + 12 * i)? as usize, u32_at(stsc, 12 + 12 * i)? as usize)))
+            .map(|i| {
+                Ok((
+                    u32_at(stsc, 8 + 12 * i)? as usize,
+                    u32_at(stsc, 12 + 12 * i)? as usize,
+                ))
+            })
             .collect::<Result<_, String>>()?;
         let syncs: Option<Vec<usize>> = match find(stbl, b"stss")? {
-            Some(stss) => Some((0..u32_at(stss, 4)? as usize).map(|i| u32_at(stss, 8 + 4 * i).map(|x| x as usize)).collect::<Result<_, _>>()?),
+            Some(stss) => Some(
+                (0..u32_at(stss, 4)? as usize)
+                    .map(|i| u32_at(stss, 8 + 4 * i).map(|x| x as usize))
+                    .collect::<Result<_, _>>()?,
+            ),
             None => None,
         };
         let stts = need(stbl, b"stts")?;
         let (mut total_dur, mut total_n) = (0u64, 0u64);
         for i in 0..u32_at(stts, 4)? as usize {
-            let (n, d) = (u32_at(stts, 8 + 8 * i)? as u64, u32_at(stts, 12 + 8 * i)? as u64);
+            let (n, d) = (
+                u32_at(stts, 8 + 8 * i)? as u64,
+                u32_at(stts, 12 + 8 * i)? as u64,
+            );
             total_dur += n * d;
             total_n += n;
         }
-        let fps = if total_dur > 0 { total_n as f64 * timescale as f64 / total_dur as f64 } else { 0.0 };
+        let fps = if total_dur > 0 {
+            total_n as f64 * timescale as f64 / total_dur as f64
+        } else {
+            0.0
+        };
         let mut samples = Vec::with_capacity(count);
         let mut k = 0;
         for (c, &off) in offsets.iter().enumerate() {
             let chunk = c + 1;
-            let per = runs.iter().rev().find(|(first, _)| *first <= chunk).map(|r| r.1).unwrap_or(0);
+            let per = runs
+                .iter()
+                .rev()
+                .find(|(first, _)| *first <= chunk)
+                .map(|r| r.1)
+                .unwrap_or(0);
             let mut pos = off as usize;
             for _ in 0..per {
                 if k >= count {
                     break;
                 }
-                let d = data.get(pos..pos + sizes[k]).ok_or("sample data beyond the end of the file")?;
+                let d = data
+                    .get(pos..pos + sizes[k])
+                    .ok_or("sample data beyond the end of the file")?;
                 samples.push(Sample {
                     data: d.to_vec(),
                     sync: syncs.as_ref().is_none_or(|s| s.contains(&(k + 1))),
@@ -343,12 +409,22 @@ pub fn demux(data: &[u8]) -> Result<Stream, String> {
                 k += 1;
             }
         }
-        return Ok(Stream { width: w as usize, height: h as usize, sps, pps, samples, fps });
+        return Ok(Stream {
+            width: w as usize,
+            height: h as usize,
+            sps,
+            pps,
+            samples,
+            fps,
+        });
     }
     Err("no video track".into())
 }
 
 /// The types of the top-level boxes in file order (for checks such as "moov before mdat").
 pub fn top_level_boxes(data: &[u8]) -> Result<Vec<String>, String> {
-    Ok(boxes(data)?.into_iter().map(|(k, _)| String::from_utf8_lossy(&k).into_owned()).collect())
+    Ok(boxes(data)?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+        .collect())
 }

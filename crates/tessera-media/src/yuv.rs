@@ -42,7 +42,11 @@ pub fn rgb_to_yuv420(rgb: &[u8], width: usize, height: usize) -> Yuv420 {
             vs[y * w2 / 2 + x] = clamp8(128.0 + 0.439_215 * r - 0.367_789 * g - 0.071_426 * b);
         }
     }
-    Yuv420 { width: w2, height: h2, data }
+    Yuv420 {
+        width: w2,
+        height: h2,
+        data,
+    }
 }
 
 /// Planes with strides (as a decoder hands them out) to RGB8, cropped to width x height.

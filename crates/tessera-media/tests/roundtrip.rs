@@ -24,7 +24,11 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
                     let (r, g, b) = if inside {
                         (220.0, 40.0, 40.0)
                     } else {
-                        (60.0 + 150.0 * fx, 80.0 + 120.0 * fy, 200.0 - 100.0 * (fx + 0.02 * t as f32).fract())
+                        (
+                            60.0 + 150.0 * fx,
+                            80.0 + 120.0 * fy,
+                            200.0 - 100.0 * (fx + 0.02 * t as f32).fract(),
+                        )
                     };
                     d.extend([r as u8, g as u8, b as u8]);
                 }
@@ -51,7 +55,10 @@ fn mp4_round_trip_keeps_frames_size_and_rate() {
     let p = mean_psnr(&frames, &back);
     assert!(p >= 35.0, "PSNR {p:.1} dB");
     // Fast start: the index comes before the data.
-    assert_eq!(mp4_top_level_boxes(&path).unwrap(), vec!["ftyp", "moov", "mdat"]);
+    assert_eq!(
+        mp4_top_level_boxes(&path).unwrap(),
+        vec!["ftyp", "moov", "mdat"]
+    );
 }
 
 #[test]
@@ -91,7 +98,10 @@ fn bad_paths_are_clear_errors_and_leave_nothing() {
     assert!(e.to_string().contains("avi"), "{e}");
     let missing = dir.join("no/such/folder/a.mp4");
     assert!(write_video(&missing, &frames, 10.0, &WriteOptions::default()).is_err());
-    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "left files behind");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "left files behind"
+    );
     std::fs::write(dir.join("junk.mp4"), b"not a video").unwrap();
     let e = read_video(&dir.join("junk.mp4")).unwrap_err();
     assert!(e.to_string().contains("junk.mp4"), "{e}");

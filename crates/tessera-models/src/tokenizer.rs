@@ -86,7 +86,11 @@ pub fn prompt_clean(text: &str) -> String {
         })
         .collect();
     let unescaped = html_unescape(&html_unescape(&fixed));
-    unescaped.split(is_py_space).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+    unescaped
+        .split(is_py_space)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Python's `str.isspace`: Unicode whitespace plus the ASCII separators 0x1C-0x1F.
@@ -138,7 +142,10 @@ fn decode_entity(s: &str) -> Option<(String, usize)> {
             .unwrap_or('\u{FFFD}');
         return Some((c.to_string(), skip + len + semicolon));
     }
-    let name_len = body.chars().take_while(|c| c.is_ascii_alphanumeric()).count();
+    let name_len = body
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
     let name = &body[..name_len];
     let value = named_entity(name)?;
     let semicolon = body[name_len..].starts_with(';') as usize;
@@ -147,9 +154,9 @@ fn decode_entity(s: &str) -> Option<(String, usize)> {
 
 fn cp1252_fixup(code: u32) -> u32 {
     const TABLE: [u32; 32] = [
-        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,
-        0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A,
-        0x0153, 0x9D, 0x017E, 0x0178,
+        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+        0x2039, 0x0152, 0x8D, 0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013,
+        0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
     ];
     if (0x80..=0x9F).contains(&code) {
         TABLE[(code - 0x80) as usize]
@@ -209,9 +216,15 @@ mod tests {
 
     #[test]
     fn cleaning_as_the_reference() {
-        assert_eq!(prompt_clean("  two &amp; blue   boxes\n slide &lt;fast&gt;\t "), "two & blue boxes slide <fast>");
+        assert_eq!(
+            prompt_clean("  two &amp; blue   boxes\n slide &lt;fast&gt;\t "),
+            "two & blue boxes slide <fast>"
+        );
         assert_eq!(prompt_clean("&amp;lt;x&amp;gt;"), "<x>");
-        assert_eq!(prompt_clean("Caf\u{e9} &#233; &#x41; &quot;q&quot; &nbsp;t"), "Caf\u{e9} \u{e9} A \"q\" t");
+        assert_eq!(
+            prompt_clean("Caf\u{e9} &#233; &#x41; &quot;q&quot; &nbsp;t"),
+            "Caf\u{e9} \u{e9} A \"q\" t"
+        );
         assert_eq!(prompt_clean("\u{201c}quoted\u{201d}"), "\"quoted\"");
         assert_eq!(prompt_clean(""), "");
         assert_eq!(prompt_clean("a &unknown; b"), "a &unknown; b");

@@ -47,9 +47,19 @@ pub struct UMT5Config {
 
 impl UMT5Config {
     pub fn load(path: &Path) -> crate::Result<Self> {
-        check_class(path, &["UMT5EncoderModel", "UMT5Model", "UMT5ForConditionalGeneration"])?;
+        check_class(
+            path,
+            &[
+                "UMT5EncoderModel",
+                "UMT5Model",
+                "UMT5ForConditionalGeneration",
+            ],
+        )?;
         let cfg: Self = read_json(path)?;
-        if !matches!(cfg.feed_forward_proj.as_str(), "gated-gelu" | "relu" | "gated-relu" | "gelu") {
+        if !matches!(
+            cfg.feed_forward_proj.as_str(),
+            "gated-gelu" | "relu" | "gated-relu" | "gelu"
+        ) {
             return Err(crate::Error::BadConfig {
                 path: path.to_path_buf(),
                 message: format!(
@@ -89,7 +99,11 @@ impl UMT5Config {
 /// T5's bidirectional relative position bucket of `k - q` (transformers
 /// `_relative_position_bucket` with is_decoder=False): half the buckets for each sign,
 /// exact for small distances, logarithmic up to `max_distance`.
-pub fn relative_position_bucket(relative_position: i64, num_buckets: usize, max_distance: usize) -> usize {
+pub fn relative_position_bucket(
+    relative_position: i64,
+    num_buckets: usize,
+    max_distance: usize,
+) -> usize {
     let half = (num_buckets / 2) as i64;
     let mut bucket = if relative_position > 0 { half } else { 0 };
     let n = relative_position.abs();
@@ -98,7 +112,8 @@ pub fn relative_position_bucket(relative_position: i64, num_buckets: usize, max_
         bucket += n;
     } else {
         // In f32 like the reference (`relative_position.float()`), truncated toward zero.
-        let log_ratio = ((n as f32 / max_exact as f32).ln() / (max_distance as f32 / max_exact as f32).ln())
+        let log_ratio = ((n as f32 / max_exact as f32).ln()
+            / (max_distance as f32 / max_exact as f32).ln())
             * (half - max_exact) as f32;
         bucket += (max_exact + log_ratio as i64).min(half - 1);
     }
@@ -155,7 +170,11 @@ impl UMT5EncoderModel {
                     ln1: b.pp("0.layer_norm").get(cfg.d_model, "weight")?,
                     qkv: Linear::new(w, None),
                     o: linear_no_bias(inner, cfg.d_model, a.pp("o"))?,
-                    rel_bias: embedding(cfg.relative_attention_num_buckets, cfg.num_heads, a.pp("relative_attention_bias"))?,
+                    rel_bias: embedding(
+                        cfg.relative_attention_num_buckets,
+                        cfg.num_heads,
+                        a.pp("relative_attention_bias"),
+                    )?,
                     ln2: b.pp("1.layer_norm").get(cfg.d_model, "weight")?,
                     wi_0,
                     wi_1,
@@ -167,7 +186,9 @@ impl UMT5EncoderModel {
             cfg: cfg.clone(),
             embed,
             layers,
-            final_ln: vb.pp("encoder.final_layer_norm").get(cfg.d_model, "weight")?,
+            final_ln: vb
+                .pp("encoder.final_layer_norm")
+                .get(cfg.d_model, "weight")?,
         })
     }
 
@@ -234,7 +255,11 @@ impl UMT5EncoderModel {
             x = (x + layer.o.forward(&o)?)?;
             let n = rms_norm(&x, Some(&layer.ln2), eps)?;
             let act = layer.wi_0.forward(&n)?;
-            let act = if self.cfg.gelu() { act.gelu()? } else { act.relu()? };
+            let act = if self.cfg.gelu() {
+                act.gelu()?
+            } else {
+                act.relu()?
+            };
             let hdn = match &layer.wi_1 {
                 Some(wi_1) => (act * wi_1.forward(&n)?)?,
                 None => act,
@@ -280,7 +305,8 @@ pub fn encode_prompts(
         .iter()
         .flat_map(|&n| (0..max_sequence_length).map(move |i| if i < n { 1.0 } else { 0.0 }))
         .collect();
-    let keep = Tensor::from_vec(keep, (b, max_sequence_length, 1), device)?.to_dtype(hidden.dtype())?;
+    let keep =
+        Tensor::from_vec(keep, (b, max_sequence_length, 1), device)?.to_dtype(hidden.dtype())?;
     Ok(hidden.broadcast_mul(&keep)?)
 }
 

@@ -1,22 +1,57 @@
-use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
+use std::path::{Path, PathBuf};
 use tessera_models::wan::transformer::WanTransformer3DModel;
 
-fn fixtures() -> PathBuf { Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures") }
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
 fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64).unwrap(); let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
-    let den = b.sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let a = a.to_dtype(DType::F64).unwrap();
+    let b = b.to_dtype(DType::F64).unwrap();
+    let num = (&a - &b)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let den = b
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     (num / den).sqrt()
 }
 fn check(model: &str, refname: &str) {
-    let m = WanTransformer3DModel::load(&fixtures().join(model).join("transformer"), DType::F32, &Device::Cpu).unwrap();
-    let r = candle_core::safetensors::load(fixtures().join("ref").join(refname), &Device::Cpu).unwrap();
-    let out = m.forward(&r["hidden_states"], &r["timestep"], &r["encoder_hidden_states"], None).unwrap();
+    let m = WanTransformer3DModel::load(
+        &fixtures().join(model).join("transformer"),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let r =
+        candle_core::safetensors::load(fixtures().join("ref").join(refname), &Device::Cpu).unwrap();
+    let out = m
+        .forward(
+            &r["hidden_states"],
+            &r["timestep"],
+            &r["encoder_hidden_states"],
+            None,
+        )
+        .unwrap();
     let e = rel_l2(&out, &r["output"]);
     println!("{model}: rel L2 {e:.2e}");
     assert!(e <= 1e-4, "{model}: rel L2 {e:.3e}");
 }
-#[test] fn wan21() { check("wan21", "transformer_wan21.safetensors"); }
-#[test] fn wan22() { check("wan22_ti2v", "transformer_wan22.safetensors"); }
+#[test]
+fn wan21() {
+    check("wan21", "transformer_wan21.safetensors");
+}
+#[test]
+fn wan22() {
+    check("wan22_ti2v", "transformer_wan22.safetensors");
+}

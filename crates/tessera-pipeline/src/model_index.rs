@@ -70,14 +70,17 @@ impl ModelIndex {
                 }
             }
         }
-        let boundary_ratio = match obj.get("boundary_ratio") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_f64()
-                    .filter(|r| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| bad(format!("`boundary_ratio` must be a number in [0, 1], got {v}")))?,
-            ),
-        };
+        let boundary_ratio =
+            match obj.get("boundary_ratio") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_f64().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(
+                    || {
+                        bad(format!(
+                            "`boundary_ratio` must be a number in [0, 1], got {v}"
+                        ))
+                    },
+                )?),
+            };
         let expand_timesteps = obj
             .get("expand_timesteps")
             .and_then(Value::as_bool)

@@ -89,7 +89,13 @@ impl WanPipeline {
     /// component this pipeline needs is there.
     pub fn open(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let index = ModelIndex::load(dir)?;
-        for c in ["tokenizer", "text_encoder", "vae", "scheduler", "transformer"] {
+        for c in [
+            "tokenizer",
+            "text_encoder",
+            "vae",
+            "scheduler",
+            "transformer",
+        ] {
             index.require(c)?;
         }
         if index.boundary_ratio.is_some() {
@@ -119,7 +125,10 @@ impl WanPipeline {
     /// A fresh scheduler of the class model_index.json names (as diffusers loads it).
     pub fn scheduler(&self) -> Result<Scheduler> {
         let class = self.index.require("scheduler")?;
-        Ok(Scheduler::from_file_as(&self.dir.join("scheduler/scheduler_config.json"), class)?)
+        Ok(Scheduler::from_file_as(
+            &self.dir.join("scheduler/scheduler_config.json"),
+            class,
+        )?)
     }
 
     pub fn dir(&self) -> &Path {
@@ -155,7 +164,11 @@ impl WanPipeline {
     /// Checks every user-facing parameter before any work starts.
     pub fn validate(&self, p: &GenerateParams) -> Result<()> {
         let m = self.size_multiple();
-        if p.width == 0 || p.height == 0 || p.width % m != 0 || p.height % m != 0 {
+        if p.width == 0
+            || p.height == 0
+            || !p.width.is_multiple_of(m)
+            || !p.height.is_multiple_of(m)
+        {
             let round = |x: usize| (x.max(1)).div_ceil(m) * m;
             return invalid(format!(
                 "size {}x{} is not a multiple of {m} (the VAE's spatial stride times the patch size) in both sides; try {}x{}",
@@ -166,7 +179,7 @@ impl WanPipeline {
             ));
         }
         let tf = self.temporal_factor();
-        if p.frames == 0 || (p.frames - 1) % tf != 0 {
+        if p.frames == 0 || !(p.frames - 1).is_multiple_of(tf) {
             let below = p.frames.saturating_sub(1) / tf * tf + 1;
             let above = below + tf;
             return invalid(format!(
@@ -180,7 +193,10 @@ impl WanPipeline {
         if p.max_sequence_length == 0 {
             return invalid("--max-sequence-length must be at least 1");
         }
-        for (name, g) in [("--guidance", Some(p.guidance)), ("--guidance-2", p.guidance_2)] {
+        for (name, g) in [
+            ("--guidance", Some(p.guidance)),
+            ("--guidance-2", p.guidance_2),
+        ] {
             if let Some(g) = g {
                 if !g.is_finite() || g < 0.0 {
                     return invalid(format!("{name} must be a finite number >= 0, got {g}"));
@@ -212,15 +228,29 @@ impl WanPipeline {
     ) -> Result<(Tensor, Option<Tensor>)> {
         progress(Progress::Stage("load text encoder"));
         let tokenizer = WanTokenizer::from_file(&self.dir.join("tokenizer/tokenizer.json"))?;
-        let encoder = UMT5EncoderModel::load(&self.dir.join("text_encoder"), self.dtype, &self.device)?;
+        let encoder =
+            UMT5EncoderModel::load(&self.dir.join("text_encoder"), self.dtype, &self.device)?;
         progress(Progress::Stage("encode prompt"));
-        let any_guidance = guidance::enabled(p.guidance) || p.guidance_2.is_some_and(guidance::enabled);
-        let cond = encode_prompts(&tokenizer, &encoder, &[&p.prompt], p.max_sequence_length, &self.device)?
-            .to_dtype(self.dtype)?;
+        let any_guidance =
+            guidance::enabled(p.guidance) || p.guidance_2.is_some_and(guidance::enabled);
+        let cond = encode_prompts(
+            &tokenizer,
+            &encoder,
+            &[&p.prompt],
+            p.max_sequence_length,
+            &self.device,
+        )?
+        .to_dtype(self.dtype)?;
         let uncond = if any_guidance {
             Some(
-                encode_prompts(&tokenizer, &encoder, &[&p.negative_prompt], p.max_sequence_length, &self.device)?
-                    .to_dtype(self.dtype)?,
+                encode_prompts(
+                    &tokenizer,
+                    &encoder,
+                    &[&p.negative_prompt],
+                    p.max_sequence_length,
+                    &self.device,
+                )?
+                .to_dtype(self.dtype)?,
             )
         } else {
             None
@@ -233,8 +263,10 @@ impl WanPipeline {
     pub fn initial_latents(&self, p: &GenerateParams) -> Result<Tensor> {
         match &p.latents {
             Some(l) => Ok(l.to_dtype(DType::F32)?.to_device(&self.device)?),
-            None => Ok(noise::randn(p.seed, self.latent_shape(p).to_vec(), &Device::Cpu)?
-                .to_device(&self.device)?),
+            None => Ok(
+                noise::randn(p.seed, self.latent_shape(p).to_vec(), &Device::Cpu)?
+                    .to_device(&self.device)?,
+            ),
         }
     }
 
@@ -265,7 +297,10 @@ impl WanPipeline {
             None => n,
         };
         let g2 = p.guidance_2.unwrap_or(p.guidance);
-        let segments = [("transformer", 0..split, p.guidance), ("transformer_2", split..n, g2)];
+        let segments = [
+            ("transformer", 0..split, p.guidance),
+            ("transformer_2", split..n, g2),
+        ];
         for (name, range, g) in segments {
             if range.is_empty() {
                 continue;
@@ -275,7 +310,8 @@ impl WanPipeline {
             } else {
                 "load transformer_2"
             }));
-            let model = WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
+            let model =
+                WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
             let denoiser = WanDenoiser {
                 model: &model,
                 cond,
@@ -319,7 +355,11 @@ impl WanPipeline {
     }
 
     /// The whole text-to-video run: frames (T, H, W, 3) in [0, 1].
-    pub fn generate(&self, p: &GenerateParams, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
+    pub fn generate(
+        &self,
+        p: &GenerateParams,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Tensor> {
         self.validate(p)?;
         let (cond, uncond) = self.encode_text(p, progress)?;
         let latents = self.denoise(p, &cond, uncond.as_ref(), progress)?;

@@ -101,7 +101,7 @@ impl WanTransformerConfig {
         if self.num_attention_heads == 0 || self.attention_head_dim == 0 {
             return Err("`num_attention_heads` and `attention_head_dim` must be positive".into());
         }
-        if self.attention_head_dim % 2 != 0 || self.attention_head_dim < 6 {
+        if !self.attention_head_dim.is_multiple_of(2) || self.attention_head_dim < 6 {
             return Err(format!(
                 "`attention_head_dim` {} must be even and >= 6 for the 3-axis rotary embedding",
                 self.attention_head_dim
@@ -111,8 +111,8 @@ impl WanTransformerConfig {
             Some("rms_norm_across_heads") | None => {}
             Some(other) => {
                 return Err(format!(
-                    "`qk_norm` {other:?} is not supported (supported: \"rms_norm_across_heads\", null)"
-                ))
+                "`qk_norm` {other:?} is not supported (supported: \"rms_norm_across_heads\", null)"
+            ))
             }
         }
         Ok(())

@@ -89,7 +89,12 @@ mod tests {
         let a = std::f32::consts::FRAC_PI_2;
         let cos = Tensor::new(&[[a.cos(), a.cos(), 1.0, 1.0]], &Device::Cpu).unwrap();
         let sin = Tensor::new(&[[a.sin(), a.sin(), 0.0, 0.0]], &Device::Cpu).unwrap();
-        let y: Vec<f32> = apply(&x, &cos, &sin).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> = apply(&x, &cos, &sin)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         // (1, 0) rotated by 90 degrees is (0, 1); the second pair is unrotated.
         assert!((y[0]).abs() < 1e-6 && (y[1] - 1.0).abs() < 1e-6);
         assert_eq!(&y[2..], &[0.0, 1.0]);

@@ -78,7 +78,14 @@ pub struct CausalConv3d {
 
 impl CausalConv3d {
     /// kernel (kt, k, k), stride (st, 1, 1), padding (pt, p, p), as the reference's args.
-    pub fn new(cin: usize, cout: usize, k: (usize, usize), stride_t: usize, pad: (usize, usize), vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: (usize, usize),
+        stride_t: usize,
+        pad: (usize, usize),
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let (kt, ks) = k;
         let w = vb.get((cout, cin, kt, ks, ks), "weight")?;
         let taps = (0..kt)
@@ -115,7 +122,8 @@ impl CausalConv3d {
                 x.narrow(2, i, t_out)?
             } else {
                 let idx: Vec<u32> = (0..t_out).map(|j| (i + j * self.stride_t) as u32).collect();
-                x.contiguous()?.index_select(&Tensor::new(idx, x.device())?, 2)?
+                x.contiguous()?
+                    .index_select(&Tensor::new(idx, x.device())?, 2)?
             };
             let y = frames_to_batch(&xi)?.conv2d(w, self.pad_hw, 1, 1, 1)?;
             out = Some(match out {
@@ -181,7 +189,9 @@ impl ChannelRmsNorm {
         let mut shape = vec![1; x.rank()];
         shape[1] = self.gamma.dim(0)?;
         let g = (self.gamma.to_dtype(DType::F32)?.reshape(shape)? * self.scale)?;
-        xf.broadcast_div(&norm)?.to_dtype(dtype)?.broadcast_mul(&g.to_dtype(dtype)?)
+        xf.broadcast_div(&norm)?
+            .to_dtype(dtype)?
+            .broadcast_mul(&g.to_dtype(dtype)?)
     }
 }
 
@@ -203,7 +213,14 @@ impl ResBlock {
             norm2: ChannelRmsNorm::new(cout, false, vb.pp("norm2"))?,
             conv2: CausalConv3d::new(cout, cout, (3, 3), 1, (1, 1), vb.pp("conv2"))?,
             shortcut: if cin != cout {
-                Some(CausalConv3d::new(cin, cout, (1, 1), 1, (0, 0), vb.pp("conv_shortcut"))?)
+                Some(CausalConv3d::new(
+                    cin,
+                    cout,
+                    (1, 1),
+                    1,
+                    (0, 0),
+                    vb.pp("conv_shortcut"),
+                )?)
             } else {
                 None
             },
@@ -215,8 +232,12 @@ impl ResBlock {
             Some(s) => s.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self.conv1.forward_cached(&self.norm1.forward(x)?.silu()?, cache)?;
-        let y = self.conv2.forward_cached(&self.norm2.forward(&y)?.silu()?, cache)?;
+        let y = self
+            .conv1
+            .forward_cached(&self.norm1.forward(x)?.silu()?, cache)?;
+        let y = self
+            .conv2
+            .forward_cached(&self.norm2.forward(&y)?.silu()?, cache)?;
         y + h
     }
 }
@@ -278,16 +299,46 @@ pub struct Resample {
 impl Resample {
     pub fn new(dim: usize, mode: ResampleMode, up_out: usize, vb: VarBuilder) -> Result<Self> {
         let (cout, cfg) = match mode {
-            ResampleMode::Up2d | ResampleMode::Up3d => (up_out, Conv2dConfig { padding: 1, ..Default::default() }),
-            _ => (dim, Conv2dConfig { stride: 2, ..Default::default() }),
+            ResampleMode::Up2d | ResampleMode::Up3d => (
+                up_out,
+                Conv2dConfig {
+                    padding: 1,
+                    ..Default::default()
+                },
+            ),
+            _ => (
+                dim,
+                Conv2dConfig {
+                    stride: 2,
+                    ..Default::default()
+                },
+            ),
         };
         let conv = candle_nn::conv2d(dim, cout, 3, cfg, vb.pp("resample.1"))?;
         let time_conv = match mode {
-            ResampleMode::Up3d => Some(CausalConv3d::new(dim, 2 * dim, (3, 1), 1, (1, 0), vb.pp("time_conv"))?),
-            ResampleMode::Down3d => Some(CausalConv3d::new(dim, dim, (3, 1), 2, (0, 0), vb.pp("time_conv"))?),
+            ResampleMode::Up3d => Some(CausalConv3d::new(
+                dim,
+                2 * dim,
+                (3, 1),
+                1,
+                (1, 0),
+                vb.pp("time_conv"),
+            )?),
+            ResampleMode::Down3d => Some(CausalConv3d::new(
+                dim,
+                dim,
+                (3, 1),
+                2,
+                (0, 0),
+                vb.pp("time_conv"),
+            )?),
             _ => None,
         };
-        Ok(Self { mode, conv, time_conv })
+        Ok(Self {
+            mode,
+            conv,
+            time_conv,
+        })
     }
 
     pub fn forward(&self, x: &Tensor, cache: &mut Cache) -> Result<Tensor> {
@@ -349,7 +400,11 @@ impl Resample {
 pub fn avg_down(x: &Tensor, out: usize, ft: usize, fs: usize) -> Result<Tensor> {
     let t = x.dim(2)?;
     let pad = (ft - t % ft) % ft;
-    let x = if pad > 0 { x.pad_with_zeros(2, pad, 0)? } else { x.clone() };
+    let x = if pad > 0 {
+        x.pad_with_zeros(2, pad, 0)?
+    } else {
+        x.clone()
+    };
     let (b, c, t, h, w) = x.dims5()?;
     let (t2, h2, w2) = (t / ft, h / fs, w / fs);
     let group = c * ft * fs * fs / out;
