@@ -1,5 +1,6 @@
-//! Animated GIF through the `gif` crate: a palette per frame from its NeuQuant quantiser,
-//! delays from the frame rate, looping forever.
+//! Animated GIF through the `gif` crate: a 256-colour palette per frame from its NeuQuant
+//! quantiser (as PIL, behind diffusers' `export_to_gif`, gives each frame its own
+//! adaptive palette), delays from the frame rate, looping forever.
 
 use crate::Frame;
 
@@ -20,7 +21,8 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
         let mut shown = 0u32;
         for f in frames {
             clock += 100.0 / fps;
-            let delay = (clock.round() as u32).saturating_sub(shown).max(1);
+            // Browsers play delays under 2/100 s as 1/10 s, so 50 fps is the fastest rate.
+            let delay = (clock.round() as u32).saturating_sub(shown).max(2);
             shown += delay;
             // speed 3: NeuQuant sampling factor, a good quality/time balance.
             let mut g = gif::Frame::from_rgb_speed(w as u16, h as u16, &f.data, 3);
@@ -34,28 +36,51 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
 pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::RGBA);
-    let mut dec = opts
-        .read_info(std::io::Cursor::new(bytes))
-        .map_err(|e| format!("not a readable GIF ({e})"))?;
+    let bad = |e: gif::DecodingError| format!("not a readable GIF ({e})");
+    let mut dec = opts.read_info(std::io::Cursor::new(bytes)).map_err(bad)?;
     let (w, h) = (dec.width() as usize, dec.height() as usize);
+    // The logical screen, RGBA; starts transparent (shown black).
     let mut canvas = vec![0u8; w * h * 4];
     let mut frames = Vec::new();
     let mut total_delay = 0u64;
-    while let Some(f) = dec
-        .read_next_frame()
-        .map_err(|e| format!("not a readable GIF ({e})"))?
-    {
-        // Composite the frame's rectangle onto the canvas (transparent pixels keep the old).
-        let (fx, fy, fw) = (f.left as usize, f.top as usize, f.width as usize);
-        for (i, px) in f.buffer.chunks(4).enumerate() {
-            let (x, y) = (fx + i % fw, fy + i / fw);
-            if x < w && y < h && px[3] > 0 {
-                canvas[(y * w + x) * 4..(y * w + x) * 4 + 4].copy_from_slice(px);
+    while let Some(f) = dec.read_next_frame().map_err(bad)? {
+        let (fx, fy, fw, fh) = (
+            f.left as usize,
+            f.top as usize,
+            f.width as usize,
+            f.height as usize,
+        );
+        let rect = |y: usize| (fy + y < h).then(|| ((fy + y) * w + fx.min(w)) * 4);
+        let visible = fw.min(w.saturating_sub(fx));
+        let before = (f.dispose == gif::DisposalMethod::Previous).then(|| canvas.clone());
+        // Composite the frame's rectangle onto the canvas; transparent pixels keep
+        // what is below them (GIF89a §23, §27).
+        for (y, row) in f.buffer.chunks(fw * 4).take(fh).enumerate() {
+            let Some(at) = rect(y) else { break };
+            for (x, px) in row.chunks(4).take(visible).enumerate() {
+                if px[3] > 0 {
+                    canvas[at + 4 * x..at + 4 * x + 4].copy_from_slice(px);
+                }
             }
         }
         total_delay += f.delay as u64;
         let rgb = canvas.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         frames.push(Frame::new(w, h, rgb).map_err(|e| e.to_string())?);
+        // Disposal prepares the canvas for the next frame (GIF89a §23.c.iv).
+        match f.dispose {
+            gif::DisposalMethod::Background => {
+                for y in 0..fh {
+                    let Some(at) = rect(y) else { break };
+                    canvas[at..at + 4 * visible].fill(0);
+                }
+            }
+            gif::DisposalMethod::Previous => {
+                if let Some(b) = before {
+                    canvas = b;
+                }
+            }
+            _ => {}
+        }
     }
     if frames.is_empty() {
         return Err("GIF has no frames".into());

@@ -1,11 +1,15 @@
-//! H.264 (ITU-T H.264) encode and decode with OpenH264 (built from its bundled source by
-//! the `openh264` crate). The encoder's Annex B output is split into NAL units; parameter
-//! sets go to the MP4's avcC box and each frame's slices become one length-prefixed
-//! sample (ISO/IEC 14496-15).
+//! H.264 (ITU-T H.264) encode and decode with OpenH264, built from the source bundled in the
+//! `openh264` crate (plain C when `nasm` is absent, so the build needs no network).
+//!
+//! The encoder's Annex B byte stream is split into NAL units: parameter sets go to the
+//! MP4's `avcC` box and each frame's other NAL units become one sample of length-prefixed
+//! NAL units (ISO/IEC 14496-15 §5.3). The decoder takes such samples back, whatever the
+//! length-field size, and returns frames in display order.
 
-use openh264::decoder::Decoder;
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, QpRange, RateControlMode,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, MatrixCoefficients,
+    QpRange, RateControlMode, TransferCharacteristics, UsageType, VuiConfig,
 };
 use openh264::formats::{YUVBuffer, YUVSource};
 use openh264::OpenH264API;
@@ -13,40 +17,47 @@ use openh264::OpenH264API;
 use crate::yuv::{rgb_to_yuv420, yuv420_to_rgb};
 use crate::Frame;
 
-/// Encoder quality: the quantiser range. Lower is better and larger.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Encoder quality: a constant quantiser (QP, 0..=51; lower is better and larger). Every
+/// frame is coded at this QP, so quality does not depend on content or length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Quality {
+    /// QP 16: visually lossless on generated video, ~45 dB PSNR on smooth content.
     #[default]
-    /// QP 8..18: visually lossless for generated content (the default).
     High,
-    /// QP 20..32.
+    /// QP 23: small files, still clean (~40 dB on smooth content).
     Medium,
-    /// An explicit QP range (0..=51).
-    Qp(u8, u8),
+    /// QP 30: previews.
+    Low,
+    /// An explicit QP; values above 51 are clamped.
+    Qp(u8),
 }
 
 impl Quality {
-    fn range(self) -> (u8, u8) {
+    pub fn qp(self) -> u8 {
         match self {
-            Self::High => (8, 18),
-            Self::Medium => (20, 32),
-            Self::Qp(a, b) => (a.min(51), b.min(51).max(a.min(51))),
+            Self::High => 16,
+            Self::Medium => 23,
+            Self::Low => 30,
+            Self::Qp(q) => q.min(51),
         }
     }
 }
 
-/// One access unit: its NAL units, each prefixed by its 4-byte big-endian length.
+/// One access unit: its NAL units, each prefixed by its big-endian length.
 pub struct Sample {
     pub data: Vec<u8>,
     pub sync: bool,
 }
 
-/// An encoded video: parameter sets, samples, display size and frame rate.
+/// An encoded video track.
 pub struct Stream {
+    /// Display size: the decoded picture is cropped to it (odd sizes are coded padded).
     pub width: usize,
     pub height: usize,
-    pub sps: Vec<u8>,
-    pub pps: Vec<u8>,
+    pub sps: Vec<Vec<u8>>,
+    pub pps: Vec<Vec<u8>>,
+    /// Bytes of each NAL unit's length prefix in the samples (1, 2 or 4).
+    pub nal_length_size: usize,
     pub samples: Vec<Sample>,
     pub fps: f64,
 }
@@ -62,43 +73,52 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     }
 }
 
+/// Encodes same-sized frames at a constant frame rate.
 pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, String> {
     let (width, height) = (frames[0].width, frames[0].height);
-    let (w2, h2) = (width.div_ceil(2) * 2, height.div_ceil(2) * 2);
-    let (qmin, qmax) = quality.range();
-    // Bitrate only bounds the rate controller in quality mode; the QP range decides.
-    let bps = ((w2 * h2) as f64 * fps * 4.0).clamp(1e5, 2e9) as u32;
+    let qp = quality.qp();
     let config = EncoderConfig::new()
-        .bitrate(BitRate::from_bps(bps))
-        .max_frame_rate(FrameRate::from_hz(fps as f32))
+        // Buffer-based rate control with min QP = max QP codes every frame at that QP
+        // (openh264 ratectl.cpp, WelRcPictureInitBufferBasedQp); the bitrate is unused.
         .rate_control_mode(RateControlMode::Bufferbased)
-        .qp(QpRange::new(qmin, qmax))
+        .qp(QpRange::new(qp, qp))
+        .bitrate(BitRate::from_bps(100_000_000))
+        .max_frame_rate(FrameRate::from_hz(fps as f32))
+        .usage_type(UsageType::CameraVideoNonRealTime)
+        .complexity(Complexity::High)
         .skip_frames(false)
+        // Background detection skips "static" macroblocks, which smears slow motion.
+        .background_detection(false)
+        .adaptive_quantization(false)
         // An IDR every 2 seconds so players can seek.
         .intra_frame_period(IntraFramePeriod::from_num_frames(
-            (fps * 2.0).round().max(1.0) as u32,
-        ));
+            (fps * 2.0).round().clamp(1.0, 1e6) as u32,
+        ))
+        // Say what `yuv.rs` does: BT.601 matrix, limited range; sRGB content, so BT.709
+        // primaries with the sRGB transfer curve (H.264 Tables E-3..E-5).
+        .vui(
+            VuiConfig::bt709()
+                .transfer_characteristics(TransferCharacteristics::Srgb)
+                .matrix_coefficients(MatrixCoefficients::Smpte170M)
+                .full_range(false),
+        );
     let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
         .map_err(|e| format!("H.264 encoder: {e}"))?;
-    let mut sps = Vec::new();
-    let mut pps = Vec::new();
+    let (mut sps, mut pps) = (Vec::new(), Vec::new());
     let mut samples = Vec::with_capacity(frames.len());
-    for frame in frames {
+    for (i, frame) in frames.iter().enumerate() {
         let yuv = rgb_to_yuv420(&frame.data, width, height);
         let buf = YUVBuffer::from_vec(yuv.data, yuv.width, yuv.height);
         let bs = encoder
             .encode(&buf)
-            .map_err(|e| format!("H.264 encoder: {e}"))?;
+            .map_err(|e| format!("H.264 encoder, frame {i}: {e}"))?;
         let mut data = Vec::new();
         let mut sync = false;
-        for l in 0..bs.num_layers() {
-            let Some(layer) = bs.layer(l) else { continue };
-            for n in 0..layer.nal_count() {
-                let Some(nal) = layer.nal_unit(n) else {
-                    continue;
-                };
+        for layer in (0..bs.num_layers()).filter_map(|l| bs.layer(l)) {
+            for nal in (0..layer.nal_count()).filter_map(|n| layer.nal_unit(n)) {
                 let nal = strip_start_code(nal);
                 let Some(&head) = nal.first() else { continue };
+                // nal_unit_type (H.264 Table 7-1): 7 SPS, 8 PPS, 5 IDR slice.
                 match head & 0x1F {
                     7 => sps = nal.to_vec(),
                     8 => pps = nal.to_vec(),
@@ -111,7 +131,7 @@ pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, St
             }
         }
         if data.is_empty() {
-            return Err("H.264 encoder skipped a frame".into());
+            return Err(format!("H.264 encoder skipped frame {i}"));
         }
         samples.push(Sample { data, sync });
     }
@@ -121,57 +141,84 @@ pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, St
     Ok(Stream {
         width,
         height,
-        sps,
-        pps,
+        sps: vec![sps],
+        pps: vec![pps],
+        nal_length_size: 4,
         samples,
         fps,
     })
 }
 
-/// Decodes every sample to RGB frames cropped to the stream's display size.
-pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
-    let mut decoder = Decoder::new().map_err(|e| format!("H.264 decoder: {e}"))?;
-    let annex_b = |nal: &[u8]| [&[0u8, 0, 0, 1][..], nal].concat();
-    let mut frames = Vec::with_capacity(stream.samples.len());
-    let (w, h) = (stream.width, stream.height);
-    let push = |yuv: &dyn YUVSource, frames: &mut Vec<Frame>| -> Result<(), String> {
-        let (dw, dh) = yuv.dimensions();
-        let (cw, ch) = if w == 0 || h == 0 {
-            (dw, dh)
-        } else {
-            (w.min(dw), h.min(dh))
-        };
-        let rgb = yuv420_to_rgb((yuv.y(), yuv.u(), yuv.v()), yuv.strides(), cw, ch);
-        frames.push(Frame::new(cw, ch, rgb).map_err(|e| e.to_string())?);
-        Ok(())
+/// Converts one decoded picture, cropped to the display size, to an RGB frame.
+fn to_frame(yuv: &dyn YUVSource, (w, h): (usize, usize)) -> Result<Frame, String> {
+    let (dw, dh) = yuv.dimensions();
+    let (cw, ch) = if w == 0 || h == 0 {
+        (dw, dh)
+    } else {
+        (w.min(dw), h.min(dh))
     };
-    let mut header = annex_b(&stream.sps);
-    header.extend(annex_b(&stream.pps));
-    decoder
-        .decode(&header)
-        .map_err(|e| format!("H.264 parameter sets: {e}"))?;
+    let (sy, su, sv) = yuv.strides();
+    let fits = |plane: &[u8], stride: usize, cols: usize, rows: usize| {
+        rows == 0 || stride >= cols && plane.len() >= (rows - 1) * stride + cols
+    };
+    let (hw, hh) = (cw.div_ceil(2), ch.div_ceil(2));
+    if !(fits(yuv.y(), sy, cw, ch) && fits(yuv.u(), su, hw, hh) && fits(yuv.v(), sv, hw, hh)) {
+        return Err(format!("H.264 decoder returned a malformed {dw}x{dh} picture"));
+    }
+    let rgb = yuv420_to_rgb((yuv.y(), yuv.u(), yuv.v()), (sy, su, sv), cw, ch);
+    Frame::new(cw, ch, rgb).map_err(|e| e.to_string())
+}
+
+/// Decodes every sample to RGB frames in display order.
+pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
+    // No flush after each call: with B-frames (x264's default) the decoder must hold
+    // pictures back to reorder them; the rest come out of `flush_remaining`.
+    let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+    let mut decoder = Decoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| format!("H.264 decoder: {e}"))?;
+    let annex_b = |out: &mut Vec<u8>, nal: &[u8]| {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    };
+    let size = (stream.width, stream.height);
+    let mut header = Vec::new();
+    stream
+        .sps
+        .iter()
+        .chain(&stream.pps)
+        .for_each(|p| annex_b(&mut header, p));
+    if !header.is_empty() {
+        decoder
+            .decode(&header)
+            .map_err(|e| format!("H.264 parameter sets: {e}"))?;
+    }
+    let n = stream.nal_length_size;
+    let mut frames = Vec::with_capacity(stream.samples.len());
     for (i, s) in stream.samples.iter().enumerate() {
         let mut packet = Vec::with_capacity(s.data.len() + 16);
         let mut p = 0;
-        while p + 4 <= s.data.len() {
-            let n = u32::from_be_bytes([s.data[p], s.data[p + 1], s.data[p + 2], s.data[p + 3]])
-                as usize;
-            let end = (p + 4 + n).min(s.data.len());
-            packet.extend(annex_b(&s.data[p + 4..end]));
-            p = end;
+        while p + n <= s.data.len() {
+            let len = s.data[p..p + n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            let nal = s.data.get(p + n..p + n + len).ok_or_else(|| {
+                format!("sample {i}: a NAL unit runs past the end of the sample")
+            })?;
+            annex_b(&mut packet, nal);
+            p += n + len;
         }
         if let Some(yuv) = decoder
             .decode(&packet)
             .map_err(|e| format!("H.264 frame {i}: {e}"))?
         {
-            push(&yuv, &mut frames)?;
+            frames.push(to_frame(&yuv, size)?);
         }
     }
     for yuv in decoder
         .flush_remaining()
         .map_err(|e| format!("H.264 flush: {e}"))?
     {
-        push(&yuv, &mut frames)?;
+        frames.push(to_frame(&yuv, size)?);
     }
     Ok(frames)
 }

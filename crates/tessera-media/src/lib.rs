@@ -3,14 +3,18 @@
 //! nothing of tensors. Writes are atomic: a temporary file beside the target is renamed
 //! over it at the end, so a failure never leaves a partial output.
 
+mod frame;
 mod gif_io;
 mod h264;
 mod mp4;
 mod png_io;
 mod yuv;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use frame::{frames_from_f32, quantize, Frame, Video};
 pub use h264::Quality;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,55 +41,10 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// One RGB8 frame, rows top to bottom, 3 bytes per pixel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    pub width: usize,
-    pub height: usize,
-    pub data: Vec<u8>,
-}
-
-impl Frame {
-    pub fn new(width: usize, height: usize, data: Vec<u8>) -> Result<Self> {
-        if width == 0 || height == 0 || data.len() != width * height * 3 {
-            return Err(Error::Invalid(format!(
-                "a {width}x{height} RGB frame needs {} bytes, got {}",
-                width * height * 3,
-                data.len()
-            )));
-        }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
-    }
-
-    /// Mean squared error to another frame of the same size.
-    pub fn mse(&self, other: &Frame) -> f64 {
-        let n = self.data.len().max(1) as f64;
-        self.data
-            .iter()
-            .zip(&other.data)
-            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-            .sum::<f64>()
-            / n
-    }
-
-    /// Peak signal-to-noise ratio in dB (infinite for identical frames).
-    pub fn psnr(&self, other: &Frame) -> f64 {
-        let mse = self.mse(other);
-        if mse == 0.0 {
-            f64::INFINITY
-        } else {
-            10.0 * (255.0f64 * 255.0 / mse).log10()
-        }
-    }
-}
-
 /// Settings of the written file.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteOptions {
+    /// H.264 quantiser for `.mp4` (GIF and PNG ignore it).
     pub quality: Quality,
 }
 
@@ -113,20 +72,28 @@ fn kind(path: &Path) -> Result<Kind> {
     }
 }
 
-/// The temporary file a write goes through: hidden, beside the target, same folder so
-/// the final rename is atomic.
+/// The temporary file a write goes through: hidden, beside the target (the same folder,
+/// so the final rename is atomic), unique per process and write.
 pub fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}-{n}.partial", std::process::id()))
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically: into a temporary file beside it, flushed to disk,
+/// then renamed over it. On failure the temporary file is removed and `path` untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
-    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(source) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::Write {
@@ -155,14 +122,15 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
     }
     if !(fps.is_finite() && fps > 0.0) {
         return Err(Error::Invalid(format!(
-            "frame rate {fps} is not a positive number"
+            "frame rate {fps} for {} is not a positive number",
+            path.display()
         )));
     }
     let bytes = match kind {
         Kind::Mp4 => {
             let stream =
                 h264::encode(frames, fps, opts.quality).map_err(|m| format_err(path, m))?;
-            mp4::mux(&stream)
+            mp4::mux(&stream).map_err(|m| format_err(path, m))?
         }
         Kind::Gif => gif_io::encode(frames, fps).map_err(|m| format_err(path, m))?,
         Kind::Png => png_io::encode(first).map_err(|m| format_err(path, m))?,

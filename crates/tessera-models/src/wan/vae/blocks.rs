@@ -10,6 +10,8 @@
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
+use crate::conv::ConvKernel;
+
 /// Frames of history each causal conv keeps between chunks (the reference's CACHE_T).
 pub const CACHE_T: usize = 2;
 
@@ -70,6 +72,8 @@ pub fn batch_to_frames(x: &Tensor, b: usize) -> Result<Tensor> {
 pub struct CausalConv3d {
     /// One (C_out, C_in, kh, kw) kernel per temporal tap.
     taps: Vec<Tensor>,
+    /// The channels-last gemm path for f32 weights on the CPU (crate::conv).
+    fast: Option<ConvKernel>,
     bias: Tensor,
     stride_t: usize,
     pad_t: usize,
@@ -91,9 +95,16 @@ impl CausalConv3d {
         let taps = (0..kt)
             .map(|i| w.narrow(2, i, 1)?.squeeze(2)?.contiguous())
             .collect::<Result<Vec<_>>>()?;
+        let bias = vb.get(cout, "bias")?;
+        let fast = if w.dtype() == DType::F32 && w.device().is_cpu() {
+            Some(ConvKernel::new(&w, &bias)?)
+        } else {
+            None
+        };
         Ok(Self {
             taps,
-            bias: vb.get(cout, "bias")?,
+            fast,
+            bias,
             stride_t,
             pad_t: 2 * pad.0,
             pad_hw: pad.1,
@@ -111,6 +122,9 @@ impl CausalConv3d {
         }
         if pad_t > 0 {
             x = x.pad_with_zeros(2, pad_t, 0)?;
+        }
+        if let (Some(fast), true) = (&self.fast, x.dtype() == DType::F32 && x.device().is_cpu()) {
+            return fast.forward(&x, self.pad_hw, self.stride_t);
         }
         let (b, _, t, _, _) = x.dims5()?;
         let kt = self.taps.len();
@@ -293,6 +307,8 @@ pub enum ResampleMode {
 pub struct Resample {
     mode: ResampleMode,
     conv: Conv2d,
+    /// The channels-last gemm path for the stride-1 upsampling conv (f32, CPU).
+    fast: Option<ConvKernel>,
     time_conv: Option<CausalConv3d>,
 }
 
@@ -334,9 +350,17 @@ impl Resample {
             )?),
             _ => None,
         };
+        let up = matches!(mode, ResampleMode::Up2d | ResampleMode::Up3d);
+        let fast = match (up, conv.bias()) {
+            (true, Some(b)) if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() => {
+                Some(ConvKernel::new(conv.weight(), b)?)
+            }
+            _ => None,
+        };
         Ok(Self {
             mode,
             conv,
+            fast,
             time_conv,
         })
     }
@@ -370,7 +394,6 @@ impl Resample {
                 }
             }
         }
-        let t2 = x.dim(2)?;
         let f = frames_to_batch(&x)?;
         let f = match self.mode {
             // nearest-exact at scale 2 repeats each pixel 2x2.
@@ -378,8 +401,11 @@ impl Resample {
             // ZeroPad2d((0, 1, 0, 1)) before the stride-2 conv.
             _ => f.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?,
         };
-        let mut x = batch_to_frames(&self.conv.forward(&f)?, b)?;
-        debug_assert_eq!(x.dim(2)?, t2);
+        let mut x = match (&self.fast, f.dtype() == DType::F32 && f.device().is_cpu()) {
+            // Frames as a batch of one-frame videos: (B*T, C, 1, H, W).
+            (Some(fast), true) => batch_to_frames(&fast.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?,
+            _ => batch_to_frames(&self.conv.forward(&f)?, b)?,
+        };
         if let (ResampleMode::Down3d, Some(tc)) = (self.mode, &self.time_conv) {
             let slot = cache.next();
             match slot {
