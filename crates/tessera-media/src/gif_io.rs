@@ -1,8 +1,8 @@
-//! Animated GIF through the `gif` crate: a 256-colour palette per frame from its NeuQuant
-//! quantiser (as PIL, behind diffusers' `export_to_gif`, gives each frame its own
+//! Animated GIF through the `gif` crate: a 256-colour palette per frame from our quantiser
+//! (`quantize.rs`; PIL, behind diffusers' `export_to_gif`, also gives each frame its own
 //! adaptive palette), delays from the frame rate, looping forever.
 
-use crate::Frame;
+use crate::{quantize, Frame};
 
 pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
     let (w, h) = (frames[0].width, frames[0].height);
@@ -24,8 +24,10 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
             // Browsers play delays under 2/100 s as 1/10 s, so 50 fps is the fastest rate.
             let delay = (clock.round() as u32).saturating_sub(shown).max(2);
             shown += delay;
-            // speed 3: NeuQuant sampling factor, a good quality/time balance.
-            let mut g = gif::Frame::from_rgb_speed(w as u16, h as u16, &f.data, 3);
+            let palette = quantize::palette(&f.data, 256);
+            let indices = quantize::map(&f.data, &palette);
+            let mut g =
+                gif::Frame::from_palette_pixels(w as u16, h as u16, indices, palette.concat(), None);
             g.delay = delay.min(u16::MAX as u32) as u16;
             enc.write_frame(&g).map_err(|e| e.to_string())?;
         }

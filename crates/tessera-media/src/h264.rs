@@ -9,7 +9,7 @@
 use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, MatrixCoefficients,
-    QpRange, RateControlMode, TransferCharacteristics, UsageType, VuiConfig,
+    QpRange, RateControlMode, TransferCharacteristics, VuiConfig,
 };
 use openh264::formats::{YUVBuffer, YUVSource};
 use openh264::OpenH264API;
@@ -76,6 +76,12 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
 /// Encodes same-sized frames at a constant frame rate.
 pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, String> {
     let (width, height) = (frames[0].width, frames[0].height);
+    if width < 16 || height < 16 {
+        // OpenH264 rejects pictures smaller than one macroblock.
+        return Err(format!(
+            "H.264 needs frames of at least 16x16 pixels, got {width}x{height} (write a .gif or .png instead)"
+        ));
+    }
     let qp = quality.qp();
     let config = EncoderConfig::new()
         // Buffer-based rate control with min QP = max QP codes every frame at that QP
@@ -84,7 +90,6 @@ pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, St
         .qp(QpRange::new(qp, qp))
         .bitrate(BitRate::from_bps(100_000_000))
         .max_frame_rate(FrameRate::from_hz(fps as f32))
-        .usage_type(UsageType::CameraVideoNonRealTime)
         .complexity(Complexity::High)
         .skip_frames(false)
         // Background detection skips "static" macroblocks, which smears slow motion.

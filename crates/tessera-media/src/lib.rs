@@ -8,6 +8,7 @@ mod gif_io;
 mod h264;
 mod mp4;
 mod png_io;
+mod quantize;
 mod yuv;
 
 use std::io::Write;

@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod error;
+pub mod fastmath;
 pub mod loading;
 pub mod ops;
 pub mod tokenizer;

@@ -44,7 +44,7 @@ pub fn layer_norm_f32(
 
 /// Softmax over the last dimension, numerically stabilised.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax_last_dim(x)
+    crate::fastmath::softmax_last_dim(x)
 }
 
 /// Scaled dot-product attention. q: (B, H, Lq, D), k and v: (B, H, Lk, D); `bias`, if

@@ -256,7 +256,7 @@ impl UMT5EncoderModel {
             let n = rms_norm(&x, Some(&layer.ln2), eps)?;
             let act = layer.wi_0.forward(&n)?;
             let act = if self.cfg.gelu() {
-                act.gelu()?
+                crate::fastmath::gelu(&act)?
             } else {
                 act.relu()?
             };

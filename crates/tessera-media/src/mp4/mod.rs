@@ -7,6 +7,8 @@ mod mux;
 
 pub use demux::demux;
 pub use mux::mux;
+#[cfg(test)]
+use mux::mux_with;
 
 /// A box: its four-character type and its payload (the bytes after the header).
 pub type BoxRef<'a> = ([u8; 4], &'a [u8]);
@@ -51,4 +53,55 @@ pub fn name(kind: &[u8; 4]) -> String {
 /// The types of the top-level boxes in file order (for checks such as "moov before mdat").
 pub fn top_level_boxes(data: &[u8]) -> Result<Vec<String>, String> {
     Ok(boxes(data)?.iter().map(|(k, _)| name(k)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h264::{Sample, Stream};
+
+    fn stream() -> Stream {
+        Stream {
+            width: 35,
+            height: 20,
+            sps: vec![vec![0x67, 66, 0xC0, 30, 1, 2]],
+            pps: vec![vec![0x68, 9]],
+            nal_length_size: 4,
+            samples: (0..5u8)
+                .map(|i| Sample {
+                    data: vec![0, 0, 0, 2, 0x65, i],
+                    sync: i == 0,
+                })
+                .collect(),
+            fps: 24000.0 / 1001.0,
+        }
+    }
+
+    /// The demuxer gives back what the muxer wrote, with 32- and 64-bit chunk offsets.
+    #[test]
+    fn demux_inverts_mux_with_stco_and_co64() {
+        let s = stream();
+        for co64 in [false, true] {
+            let bytes = mux_with(&s, co64).unwrap();
+            let moov = boxes(&bytes).unwrap()[1].1;
+            let has = |k: &[u8]| moov.windows(4).any(|w| w == k);
+            assert_eq!((has(b"co64"), has(b"stco")), (co64, !co64));
+            let back = demux(&bytes).unwrap();
+            assert_eq!((back.width, back.height), (35, 20), "from clap");
+            assert_eq!((back.sps, back.pps), (s.sps.clone(), s.pps.clone()));
+            assert!((back.fps - s.fps).abs() < 1e-9);
+            let data: Vec<_> = back.samples.iter().map(|x| (x.data.clone(), x.sync)).collect();
+            let want: Vec<_> = s.samples.iter().map(|x| (x.data.clone(), x.sync)).collect();
+            assert_eq!(data, want);
+        }
+    }
+
+    /// Damaged files are errors, never panics: every truncation of a valid file.
+    #[test]
+    fn truncated_files_are_errors() {
+        let bytes = mux_with(&stream(), false).unwrap();
+        for n in 0..bytes.len() {
+            assert!(demux(&bytes[..n]).is_err(), "truncated to {n} bytes");
+        }
+    }
 }

@@ -145,7 +145,7 @@ fn avc1(w: &mut Writer, s: &Stream, (cw, ch): (usize, usize)) {
 }
 
 /// The `moov` box; `data_offset` is where the first sample starts in the file.
-fn moov(s: &Stream, data_offset: u64) -> Result<Vec<u8>, String> {
+fn moov(s: &Stream, data_offset: u64, co64: bool) -> Result<Vec<u8>, String> {
     let (timescale, delta) = timing(s.fps);
     let n = u32::try_from(s.samples.len()).map_err(|_| "too many frames for MP4")?;
     let duration = n
@@ -210,7 +210,7 @@ fn moov(s: &Stream, data_offset: u64) -> Result<Vec<u8>, String> {
                             w.full(b"url ", 0, 1, |_| {});
                         });
                     });
-                    w.boxed(b"stbl", |w| stbl(w, s, delta, coded, data_offset));
+                    w.boxed(b"stbl", |w| stbl(w, s, delta, coded, data_offset, co64));
                 });
             });
         });
@@ -219,7 +219,14 @@ fn moov(s: &Stream, data_offset: u64) -> Result<Vec<u8>, String> {
 }
 
 /// The sample table (§8.5): every frame lasts `delta`, all samples form one chunk.
-fn stbl(w: &mut Writer, s: &Stream, delta: u32, coded: (usize, usize), data_offset: u64) {
+fn stbl(
+    w: &mut Writer,
+    s: &Stream,
+    delta: u32,
+    coded: (usize, usize),
+    data_offset: u64,
+    co64: bool,
+) {
     let n = s.samples.len() as u32;
     w.full(b"stsd", 0, 0, |w| {
         w.u32(1);
@@ -248,11 +255,11 @@ fn stbl(w: &mut Writer, s: &Stream, delta: u32, coded: (usize, usize), data_offs
         s.samples.iter().for_each(|x| w.u32(x.data.len() as u32));
     });
     match u32::try_from(data_offset) {
-        Ok(off) => w.full(b"stco", 0, 0, |w| {
+        Ok(off) if !co64 => w.full(b"stco", 0, 0, |w| {
             w.u32(1);
             w.u32(off);
         }),
-        Err(_) => w.full(b"co64", 0, 0, |w| {
+        _ => w.full(b"co64", 0, 0, |w| {
             w.u32(1);
             w.bytes(&data_offset.to_be_bytes());
         }),
@@ -261,6 +268,11 @@ fn stbl(w: &mut Writer, s: &Stream, delta: u32, coded: (usize, usize), data_offs
 
 /// ftyp + moov + mdat, with the chunk offset in moov pointing at the first sample.
 pub fn mux(s: &Stream) -> Result<Vec<u8>, String> {
+    mux_with(s, false)
+}
+
+/// As [`mux`]; `co64` forces 64-bit chunk offsets (otherwise used only when needed).
+pub fn mux_with(s: &Stream, co64: bool) -> Result<Vec<u8>, String> {
     let mut w = Writer(Vec::new());
     // §4.3: major brand isom, minor version 0x200, compatible brands as ffmpeg writes.
     w.boxed(b"ftyp", |w| {
@@ -271,10 +283,11 @@ pub fn mux(s: &Stream) -> Result<Vec<u8>, String> {
     let data_len: u64 = s.samples.iter().map(|x| x.data.len() as u64).sum();
     // mdat needs a 64-bit size beyond 4 GiB (§4.2).
     let mdat_header = if data_len + 8 > u32::MAX as u64 { 16 } else { 8 };
-    // moov's size depends only on stco vs co64, which the first offset decides.
-    let probe = moov(s, w.0.len() as u64)?;
+    // moov's size does not depend on the offset's value, so size it first.
+    let co64 = co64 || w.0.len() as u64 + 2 * data_len > u32::MAX as u64;
+    let probe = moov(s, 0, co64)?;
     let offset = (w.0.len() + probe.len() + mdat_header) as u64;
-    let moov = moov(s, offset)?;
+    let moov = moov(s, offset, co64)?;
     if moov.len() != probe.len() {
         return Err("internal: MP4 index size changed".into());
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 
+use crate::fastmath;
 use crate::loading::{in_component, var_builder};
 use crate::ops::{attention, layer_norm_f32, rms_norm};
 use crate::wan::config::WanTransformerConfig;
@@ -86,8 +87,8 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.fc1.forward(x)?;
         let h = match self.act {
-            Act::Silu => h.silu()?,
-            Act::GeluTanh => h.gelu()?,
+            Act::Silu => fastmath::silu(&h)?,
+            Act::GeluTanh => fastmath::gelu(&h)?,
             Act::GeluErf => h.gelu_erf()?,
         };
         self.fc2.forward(&h)
@@ -460,7 +461,7 @@ impl WanTransformer3DModel {
         let temb = self.time_embedder.forward(&tfreq)?; // (B * Lt, D)
         let tproj = self
             .time_proj
-            .forward(&temb.silu()?)?
+            .forward(&fastmath::silu(&temb)?)?
             .to_dtype(DType::F32)?
             .reshape((b, lt, 6, d))?;
         let temb = temb.to_dtype(DType::F32)?.reshape((b, lt, 1, d))?;

@@ -92,14 +92,16 @@ impl CausalConv3d {
     ) -> Result<Self> {
         let (kt, ks) = k;
         let w = vb.get((cout, cin, kt, ks, ks), "weight")?;
-        let taps = (0..kt)
-            .map(|i| w.narrow(2, i, 1)?.squeeze(2)?.contiguous())
-            .collect::<Result<Vec<_>>>()?;
         let bias = vb.get(cout, "bias")?;
-        let fast = if w.dtype() == DType::F32 && w.device().is_cpu() {
-            Some(ConvKernel::new(&w, &bias)?)
+        // f32 on the CPU takes the gemm path, which keeps its own copy of the weights;
+        // otherwise keep one 2D kernel per temporal tap.
+        let (fast, taps) = if w.dtype() == DType::F32 && w.device().is_cpu() {
+            (Some(ConvKernel::new(&w, &bias)?), Vec::new())
         } else {
-            None
+            let taps = (0..kt)
+                .map(|i| w.narrow(2, i, 1)?.squeeze(2)?.contiguous())
+                .collect::<Result<Vec<_>>>()?;
+            (None, taps)
         };
         Ok(Self {
             taps,
@@ -248,10 +250,10 @@ impl ResBlock {
         };
         let y = self
             .conv1
-            .forward_cached(&self.norm1.forward(x)?.silu()?, cache)?;
+            .forward_cached(&crate::fastmath::silu(&self.norm1.forward(x)?)?, cache)?;
         let y = self
             .conv2
-            .forward_cached(&self.norm2.forward(&y)?.silu()?, cache)?;
+            .forward_cached(&crate::fastmath::silu(&self.norm2.forward(&y)?)?, cache)?;
         y + h
     }
 }
