@@ -54,16 +54,7 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64) -> Re
             }
             // Same quantisation as diffusers' numpy_to_pil: (x * 255).round() as u8.
             let data: Vec<f32> = frames.flatten_all()?.to_vec1()?;
-            let per = h * w * 3;
-            let frames: Vec<tessera_media::Frame> = (0..t)
-                .map(|i| {
-                    let px = data[i * per..(i + 1) * per]
-                        .iter()
-                        .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
-                        .collect();
-                    tessera_media::Frame::new(w, h, px)
-                })
-                .collect::<std::result::Result<_, _>>()?;
+            let frames = tessera_media::frames_from_f32(&data, t, h, w)?;
             tessera_media::write_video(path, &frames, fps, &Default::default())?;
         }
     }

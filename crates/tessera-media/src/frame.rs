@@ -121,10 +121,10 @@ mod tests {
     #[test]
     fn quantize_matches_numpy_round_half_even() {
         let cases = [
-            (0x3b00_8081, 0), // 0.5
-            (0x3bc0_c0c1, 2), // 1.5
-            (0x3c20_a0a1, 2), // 2.5
-            (0x3c60_e0e1, 4), // 3.5
+            (0x3b00_8081, 0),   // 0.5
+            (0x3bc0_c0c1, 2),   // 1.5
+            (0x3c20_a0a1, 2),   // 2.5
+            (0x3c60_e0e1, 4),   // 3.5
             (0x3f00_0000, 128), // 127.5
             (0x3f01_0101, 128), // 128.5
             (0x3f7e_7e7e, 254), // 253.5
@@ -135,7 +135,10 @@ mod tests {
             assert_eq!(quantize(x), want, "{x} * 255 = {}", x * 255.0);
         }
         assert_eq!(quantize(0.25), 64);
-        assert_eq!((quantize(-0.5), quantize(1.5), quantize(f32::NAN)), (0, 255, 0));
+        assert_eq!(
+            (quantize(-0.5), quantize(1.5), quantize(f32::NAN)),
+            (0, 255, 0)
+        );
     }
 
     #[test]

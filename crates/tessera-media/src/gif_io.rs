@@ -26,8 +26,13 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
             shown += delay;
             let palette = quantize::palette(&f.data, 256);
             let indices = quantize::map(&f.data, &palette);
-            let mut g =
-                gif::Frame::from_palette_pixels(w as u16, h as u16, indices, palette.concat(), None);
+            let mut g = gif::Frame::from_palette_pixels(
+                w as u16,
+                h as u16,
+                indices,
+                palette.concat(),
+                None,
+            );
             g.delay = delay.min(u16::MAX as u32) as u16;
             enc.write_frame(&g).map_err(|e| e.to_string())?;
         }

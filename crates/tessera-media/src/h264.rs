@@ -17,18 +17,20 @@ use openh264::OpenH264API;
 use crate::yuv::{rgb_to_yuv420, yuv420_to_rgb};
 use crate::Frame;
 
-/// Encoder quality: a constant quantiser (QP, 0..=51; lower is better and larger). Every
-/// frame is coded at this QP, so quality does not depend on content or length.
+/// Encoder quality: a constant quantiser (QP; lower is better and larger). Every frame is
+/// coded at this QP, so quality does not depend on content or length. PSNR measured on a
+/// smooth moving gradient (tests/roundtrip.rs) at 96x64 / 832x480.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Quality {
-    /// QP 16: visually lossless on generated video, ~45 dB PSNR on smooth content.
+    /// QP 16: 43 / 48 dB (560 kB for 81 smooth frames of 832x480).
     #[default]
     High,
-    /// QP 23: small files, still clean (~40 dB on smooth content).
+    /// QP 23: 39 / 46 dB.
     Medium,
-    /// QP 30: previews.
+    /// QP 30: 35 dB at 96x64; previews.
     Low,
-    /// An explicit QP; values above 51 are clamped.
+    /// An explicit QP in 12..=51: OpenH264 raises anything lower to 12 when rate control
+    /// is on (encoder_ext.cpp, ParamValidation, GOM_MIN_QP_MODE).
     Qp(u8),
 }
 
@@ -38,7 +40,7 @@ impl Quality {
             Self::High => 16,
             Self::Medium => 23,
             Self::Low => 30,
-            Self::Qp(q) => q.min(51),
+            Self::Qp(q) => q.clamp(12, 51),
         }
     }
 }
@@ -168,7 +170,9 @@ fn to_frame(yuv: &dyn YUVSource, (w, h): (usize, usize)) -> Result<Frame, String
     };
     let (hw, hh) = (cw.div_ceil(2), ch.div_ceil(2));
     if !(fits(yuv.y(), sy, cw, ch) && fits(yuv.u(), su, hw, hh) && fits(yuv.v(), sv, hw, hh)) {
-        return Err(format!("H.264 decoder returned a malformed {dw}x{dh} picture"));
+        return Err(format!(
+            "H.264 decoder returned a malformed {dw}x{dh} picture"
+        ));
     }
     let rgb = yuv420_to_rgb((yuv.y(), yuv.u(), yuv.v()), (sy, su, sv), cw, ch);
     Frame::new(cw, ch, rgb).map_err(|e| e.to_string())
@@ -206,9 +210,10 @@ pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
             let len = s.data[p..p + n]
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | b as usize);
-            let nal = s.data.get(p + n..p + n + len).ok_or_else(|| {
-                format!("sample {i}: a NAL unit runs past the end of the sample")
-            })?;
+            let nal = s
+                .data
+                .get(p + n..p + n + len)
+                .ok_or_else(|| format!("sample {i}: a NAL unit runs past the end of the sample"))?;
             annex_b(&mut packet, nal);
             p += n + len;
         }

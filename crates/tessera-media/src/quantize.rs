@@ -30,9 +30,9 @@ fn sums(bins: &[Bin]) -> (f64, [f64; 3], f64) {
     let mut s2 = 0.0;
     for b in bins {
         w += b.w;
-        for k in 0..3 {
-            s[k] += b.w * b.c[k];
-            s2 += b.w * b.c[k] * b.c[k];
+        for (sk, ck) in s.iter_mut().zip(b.c) {
+            *sk += b.w * ck;
+            s2 += b.w * ck * ck;
         }
     }
     (w, s, s2)
@@ -51,16 +51,18 @@ fn best_split(bins: &mut [Bin]) -> usize {
         let m = s[k] / w;
         bins.iter().map(|b| b.w * (b.c[k] - m).powi(2)).sum::<f64>()
     };
-    let axis = (0..3).max_by(|&a, &b| var(a).total_cmp(&var(b))).unwrap_or(0);
+    let axis = (0..3)
+        .max_by(|&a, &b| var(a).total_cmp(&var(b)))
+        .unwrap_or(0);
     bins.sort_unstable_by(|a, b| a.c[axis].total_cmp(&b.c[axis]));
     let (mut lw, mut ls, mut ls2) = (0.0, [0.0; 3], 0.0);
     let (tw, ts, ts2) = sums(bins);
     let (mut best, mut at) = (f64::INFINITY, 1);
     for (i, b) in bins.iter().enumerate().take(bins.len() - 1) {
         lw += b.w;
-        for k in 0..3 {
-            ls[k] += b.w * b.c[k];
-            ls2 += b.w * b.c[k] * b.c[k];
+        for (lk, ck) in ls.iter_mut().zip(b.c) {
+            *lk += b.w * ck;
+            ls2 += b.w * ck * ck;
         }
         let rs = [ts[0] - ls[0], ts[1] - ls[1], ts[2] - ls[2]];
         let e = sse(lw, ls, ls2) + sse(tw - lw, rs, ts2 - ls2);
@@ -96,10 +98,11 @@ pub fn palette(rgb: &[u8], k: usize) -> Vec<[u8; 3]> {
     // Histogram of 32x32x32 cells with the exact mean colour of each.
     let mut hist = vec![(0u32, [0u64; 3]); 1 << 15];
     for p in rgb.chunks_exact(3) {
-        let cell = &mut hist[(p[0] as usize >> 3) << 10 | (p[1] as usize >> 3) << 5 | p[2] as usize >> 3];
+        let cell =
+            &mut hist[(p[0] as usize >> 3) << 10 | (p[1] as usize >> 3) << 5 | p[2] as usize >> 3];
         cell.0 += 1;
-        for c in 0..3 {
-            cell.1[c] += p[c] as u64;
+        for (sum, &v) in cell.1.iter_mut().zip(p) {
+            *sum += v as u64;
         }
     }
     let mut bins: Vec<Bin> = hist
@@ -135,8 +138,8 @@ pub fn palette(rgb: &[u8], k: usize) -> Vec<[u8; 3]> {
         for b in &bins {
             let a = &mut acc[nearest(&centres, b.c)];
             a.0 += b.w;
-            for c in 0..3 {
-                a.1[c] += b.w * b.c[c];
+            for (sum, c) in a.1.iter_mut().zip(b.c) {
+                *sum += b.w * c;
             }
         }
         for (centre, (w, s)) in centres.iter_mut().zip(acc) {
@@ -192,7 +195,7 @@ mod tests {
 
     #[test]
     fn a_gradient_gets_a_close_palette() {
-        // 4096 greys-and-colours: more than 256, so it must quantise.
+        // 4096 colours in a plane: more than 256, so it must quantise.
         let rgb: Vec<u8> = (0..4096u32)
             .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 128])
             .collect();
@@ -202,9 +205,15 @@ mod tests {
         let err: f64 = rgb
             .chunks(3)
             .zip(&idx)
-            .map(|(c, &i)| (0..3).map(|k| (c[k] as f64 - p[i as usize][k] as f64).powi(2)).sum::<f64>())
+            .map(|(c, &i)| {
+                (0..3)
+                    .map(|k| (c[k] as f64 - p[i as usize][k] as f64).powi(2))
+                    .sum::<f64>()
+            })
             .sum::<f64>()
             / rgb.len() as f64;
-        assert!(err < 4.0, "mean squared error {err}");
+        // The best 256-colour palette for this 64x64 grid of step 4 has 4x4 tiles: a mean
+        // squared error of 4^2 * 15 / 12 = 20 in R and G, 0 in B, 13.3 per channel.
+        assert!(err < 20.0, "mean squared error {err}");
     }
 }

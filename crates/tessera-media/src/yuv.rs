@@ -77,7 +77,7 @@ fn upsample(plane: &[u8], stride: usize, (cw, ch): (usize, usize), w: usize, h: 
     let at = |i: usize, j: usize| plane[j.min(ch - 1) * stride + i.min(cw - 1)] as f32 - 128.0;
     // Horizontal: even columns sit on a chroma sample, odd ones halfway between two.
     let horiz = |j: usize, x: usize| {
-        if x % 2 == 0 {
+        if x.is_multiple_of(2) {
             at(x / 2, j)
         } else {
             0.5 * (at(x / 2, j) + at(x / 2 + 1, j))
@@ -88,7 +88,11 @@ fn upsample(plane: &[u8], stride: usize, (cw, ch): (usize, usize), w: usize, h: 
         // Vertical: chroma row j sits at luma row 2j + 1/2, so row 2j is 1/4 of the way
         // from j towards j - 1, and row 2j + 1 is 1/4 of the way towards j + 1.
         let j = y / 2;
-        let other = if y % 2 == 0 { j.saturating_sub(1) } else { j + 1 };
+        let other = if y.is_multiple_of(2) {
+            j.saturating_sub(1)
+        } else {
+            j + 1
+        };
         for x in 0..w {
             out[y * w + x] = 0.75 * horiz(j, x) + 0.25 * horiz(other, x);
         }

@@ -26,7 +26,11 @@ pub struct ConvKernel {
 impl ConvKernel {
     /// weight: (C_out, C_in, k_t, k, k) or (C_out, C_in, k, k); bias: (C_out).
     pub fn new(weight: &Tensor, bias: &Tensor) -> Result<Self> {
-        let w = if weight.rank() == 4 { weight.unsqueeze(2)? } else { weight.clone() };
+        let w = if weight.rank() == 4 {
+            weight.unsqueeze(2)?
+        } else {
+            weight.clone()
+        };
         let (cout, cin, kt, k, k2) = w.dims5()?;
         if k != k2 {
             candle_core::bail!("ConvKernel needs a square spatial kernel, got {k}x{k2}");
@@ -38,7 +42,14 @@ impl ConvKernel {
             .flatten_all()?
             .to_vec1()?;
         let bias = bias.to_dtype(DType::F32)?.to_vec1()?;
-        Ok(Self { w, bias, kt, k, cin, cout })
+        Ok(Self {
+            w,
+            bias,
+            kt,
+            k,
+            cin,
+            cout,
+        })
     }
 
     /// x: (B, C_in, T, H, W) f32 on the CPU, already padded in time. Spatial zero padding
@@ -56,7 +67,9 @@ impl ConvKernel {
         // Channels-last, spatially padded input: (B, T, Hp, Wp, C_in).
         let mut xc = x.to_dtype(DType::F32)?.permute((0, 2, 3, 4, 1))?;
         if pad > 0 {
-            xc = xc.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+            xc = xc
+                .pad_with_zeros(2, pad, pad)?
+                .pad_with_zeros(3, pad, pad)?;
         }
         let xs: Vec<f32> = xc.flatten_all()?.to_vec1()?;
         let plane = hp * wp;
@@ -109,7 +122,8 @@ impl ConvKernel {
                 for y in 0..ho {
                     for xx in 0..wo {
                         let src = &full[(y * wp + xx) * cout..(y * wp + xx + 1) * cout];
-                        let dst = &mut out[base + (y * wo + xx) * cout..base + (y * wo + xx + 1) * cout];
+                        let dst =
+                            &mut out[base + (y * wo + xx) * cout..base + (y * wo + xx + 1) * cout];
                         for ((d, s), bb) in dst.iter_mut().zip(src).zip(&self.bias) {
                             *d = s + bb;
                         }
@@ -142,8 +156,18 @@ mod tests {
             for dt in 0..3 {
                 let idx: Vec<u32> = (0..t_out).map(|j| (dt + j * stride_t) as u32).collect();
                 let xi = x.index_select(&Tensor::new(idx, &dev).unwrap(), 2).unwrap();
-                let xi = xi.permute((0, 2, 1, 3, 4)).unwrap().reshape((t_out, 5, 7, 6)).unwrap();
-                let wi = w.narrow(2, dt, 1).unwrap().squeeze(2).unwrap().contiguous().unwrap();
+                let xi = xi
+                    .permute((0, 2, 1, 3, 4))
+                    .unwrap()
+                    .reshape((t_out, 5, 7, 6))
+                    .unwrap();
+                let wi = w
+                    .narrow(2, dt, 1)
+                    .unwrap()
+                    .squeeze(2)
+                    .unwrap()
+                    .contiguous()
+                    .unwrap();
                 let yi = xi.conv2d(&wi, 1, 1, 1, 1).unwrap();
                 want = Some(match want {
                     Some(a) => (a + yi).unwrap(),
@@ -158,7 +182,14 @@ mod tests {
                 .unwrap()
                 .permute((0, 2, 1, 3, 4))
                 .unwrap();
-            let d = (y - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let d = (y - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(d < 1e-4, "stride {stride_t}: max abs diff {d}");
         }
     }

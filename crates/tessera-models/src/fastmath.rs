@@ -25,7 +25,7 @@ fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
@@ -125,11 +125,12 @@ impl CustomOp1 for Op {
         // Work in chunks of whole rows so threads split rows, not values.
         let rows_per_chunk = (16384 / last).max(1);
         let op = *self;
-        data.par_chunks_mut(rows_per_chunk * last).for_each(|c| match op {
-            Op::Gelu => gelu_slice(c),
-            Op::Silu => silu_slice(c),
-            Op::Softmax => softmax_rows(c, last),
-        });
+        data.par_chunks_mut(rows_per_chunk * last)
+            .for_each(|c| match op {
+                Op::Gelu => gelu_slice(c),
+                Op::Silu => silu_slice(c),
+                Op::Softmax => softmax_rows(c, last),
+            });
         Ok((CpuStorage::F32(data), layout.shape().clone()))
     }
 }
@@ -185,7 +186,16 @@ mod tests {
     #[test]
     fn ops_match_candle() {
         let x = Tensor::randn(0f32, 3.0, (7, 333), &Device::Cpu).unwrap();
-        let max_diff = |a: Tensor, b: Tensor| -> f32 { (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
+        let max_diff = |a: Tensor, b: Tensor| -> f32 {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
         assert!(max_diff(gelu(&x).unwrap(), x.gelu().unwrap()) < 1e-5);
         assert!(max_diff(silu(&x).unwrap(), x.silu().unwrap()) < 1e-5);
         let s = softmax_last_dim(&x).unwrap();

@@ -135,7 +135,10 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
         return Err(format!("video codec {} is not H.264 (avc1)", name(ekind)));
     }
     // The visual sample entry's fields take 78 bytes (§12.1.3), then its boxes.
-    let entry_fields = Fields { kind: "avc1", data: entry };
+    let entry_fields = Fields {
+        kind: "avc1",
+        data: entry,
+    };
     let coded = (
         entry_fields.u16(24)? as usize,
         entry_fields.u16(26)? as usize,
@@ -168,7 +171,9 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
         }
     };
     let stsc = child(stbl, b"stsc")?;
-    let runs = stsc.table(4, 12, |at| Ok((stsc.u32(at)? as usize, stsc.u32(at + 4)? as usize)))?;
+    let runs = stsc.table(4, 12, |at| {
+        Ok((stsc.u32(at)? as usize, stsc.u32(at + 4)? as usize))
+    })?;
     let sync: Option<Vec<usize>> = match child(stbl, b"stss") {
         Ok(stss) => {
             // Listed in increasing order, but sort anyway so the lookup below can bisect.
@@ -208,7 +213,9 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
                 .ok_or_else(|| format!("sample {k} lies beyond the end of the file"))?;
             samples.push(Sample {
                 data: bytes.to_vec(),
-                sync: sync.as_ref().is_none_or(|s| s.binary_search(&(k + 1)).is_ok()),
+                sync: sync
+                    .as_ref()
+                    .is_none_or(|s| s.binary_search(&(k + 1)).is_ok()),
             });
             pos += size;
         }

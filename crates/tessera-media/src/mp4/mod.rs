@@ -30,7 +30,10 @@ pub fn boxes(data: &[u8]) -> Result<Vec<BoxRef<'_>>, String> {
                 let b = data
                     .get(p + 8..p + 16)
                     .ok_or_else(|| format!("truncated box header at byte {p}"))?;
-                (16, u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                (
+                    16,
+                    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+                )
             }
             n => (8, n as u64),
         };
@@ -90,7 +93,11 @@ mod tests {
             assert_eq!((back.width, back.height), (35, 20), "from clap");
             assert_eq!((back.sps, back.pps), (s.sps.clone(), s.pps.clone()));
             assert!((back.fps - s.fps).abs() < 1e-9);
-            let data: Vec<_> = back.samples.iter().map(|x| (x.data.clone(), x.sync)).collect();
+            let data: Vec<_> = back
+                .samples
+                .iter()
+                .map(|x| (x.data.clone(), x.sync))
+                .collect();
             let want: Vec<_> = s.samples.iter().map(|x| (x.data.clone(), x.sync)).collect();
             assert_eq!(data, want);
         }

@@ -4,8 +4,8 @@
 //! Odd sizes: H.264 4:2:0 can only crop to even sizes (H.264 §7.4.2.1.1, CropUnitX/Y = 2),
 //! so an odd-sized video is coded one column/row larger (the last one repeated). The true
 //! size is signalled twice: as the track's presentation size (`tkhd`, §8.3.2) and as a
-//! clean aperture (`clap`, §12.1.4) in the sample entry. Our reader, Safari and QuickTime
-//! crop to it; players that ignore `clap` show the extra repeated column/row.
+//! clean aperture (`clap`, §12.1.4) in the sample entry. Our reader crops to it, as do
+//! players that honour `clap`; the others (ffmpeg 5.1, for one) show the extra column/row.
 
 use crate::h264::Stream;
 
@@ -238,7 +238,9 @@ fn stbl(
         w.u32(delta);
     });
     // Sync samples (IDR pictures), numbered from 1.
-    let sync: Vec<u32> = (1..=n).filter(|&i| s.samples[i as usize - 1].sync).collect();
+    let sync: Vec<u32> = (1..=n)
+        .filter(|&i| s.samples[i as usize - 1].sync)
+        .collect();
     w.full(b"stss", 0, 0, |w| {
         w.u32(sync.len() as u32);
         sync.iter().for_each(|&i| w.u32(i));
@@ -282,7 +284,11 @@ pub fn mux_with(s: &Stream, co64: bool) -> Result<Vec<u8>, String> {
     });
     let data_len: u64 = s.samples.iter().map(|x| x.data.len() as u64).sum();
     // mdat needs a 64-bit size beyond 4 GiB (§4.2).
-    let mdat_header = if data_len + 8 > u32::MAX as u64 { 16 } else { 8 };
+    let mdat_header = if data_len + 8 > u32::MAX as u64 {
+        16
+    } else {
+        8
+    };
     // moov's size does not depend on the offset's value, so size it first.
     let co64 = co64 || w.0.len() as u64 + 2 * data_len > u32::MAX as u64;
     let probe = moov(s, 0, co64)?;

@@ -354,7 +354,9 @@ impl Resample {
         };
         let up = matches!(mode, ResampleMode::Up2d | ResampleMode::Up3d);
         let fast = match (up, conv.bias()) {
-            (true, Some(b)) if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() => {
+            (true, Some(b))
+                if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() =>
+            {
                 Some(ConvKernel::new(conv.weight(), b)?)
             }
             _ => None,
@@ -405,7 +407,9 @@ impl Resample {
         };
         let mut x = match (&self.fast, f.dtype() == DType::F32 && f.device().is_cpu()) {
             // Frames as a batch of one-frame videos: (B*T, C, 1, H, W).
-            (Some(fast), true) => batch_to_frames(&fast.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?,
+            (Some(fast), true) => {
+                batch_to_frames(&fast.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?
+            }
             _ => batch_to_frames(&self.conv.forward(&f)?, b)?,
         };
         if let (ResampleMode::Down3d, Some(tc)) = (self.mode, &self.time_conv) {
