@@ -15,8 +15,11 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding and subtracting it rounds to the nearest integer without a branch.
 const ROUND: f32 = 12_582_912.0;
 
+/// exp(x); exactly 0 below -87 (as expf underflows), never a denormal: masked attention
+/// scores (-3.4e38) must give zeros, since denormals slow the following matmul ~20x.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
+    let tiny = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -27,7 +30,12 @@ fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    let e = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    if tiny {
+        0.0
+    } else {
+        e
+    }
 }
 
 #[inline(always)]
@@ -42,15 +50,32 @@ fn silu_f32(x: f32) -> f32 {
     x / (1.0 + exp(-x))
 }
 
+/// Eight independent lanes so max and sum vectorise (a single running accumulator is a
+/// serial dependency the compiler must keep in order).
+#[inline(always)]
+fn lanes_reduce(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] = f(acc[i], c[i]);
+        }
+    }
+    let mut r = rest.iter().fold(init, |a, &b| f(a, b));
+    for a in acc {
+        r = f(r, a);
+    }
+    r
+}
+
 #[inline(always)]
 fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0f32;
+    let max = lanes_reduce(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
     for v in row.iter_mut() {
         *v = exp(*v - max);
-        sum += *v;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / lanes_reduce(row, 0.0, |a, b| a + b);
     for v in row.iter_mut() {
         *v *= inv;
     }
@@ -174,6 +199,8 @@ mod tests {
     #[test]
     fn exp_is_accurate() {
         let mut worst = 0f64;
+        assert_eq!(exp(-3.4e38), 0.0);
+        assert_eq!(exp(-88.0), 0.0);
         let mut x = -80.0f32;
         while x < 80.0 {
             let e = ((exp(x) as f64) - (x as f64).exp()).abs() / (x as f64).exp();
