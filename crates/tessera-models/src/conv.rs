@@ -1,16 +1,17 @@
 //! Fast f32 convolution on the CPU for the VAE: 3D (k_t x k x k, temporal stride) and 2D
 //! (k_t = 1), stride 1 in space, computed channels-last as a sum of matrix products.
 //!
-//! Why: candle's CPU conv2d builds its im2col tiles pixel by pixel and multiplies
-//! (C_out x K) by (K x 512-pixel tiles); on this class of machine that runs at a quarter
-//! of the matmul rate. Here the input is laid out (T, H+2p, W+2p, C_in), so for every
-//! kernel tap the pixels it meets form a contiguous (N x C_in) matrix when outputs are
-//! computed over the padded row pitch (the few columns between rows are discarded):
-//! out (N x C_out) += X_tap (N x C_in) @ W_tap (C_in x C_out), accumulated in place by
-//! the `gemm` crate (the one candle uses). No im2col copy is made.
+//! Why: candle's CPU conv2d builds its im2col tiles element by element and multiplies
+//! (C_out x K) by (K x 512-pixel tiles), a shape the `gemm` crate runs at a quarter of
+//! its rate here (BENCHMARKS.md). Here the input is laid out channels-last
+//! (T, H+2p, W+2p, C_in), so an im2col row (one output pixel, all taps) is k_t*k*k
+//! memcpys of C_in floats, built in parallel for a band of rows; the product
+//! (pixels x K) @ (K x C_out) is the tall-skinny shape gemm runs fastest, and it lands
+//! directly in the output rows, which start as the bias.
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, Result, Tensor};
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// Weights rearranged per tap: (k_t * k * k, C_in, C_out), plus the bias.
 #[derive(Debug, Clone)]
@@ -64,76 +65,109 @@ impl ConvKernel {
         let (hp, wp) = (h + 2 * pad, w + 2 * pad);
         let (ho, wo) = (hp + 1 - k, wp + 1 - k);
         let t_out = (t - kt) / stride_t + 1;
-        // Channels-last, spatially padded input: (B, T, Hp, Wp, C_in).
-        let mut xc = x.to_dtype(DType::F32)?.permute((0, 2, 3, 4, 1))?;
-        if pad > 0 {
-            xc = xc
-                .pad_with_zeros(2, pad, pad)?
-                .pad_with_zeros(3, pad, pad)?;
-        }
-        let xs: Vec<f32> = xc.flatten_all()?.to_vec1()?;
+        // Channels-last, spatially padded copy of the input: (B, T, Hp, Wp, C_in), written
+        // in one pass straight from the tensor's storage.
+        let x = x.to_dtype(DType::F32)?.contiguous()?;
         let plane = hp * wp;
-        // Output pixels computed over the padded pitch: rows 0..ho, each wp wide, the last
-        // row only wo wide.
-        let n = (ho - 1) * wp + wo;
-        let mut out = vec![0f32; b * t_out * ho * wo * cout];
-        let mut full = vec![0f32; n * cout];
-        for bi in 0..b {
-            for to in 0..t_out {
-                for dt in 0..kt {
-                    let frame = (bi * t + to * stride_t + dt) * plane;
-                    for dy in 0..k {
-                        for dx in 0..k {
-                            let tap = (dt * k + dy) * k + dx;
-                            let lhs = &xs[(frame + dy * wp + dx) * cin..];
-                            let rhs = &self.w[tap * cin * cout..(tap + 1) * cin * cout];
-                            debug_assert!(lhs.len() >= n * cin);
-                            // SAFETY: lhs covers n rows of cin (checked above), rhs is
-                            // cin x cout, full is n x cout; all row-major with unit
-                            // column stride, and nothing else aliases `full`.
-                            unsafe {
-                                gemm::gemm(
-                                    n,
-                                    cout,
-                                    cin,
-                                    full.as_mut_ptr(),
-                                    1,
-                                    cout as isize,
-                                    tap > 0,
-                                    lhs.as_ptr(),
-                                    1,
-                                    cin as isize,
-                                    rhs.as_ptr(),
-                                    1,
-                                    cout as isize,
-                                    1.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    Parallelism::Rayon(0),
-                                );
+        let mut xs = vec![0f32; b * t * plane * cin];
+        {
+            let (storage, layout) = x.storage_and_layout();
+            let src = match (&*storage, layout.contiguous_offsets()) {
+                (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((s0, s1))) => &v[s0..s1],
+                _ => candle_core::bail!("conv input must be a contiguous f32 CPU tensor"),
+            };
+            let hw = h * w;
+            // Parallel over (batch, frame): each writes its own padded frame.
+            xs.par_chunks_mut(plane * cin)
+                .enumerate()
+                .for_each(|(bt, dst)| {
+                    let (bi, ti) = (bt / t, bt % t);
+                    for ci in 0..cin {
+                        let chan = &src[((bi * cin + ci) * t + ti) * hw..][..hw];
+                        for y in 0..h {
+                            let row = &chan[y * w..(y + 1) * w];
+                            let out = &mut dst[((y + pad) * wp + pad) * cin + ci..];
+                            for (xx, v) in row.iter().enumerate() {
+                                out[xx * cin] = *v;
                             }
                         }
                     }
-                }
-                // Keep the valid columns of each row and add the bias.
-                let base = (bi * t_out + to) * ho * wo * cout;
-                for y in 0..ho {
-                    for xx in 0..wo {
-                        let src = &full[(y * wp + xx) * cout..(y * wp + xx + 1) * cout];
-                        let dst =
-                            &mut out[base + (y * wo + xx) * cout..base + (y * wo + xx + 1) * cout];
-                        for ((d, s), bb) in dst.iter_mut().zip(src).zip(&self.bias) {
-                            *d = s + bb;
-                        }
+                });
+        }
+        let taps = kt * k * k;
+        let kk = taps * cin;
+        // Rows of output per tile, so that one im2col tile stays around 32 MB.
+        let rows = ((8 << 20) / (kk * wo).max(1)).clamp(1, ho);
+        let frame_out = ho * wo;
+        // Output in (B, C_out, T_out, Ho, Wo), each channel plane starting as its bias.
+        let mut out = vec![0f32; b * cout * t_out * frame_out];
+        out.par_chunks_mut(t_out * frame_out)
+            .enumerate()
+            .for_each(|(bc, plane_out)| {
+                plane_out.fill(self.bias[bc % cout]);
+            });
+        let mut col = vec![0f32; rows * wo * kk];
+        for bi in 0..b {
+            for to in 0..t_out {
+                let mut y0 = 0;
+                while y0 < ho {
+                    let y1 = (y0 + rows).min(ho);
+                    let n = (y1 - y0) * wo;
+                    // im2col: row p = pixel, columns = (tap, C_in); one memcpy per tap.
+                    col[..n * kk]
+                        .par_chunks_mut(kk)
+                        .enumerate()
+                        .for_each(|(p, dst)| {
+                            let (y, x) = (y0 + p / wo, p % wo);
+                            for dt in 0..kt {
+                                let frame = (bi * t + to * stride_t + dt) * plane;
+                                for dy in 0..k {
+                                    for dx in 0..k {
+                                        let tap = (dt * k + dy) * k + dx;
+                                        let src = (frame + (y + dy) * wp + x + dx) * cin;
+                                        dst[tap * cin..(tap + 1) * cin]
+                                            .copy_from_slice(&xs[src..src + cin]);
+                                    }
+                                }
+                            }
+                        });
+                    // (pixels x C_out) written transposed into the channel planes:
+                    // pixel stride 1, channel stride T_out * Ho * Wo.
+                    let offset = (bi * cout * t_out + to) * frame_out + y0 * wo;
+                    let last = offset + (cout - 1) * t_out * frame_out + n;
+                    assert!(last <= out.len(), "conv output tile out of bounds");
+                    // SAFETY: col is n x kk and w is kk x cout, row-major with unit column
+                    // stride; every dst element (offset + c * t_out * frame_out + p for
+                    // p < n, c < cout) is inside `out` (checked above), which aliases
+                    // neither input.
+                    unsafe {
+                        gemm::gemm(
+                            n,
+                            cout,
+                            kk,
+                            out.as_mut_ptr().add(offset),
+                            (t_out * frame_out) as isize,
+                            1,
+                            true,
+                            col.as_ptr(),
+                            1,
+                            kk as isize,
+                            self.w.as_ptr(),
+                            1,
+                            cout as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            Parallelism::Rayon(0),
+                        );
                     }
+                    y0 = y1;
                 }
             }
         }
-        Tensor::from_vec(out, (b, t_out, ho, wo, cout), &Device::Cpu)?
-            .permute((0, 4, 1, 2, 3))?
-            .contiguous()
+        Tensor::from_vec(out, (b, cout, t_out, ho, wo), &Device::Cpu)
     }
 }
 
