@@ -191,6 +191,61 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The Wan VAE's channel RMS norm (`F.normalize` over dim 1, times `gain[c]` = gamma[c] *
+/// sqrt(C)), optionally followed by SiLU, in three parallel passes over contiguous
+/// channel planes. x: (B, C, ...) f32 on the CPU; `None` when x is anything else.
+pub fn channel_rms_norm(x: &Tensor, gain: &[f32], then_silu: bool) -> Result<Option<Tensor>> {
+    if !fast_path(x) || x.rank() < 2 {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    let dims = x.dims().to_vec();
+    let (b, c) = (dims[0], dims[1]);
+    let m: usize = dims[2..].iter().product();
+    if c != gain.len() {
+        candle_core::bail!("channel norm over {c} channels with {} gains", gain.len());
+    }
+    let (storage, layout) = x.storage_and_layout();
+    let src = match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((s0, s1))) => &v[s0..s1],
+        _ => return Ok(None),
+    };
+    let mut out = vec![0f32; b * c * m];
+    const CHUNK: usize = 4096;
+    for bi in 0..b {
+        let planes = &src[bi * c * m..(bi + 1) * c * m];
+        // 1 / max(||x[:, p]||, 1e-12) for every position p.
+        let mut inv = vec![0f32; m];
+        inv.par_chunks_mut(CHUNK).enumerate().for_each(|(k, acc)| {
+            let start = k * CHUNK;
+            for ci in 0..c {
+                let plane = &planes[ci * m + start..ci * m + start + acc.len()];
+                for (a, v) in acc.iter_mut().zip(plane) {
+                    *a += v * v;
+                }
+            }
+            for a in acc.iter_mut() {
+                *a = 1.0 / a.sqrt().max(1e-12);
+            }
+        });
+        out[bi * c * m..(bi + 1) * c * m]
+            .par_chunks_mut(m)
+            .enumerate()
+            .for_each(|(ci, dst)| {
+                let g = gain[ci];
+                let plane = &planes[ci * m..(ci + 1) * m];
+                for ((d, v), i) in dst.iter_mut().zip(plane).zip(&inv) {
+                    *d = v * i * g;
+                }
+                if then_silu {
+                    silu_slice(dst);
+                }
+            });
+    }
+    drop(storage);
+    Ok(Some(Tensor::from_vec(out, dims, x.device())?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

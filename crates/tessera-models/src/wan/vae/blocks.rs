@@ -181,6 +181,8 @@ impl CausalConv3d {
 pub struct ChannelRmsNorm {
     gamma: Tensor,
     scale: f64,
+    /// gamma * sqrt(C) for the fused CPU path.
+    gain: Vec<f32>,
 }
 
 impl ChannelRmsNorm {
@@ -191,14 +193,25 @@ impl ChannelRmsNorm {
         } else {
             vb.get((dim, 1, 1, 1), "gamma")?
         };
-        Ok(Self {
-            gamma: gamma.flatten_all()?,
-            scale: (dim as f64).sqrt(),
-        })
+        let gamma = gamma.flatten_all()?;
+        let scale = (dim as f64).sqrt();
+        let gain = (gamma.to_dtype(DType::F32)? * scale)?.to_vec1()?;
+        Ok(Self { gamma, scale, gain })
+    }
+
+    /// The norm followed by SiLU, fused on the CPU.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        match crate::fastmath::channel_rms_norm(x, &self.gain, true)? {
+            Some(y) => Ok(y),
+            None => self.forward(x)?.silu(),
+        }
     }
 
     /// x: (B, C, ...) normalised over dim 1, as F.normalize (eps 1e-12 on the norm).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(y) = crate::fastmath::channel_rms_norm(x, &self.gain, false)? {
+            return Ok(y);
+        }
         let dtype = x.dtype();
         let xf = x.to_dtype(DType::F32)?;
         let norm = xf.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
@@ -250,10 +263,10 @@ impl ResBlock {
         };
         let y = self
             .conv1
-            .forward_cached(&crate::fastmath::silu(&self.norm1.forward(x)?)?, cache)?;
+            .forward_cached(&self.norm1.forward_silu(x)?, cache)?;
         let y = self
             .conv2
-            .forward_cached(&crate::fastmath::silu(&self.norm2.forward(&y)?)?, cache)?;
+            .forward_cached(&self.norm2.forward_silu(&y)?, cache)?;
         y + h
     }
 }

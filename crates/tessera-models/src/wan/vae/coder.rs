@@ -292,7 +292,7 @@ impl Coder {
         if !self.mid_first {
             x = self.mid.forward(&x, cache)?;
         }
-        let x = crate::fastmath::silu(&self.norm_out.forward(&x)?)?;
+        let x = self.norm_out.forward_silu(&x)?;
         self.conv_out.forward_cached(&x, cache)
     }
 }
