@@ -67,27 +67,6 @@ fn fails(args: &[String], out: &Path) -> String {
     err
 }
 
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_dtype(DType::F64).unwrap();
-    let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    (num / den).sqrt()
-}
-
 #[test]
 fn safetensors_output_matches_diffusers_frames() {
     let dir = scratch("parity");
@@ -282,4 +261,9 @@ fn broken_model_folders_name_the_file() {
     a[2] = m.to_str().unwrap().into();
     let e = fails(&a, &out);
     assert!(e.contains("vae"), "{e}");
+}
+
+/// Relative L2 error, see tessera_models::testing.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fastmath;
 pub mod loading;
 pub mod ops;
+pub mod testing;
 pub mod tokenizer;
 pub mod umt5;
 pub mod wan;

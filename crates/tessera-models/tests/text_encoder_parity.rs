@@ -1,31 +1,10 @@
 use candle_core::{DType, Device, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tessera_models::tokenizer::WanTokenizer;
 use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64).unwrap();
-    let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    (num / den).sqrt()
+    tessera_models::testing::model_fixtures()
 }
 
 #[test]
@@ -103,4 +82,9 @@ fn sharded_text_encoder_loads() {
         &Device::Cpu,
     )
     .unwrap();
+}
+
+/// Relative L2 error, see tessera_models::testing.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }

@@ -1,30 +1,9 @@
 use candle_core::{DType, Device, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tessera_models::wan::transformer::WanTransformer3DModel;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64).unwrap();
-    let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    (num / den).sqrt()
+    tessera_models::testing::model_fixtures()
 }
 fn check(model: &str, refname: &str) {
     let m = WanTransformer3DModel::load(
@@ -54,4 +33,9 @@ fn wan21() {
 #[test]
 fn wan22() {
     check("wan22_ti2v", "transformer_wan22.safetensors");
+}
+
+/// Relative L2 error, see tessera_models::testing.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }

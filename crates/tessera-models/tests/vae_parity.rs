@@ -1,35 +1,13 @@
 //! Wan VAE parity with diffusers' AutoencoderKLWan on tiny random weights: encode
 //! (posterior mean) and decode at relative L2 <= 1e-4, and streaming equal to whole.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use tessera_models::wan::vae::AutoencoderKLWan;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64).unwrap();
-    let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    (num / den).sqrt()
+    tessera_models::testing::model_fixtures()
 }
 
 fn check(folder: &str, refname: &str) {
@@ -77,4 +55,9 @@ fn latent_normalisation_round_trips() {
         .denormalize_latents(&vae.normalize_latents(&z).unwrap())
         .unwrap();
     assert!(rel_l2(&back, &z) < 1e-6);
+}
+
+/// Relative L2 error, see tessera_models::testing.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }

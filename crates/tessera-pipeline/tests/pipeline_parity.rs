@@ -17,28 +17,6 @@ fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tessera-models/tests/fixtures")
 }
 
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(DType::F64).unwrap();
-    let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    (num / den.max(1e-30)).sqrt()
-}
-
 fn run_case(name: &str) {
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("pipelines.json")).unwrap())
@@ -173,4 +151,9 @@ fn rejects_bad_sizes_and_frame_counts() {
     let pipe22 = WanPipeline::open(&models().join("wan22_ti2v"), &Device::Cpu, DType::F32).unwrap();
     let e = pipe22.validate(&base).unwrap_err().to_string();
     assert!(e.contains("multiple of 32"), "{e}");
+}
+
+/// Relative L2 error, see tessera_models::testing.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }

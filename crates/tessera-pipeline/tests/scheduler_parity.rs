@@ -20,28 +20,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(DType::F64).unwrap();
-    let b = b.to_dtype(DType::F64).unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    (num / den.max(1e-30)).sqrt()
-}
-
 fn to_f64s(t: &Tensor) -> Vec<f64> {
     t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
 }
@@ -484,4 +462,9 @@ fn scale_noise_is_the_flow_forward_process() {
             (noise.affine(sigma1, 0.0).unwrap() + x0.affine(1.0 - sigma1, 0.0).unwrap()).unwrap();
         assert!(rel_l2(&next, &want1) < 1e-5, "{}", rel_l2(&next, &want1));
     }
+}
+
+/// Relative L2 error, see tessera_models::testing.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }
