@@ -263,6 +263,26 @@ def module_refs():
          dict(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, output=out))
     stats("transformer_wan22 out", out)
 
+    # Wan 2.1 I2V transformer: CLIP image context through add_k_proj/add_v_proj (the
+    # reference splits the context at 512 text tokens, so the text part is 512 long).
+    torch.manual_seed(8)
+    ti = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=20, added_kv_proj_dim=24,
+    ).eval()
+    perturb(ti, 0.05, 108)
+    ti.save_pretrained(os.path.join(MODELS, "wan21_i2v_transformer"))
+    x = torch.randn(1, 36, 2, 4, 6, generator=g)
+    ts = torch.tensor([600.0])
+    ctx = torch.randn(1, 512, 32, generator=g)
+    img = torch.randn(1, 7, 20, generator=g)
+    out = ti(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, encoder_hidden_states_image=img,
+             return_dict=False)[0]
+    save(os.path.join(REF, "transformer_wan21_i2v.safetensors"),
+         dict(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, encoder_hidden_states_image=img, output=out))
+    stats("transformer_wan21_i2v out", out)
+
     # VAEs.
     for name, folder, hw, zc, sp in (("wan21", "wan21", (32, 48), 16, 8), ("wan22", "wan22_ti2v", (64, 96), 48, 16)):
         vae = AutoencoderKLWan.from_pretrained(os.path.join(MODELS, folder, "vae")).eval()
