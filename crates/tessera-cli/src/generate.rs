@@ -148,6 +148,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     let dtype = parse_dtype(&args.dtype)?;
     let device = parse_device(&args.device)?;
+    if dtype == DType::BF16 && device.is_cpu() {
+        bail!("--dtype bf16 needs a GPU: candle has no bf16 matrix multiply on the CPU; use f32 (the default) or f16");
+    }
     let model_dir = match args.model {
         Some(dir) => dir,
         None => bail!("no --model given: pass a diffusers-format Wan folder (tessera does not download models)"),

@@ -30,10 +30,12 @@ fn main() {
         Command::Generate(args) => generate::run(args),
     };
     if let Err(e) = result {
-        // One clear line (plus causes, if any), no backtrace, nonzero exit.
-        eprintln!("error: {e}");
+        // One clear line (plus causes, if any), no backtrace, nonzero exit. candle appends
+        // a backtrace to its messages when RUST_BACKTRACE is set: keep the first line.
+        let first_line = |m: String| m.lines().next().unwrap_or_default().to_string();
+        eprintln!("error: {}", first_line(e.to_string()));
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", first_line(cause.to_string()));
         }
         std::process::exit(1);
     }

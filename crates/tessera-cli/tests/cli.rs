@@ -9,6 +9,8 @@ use candle_core::{DType, Device, Tensor};
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
     c.env("RAYON_NUM_THREADS", "2");
+    // candle attaches backtraces to its errors when this is set; users must still see one line.
+    c.env("RUST_BACKTRACE", "1");
     c
 }
 
@@ -63,6 +65,7 @@ fn fails(args: &[String], out: &Path) -> String {
     assert!(!o.status.success(), "expected failure, got success: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
     assert!(err.starts_with("error: "), "not an error line: {err}");
+    assert!(err.lines().count() <= 3, "more than a short error: {err}");
     assert!(!out.exists(), "partial output left at {}", out.display());
     err
 }

@@ -152,6 +152,7 @@ unsafe fn memmap_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
 pub fn in_component<T>(dir: &Path, r: candle_core::Result<T>) -> Result<T> {
     r.map_err(|e| Error::BadWeights {
         path: dir.to_path_buf(),
-        message: e.to_string(),
+        // candle appends a backtrace when RUST_BACKTRACE is set; the first line is the message.
+        message: e.to_string().lines().next().unwrap_or_default().to_string(),
     })
 }
