@@ -321,10 +321,17 @@ pub enum ResampleMode {
 #[derive(Debug, Clone)]
 pub struct Resample {
     mode: ResampleMode,
-    conv: Conv2d,
-    /// The channels-last gemm path for the stride-1 upsampling conv (f32, CPU).
-    fast: Option<ConvKernel>,
+    conv: SpatialConv,
     time_conv: Option<CausalConv3d>,
+}
+
+/// The resampler's 3x3 conv: the channels-last gemm path for the stride-1 upsampling
+/// conv with f32 weights on the CPU (keeping only its own weight copy, as
+/// [`CausalConv3d`] does), candle's conv2d otherwise.
+#[derive(Debug, Clone)]
+enum SpatialConv {
+    Gemm(ConvKernel),
+    Candle(Conv2d),
 }
 
 impl Resample {
@@ -366,18 +373,17 @@ impl Resample {
             _ => None,
         };
         let up = matches!(mode, ResampleMode::Up2d | ResampleMode::Up3d);
-        let fast = match (up, conv.bias()) {
+        let conv = match (up, conv.bias()) {
             (true, Some(b))
                 if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() =>
             {
-                Some(ConvKernel::new(conv.weight(), b)?)
+                SpatialConv::Gemm(ConvKernel::new(conv.weight(), b)?)
             }
-            _ => None,
+            _ => SpatialConv::Candle(conv),
         };
         Ok(Self {
             mode,
             conv,
-            fast,
             time_conv,
         })
     }
@@ -418,12 +424,12 @@ impl Resample {
             // ZeroPad2d((0, 1, 0, 1)) before the stride-2 conv.
             _ => f.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?,
         };
-        let mut x = match (&self.fast, f.dtype() == DType::F32 && f.device().is_cpu()) {
+        let mut x = match &self.conv {
             // Frames as a batch of one-frame videos: (B*T, C, 1, H, W).
-            (Some(fast), true) => {
-                batch_to_frames(&fast.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?
+            SpatialConv::Gemm(k) => {
+                batch_to_frames(&k.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?
             }
-            _ => batch_to_frames(&self.conv.forward(&f)?, b)?,
+            SpatialConv::Candle(c) => batch_to_frames(&c.forward(&f)?, b)?,
         };
         if let (ResampleMode::Down3d, Some(tc)) = (self.mode, &self.time_conv) {
             let slot = cache.next();

@@ -37,7 +37,8 @@ impl MidBlock {
 
 #[derive(Debug, Clone)]
 enum Layer {
-    Res(ResBlock),
+    // Boxed: a residual block is several times the size of the other variants.
+    Res(Box<ResBlock>),
     Attn(AttnBlock),
     Resample(Resample),
     /// Wan 2.2: residual blocks, optional downsampler, plus `avg_down` of the input.
@@ -165,7 +166,11 @@ impl Coder {
                 });
             } else {
                 for _ in 0..cfg.num_res_blocks {
-                    layers.push(Layer::Res(ResBlock::new(cin, cout, db.pp(layers.len()))?));
+                    layers.push(Layer::Res(Box::new(ResBlock::new(
+                        cin,
+                        cout,
+                        db.pp(layers.len()),
+                    )?)));
                     if cfg.attn_scales.contains(&scale) {
                         layers.push(Layer::Attn(AttnBlock::new(cout, db.pp(layers.len()))?));
                     }
