@@ -1,0 +1,1 @@
+//! Captions, prompts and the prompt parser (in progress).
