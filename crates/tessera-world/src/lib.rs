@@ -4,9 +4,11 @@
 //!
 //! Library only: no command-line parsing or progress bars (DESIGN.md).
 
+pub mod eval;
 pub mod language;
 pub mod render;
 pub mod rng;
+pub mod scene;
 pub mod sim;
 pub mod spec;
 

@@ -102,36 +102,88 @@ fn grid_line(coord: f32, period: f32, half: f32, s: f32) -> f32 {
 /// Colours of the backgrounds and floors. None comes within 60 (RGB distance) of a
 /// palette colour at any lighting level (tested), so objects segment by colour.
 mod colors {
-    pub const DAY: ([u8; 3], [u8; 3], [u8; 3]) = ([95, 155, 222], [172, 206, 238], [112, 148, 150]);
+    pub const DAY: ([u8; 3], [u8; 3], [u8; 3]) = ([95, 155, 222], [160, 200, 240], [112, 148, 150]);
     pub const SUNSET: ([u8; 3], [u8; 3], [u8; 3]) = ([72, 50, 112], [232, 160, 125], [118, 78, 100]);
-    pub const NIGHT: ([u8; 3], [u8; 3], [u8; 3]) = ([14, 20, 70], [36, 48, 105], [42, 52, 92]);
-    pub const SUN: [u8; 3] = [252, 226, 188];
+    pub const NIGHT: ([u8; 3], [u8; 3], [u8; 3]) = ([24, 36, 110], [44, 58, 122], [50, 62, 104]);
+    pub const SUN: [u8; 3] = [250, 198, 150];
     pub const STAR: [u8; 3] = [205, 210, 232];
-    pub const WALLPAPER: ([u8; 3], [u8; 3], [u8; 3]) = ([198, 182, 156], [184, 168, 146], [112, 92, 76]);
+    pub const WALLPAPER: ([u8; 3], [u8; 3], [u8; 3]) = ([200, 170, 140], [186, 156, 128], [112, 92, 76]);
     pub const GRASS: ([u8; 3], [u8; 3]) = ([98, 126, 52], [120, 128, 62]);
-    pub const WOOD: ([u8; 3], [u8; 3]) = ([150, 104, 64], [98, 66, 44]);
-    pub const STONE: ([u8; 3], [u8; 3]) = ([134, 134, 140], [92, 92, 98]);
-    pub const CHECKER: ([u8; 3], [u8; 3]) = ([186, 186, 192], [82, 82, 94]);
-    pub const BRICK: ([u8; 3], [u8; 3]) = ([150, 96, 80], [196, 186, 170]);
+    pub const WOOD: ([u8; 3], [u8; 3]) = ([150, 104, 64], [124, 84, 56]);
+    pub const STONE: ([u8; 3], [u8; 3]) = ([134, 134, 140], [100, 100, 106]);
+    pub const CHECKER: ([u8; 3], [u8; 3]) = ([200, 184, 150], [92, 92, 106]);
+    pub const BRICK: ([u8; 3], [u8; 3]) = ([150, 96, 80], [170, 160, 150]);
     pub const PILLAR: ([u8; 3], [u8; 3]) = ([160, 154, 146], [118, 114, 108]);
     pub const TRUNK: [u8; 3] = [108, 78, 52];
-    pub const LEAVES: ([u8; 3], [u8; 3]) = ([46, 98, 54], [62, 118, 60]);
+    pub const LEAVES: ([u8; 3], [u8; 3]) = ([70, 100, 55], [84, 116, 62]);
     pub const RAMP: ([u8; 3], [u8; 3]) = ([140, 120, 96], [176, 156, 128]);
 }
 
-/// Every non-object colour the renderer uses (before lighting), for the palette test.
-pub fn scene_colors() -> Vec<[u8; 3]> {
+/// Every non-object colour the renderer uses (before lighting), and whether shadows fall
+/// on it (floors), for the palette test.
+pub fn scene_colors() -> Vec<([u8; 3], bool)> {
     use colors::*;
     let mut v = Vec::new();
     for (a, b, c) in [DAY, SUNSET, NIGHT, WALLPAPER] {
-        v.extend([a, b, c]);
+        v.extend([(a, false), (b, false), (c, false)]);
     }
-    for (a, b) in [GRASS, WOOD, STONE, CHECKER, BRICK, PILLAR, LEAVES, RAMP] {
-        v.extend([a, b]);
+    for (a, b) in [GRASS, WOOD, STONE, CHECKER] {
+        v.extend([(a, true), (b, true)]);
     }
-    v.extend([SUN, TRUNK]);
+    for (a, b) in [BRICK, PILLAR, LEAVES, RAMP] {
+        v.extend([(a, false), (b, false)]);
+    }
+    v.extend([(SUN, false), (TRUNK, false)]);
     v
 }
+
+/// The look of an empty scene, for the evaluator: features of the first frame of every
+/// background, floor and lighting, rendered at the given aspect ratio.
+pub struct Reference {
+    pub background: Background,
+    pub floor_kind: Floor,
+    pub lighting: crate::spec::Lighting,
+    pub sky_top: [f32; 3],
+    pub sky_low: [f32; 3],
+    pub floor: [f32; 3],
+    pub floor_contrast: f32,
+}
+
+pub fn reference_colors(aspect: f64) -> Vec<Reference> {
+    use crate::spec::{CameraMotion, Framing, Lighting, Shot};
+    let w = 96usize;
+    let h = ((w as f64 / aspect).round() as usize).clamp(8, 512);
+    let mut out = Vec::new();
+    for &background in Background::ALL {
+        for &floor_kind in Floor::ALL {
+            for &lighting in Lighting::ALL {
+                let spec = Spec {
+                    seconds: 0.0,
+                    background,
+                    floor: floor_kind,
+                    lighting,
+                    camera: CameraMotion::Static,
+                    shots: vec![Shot { start: 0.0, framing: Framing::Wide, center: 0.0 }],
+                    objects: vec![],
+                    occluders: vec![],
+                    ramps: vec![],
+                    events: vec![],
+                    collide: false,
+                };
+                let traj = Trajectory { objects: 0, poses: vec![] };
+                let f = Renderer::new(&spec, &traj, w, h, 1.0).frame(0);
+                let img = crate::eval::segment::Image { width: w, height: h, data: f.data };
+                let floor_row = h as f32 * (1.0 - FLOOR_ROW as f32);
+                let (sky_top, sky_low, floor, floor_contrast) = crate::eval::analysis::scene_features(&img, None, floor_row);
+                out.push(Reference { background, floor_kind, lighting, sky_top, sky_low, floor, floor_contrast });
+            }
+        }
+    }
+    out
+}
+
+/// The most a shadow darkens the floor.
+pub const SHADOW: f32 = 0.2;
 
 /// Renders a spec's frames at any size and frame rate.
 pub struct Renderer<'a> {
@@ -200,7 +252,7 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
-        let poses = self.traj.at(t).to_vec();
+        let poses = if self.traj.objects == 0 { Vec::new() } else { self.traj.at(t).to_vec() };
         self.shadows(&m, &poses);
         for (k, p) in poses.iter().enumerate() {
             self.object(&m, k, p);
@@ -276,7 +328,7 @@ impl<'a> Renderer<'a> {
         for (k, p) in poses.iter().enumerate() {
             let r = self.spec.objects[k].size.radius() as f32;
             let height = (p.y - r).max(0.0);
-            let strength = 0.32 * (1.0 - height / 3.0).max(0.0);
+            let strength = SHADOW * (1.0 - height / 3.0).max(0.0);
             if strength <= 0.0 {
                 continue;
             }
@@ -309,7 +361,7 @@ impl<'a> Renderer<'a> {
         let base = rgb(o.color.rgb());
         // Objects take a little of the scene's light (so they sit in it) but keep their
         // palette colour recognisable.
-        let base = scale(base, 1.0 - (1.0 - self.light) * 0.35);
+        let base = scale(base, 1.0 - (1.0 - self.light) * 0.2);
         let (sa, ca) = p.angle.sin_cos();
         let world: Vec<(f32, f32)> = self.verts[k]
             .iter()
@@ -327,9 +379,9 @@ impl<'a> Renderer<'a> {
                     let d = (dx * dx + dy * dy).sqrt() - r;
                     // A band through the centre turns with the ball, so rolling shows.
                     let band = (dx * -sa + dy * ca).abs();
-                    let shade = 1.0 - 0.16 * coverage((band - 0.14 * r) / s);
+                    let shade = 1.0 - 0.08 * coverage((band - 0.14 * r) / s);
                     // Soft light from the upper left.
-                    let lit = 1.0 + 0.07 * ((-dx + dy) / r).clamp(-1.0, 1.0);
+                    let lit = 1.0 + 0.03 * ((-dx + dy) / r).clamp(-1.0, 1.0);
                     (d, scale(base, shade * lit))
                 } else {
                     (polygon_distance(&world, (x, y)), base)
@@ -465,13 +517,14 @@ fn sky(bg: Background, x: f32, y: f32, v: f32, s: f32, col: usize, row: usize, w
         Background::Night => {
             let (t, b, hill) = colors::NIGHT;
             let mut c = mix(rgb(t), rgb(b), v * v);
-            // Stars on a sky lattice of 0.12 m cells, drifting with slight parallax.
-            let (gx, gy) = ((x * 0.2 + 100.0) / 0.12, y / 0.12);
+            // Stars, one in some cells of a sky lattice.
+            // (x at half the camera's speed: stars are far.)
+            let (gx, gy) = ((x * 0.5 + 100.0) / 0.12, y / 0.12);
             let (cx, cy) = (gx.floor() as i64, gy.floor() as i64);
             let hsh = hash2(cx, cy, 3);
             if hsh < 0.025 {
                 let (px, py) = (0.2 + 0.6 * hash2(cx, cy, 4), 0.2 + 0.6 * hash2(cx, cy, 5));
-                let d = ((gx - cx as f32 - px).powi(2) + (gy - cy as f32 - py).powi(2)).sqrt() * 0.12;
+                let d = (((gx - cx as f32 - px) * 0.24).powi(2) + ((gy - cy as f32 - py) * 0.12).powi(2)).sqrt();
                 let bright = 0.5 + 0.5 * hash2(cx, cy, 6);
                 let radius = (0.6 * s).max(0.012);
                 c = mix(c, rgb(colors::STAR), bright * coverage((d - radius) / s));
@@ -481,12 +534,8 @@ fn sky(bg: Background, x: f32, y: f32, v: f32, s: f32, col: usize, row: usize, w
         Background::Indoor => {
             let (a, b, skirting) = colors::WALLPAPER;
             let stripe = ((x / 0.35).rem_euclid(2.0) - 1.0).abs();
-            let c = mix(rgb(a), rgb(b), coverage((stripe - 0.5) * 0.35 / s));
-            if y < 0.18 {
-                mix(c, rgb(skirting), coverage((y - 0.18) / s))
-            } else {
-                c
-            }
+            let _ = skirting;
+            mix(rgb(a), rgb(b), coverage((stripe - 0.5) * 0.35 / s))
         }
     }
 }
@@ -523,5 +572,34 @@ fn floor(kind: Floor, x: f32, d: f32, s: f32) -> Rgb {
             let light = ax * ay + (1.0 - ax) * (1.0 - ay);
             mix(rgb(colors::CHECKER.1), rgb(colors::CHECKER.0), light)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::segment::{palette_shades, MAX_DISTANCE};
+    use crate::spec::Lighting;
+
+    /// The evaluator finds objects by colour: no scene colour, at any lighting and in a
+    /// shadow, may come within reach of a palette colour's shades.
+    #[test]
+    fn scene_colors_stay_clear_of_the_palette() {
+        let mut worst = (f32::MAX, [0u8; 3], [0f32; 3]);
+        for (c, shadowed) in scene_colors() {
+            for l in Lighting::ALL {
+                for shade in if shadowed { vec![1.0, 1.0 - SHADOW] } else { vec![1.0] } {
+                    let k = l.level() * shade;
+                    let p = [c[0] as f32 * k, c[1] as f32 * k, c[2] as f32 * k];
+                    for (_, q) in palette_shades() {
+                        let d = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
+                        if d < worst.0 {
+                            worst = (d, c, q);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(worst.0 >= MAX_DISTANCE + 6.0, "scene colour {:?} comes {:.1} from palette shade {:?}", worst.1, worst.0, worst.2);
     }
 }

@@ -437,3 +437,15 @@ fn occlusion_events(
         hidden[i] = now;
     }
 }
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+    #[test]
+    fn thrown_box_lands() {
+        let spec: Spec = serde_json::from_str(r#"{"seconds":3.0,"background":"indoor","floor":"checker","lighting":"dim","camera":"static","shots":[{"start":0.0,"framing":"wide","center":0.0}],"objects":[{"shape":"box","color":"white","size":"large","action":"throw","direction":"left","x":2.8,"y":0.987,"vx":-3.94,"vy":4.626,"angle":0.0,"spin":1.63}]}"#).unwrap();
+        let (tr, ev) = simulate(&spec);
+        for k in (0..tr.steps()).step_by(60) { eprintln!("{k} {:?}", tr.poses[k]); }
+        eprintln!("{ev:?}");
+    }
+}
