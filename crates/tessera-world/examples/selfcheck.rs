@@ -30,6 +30,8 @@ fn main() {
             let a = tessera_world::eval::analysis::analyse(&fr, fps);
             println!("spec {}", serde_json::to_string(&scene.spec).unwrap());
             println!("floor_row {} ppm {:?} shots {:?} pan {} zoom {}", a.floor_row, a.ppm, a.shots, a.pan, a.zoom);
+            println!("change {:?}", a.change.iter().map(|c| format!("{c:.1}")).collect::<Vec<_>>());
+            println!("floor_cost {:?}", a.floor_cost.iter().map(|c| format!("{c:.1}")).collect::<Vec<_>>());
             for t in &a.tracks {
                 println!("track {:?} shot {} n {}", t.color, t.shot, t.sightings.len());
                 for q in t.sightings.iter().step_by(4) {

@@ -209,21 +209,35 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
             }
             Action::Roll | Action::Slide => {
                 // Start on the side it moves away from, fast enough to cross the view.
+                let mid_view = (left + right) / 2.0;
                 o.x = if spec.collide {
-                    if sign > 0.0 { left + r + 0.2 } else { right - r - 0.2 }
+                    mid_view - sign * rng.range(1.5, 2.1)
+                } else if n == 1 {
+                    if sign > 0.0 { left + r + rng.range(0.0, 0.6) } else { right - r - rng.range(0.0, 0.6) }
                 } else if sign > 0.0 {
-                    left + r + rng.range(0.0, 0.6)
+                    // Several objects: each starts in its own lane, clear of the others.
+                    lane_lo
                 } else {
-                    right - r - rng.range(0.0, 0.6)
+                    lane_hi.max(lane_lo)
                 };
-                let speed = if shape == Shape::Ball { rng.range(1.8, 2.8) } else { rng.range(3.2, 4.2) };
+                let mut speed = if shape == Shape::Ball { rng.range(1.8, 2.8) } else { rng.range(3.2, 4.2) };
+                if spec.collide && shape != Shape::Ball {
+                    // Enough to slide past the middle against friction (mu 0.45).
+                    speed = (2.0 * 0.45 * GRAVITY * ((o.x - mid_view).abs() + 0.7)).sqrt();
+                }
                 o.vx = sign * speed;
                 if shape == Shape::Ball {
                     o.spin = -o.vx / r;
                 }
             }
             Action::Throw => {
-                o.x = if sign > 0.0 { left + r + 0.3 } else { right - r - 0.3 };
+                o.x = if n == 1 {
+                    if sign > 0.0 { left + r + 0.3 } else { right - r - 0.3 }
+                } else if sign > 0.0 {
+                    lane_lo
+                } else {
+                    lane_hi.max(lane_lo)
+                };
                 o.y = h0 + rng.range(0.3, 0.8);
                 let peak = rng.range(0.45, 0.75) * sky - o.y;
                 o.vy = (2.0 * GRAVITY * peak.max(0.3)).sqrt();
@@ -239,14 +253,15 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
                 let x_high = if sign > 0.0 { left + 0.2 } else { right - 0.2 };
                 let x_low = x_high + sign * len;
                 spec.ramps.push(RampSpec { x_low, x_high, height });
-                let u = 0.12;
+                let u = 0.25;
                 let x = x_high + sign * len * u;
                 let slope = (height / len).atan();
                 let surface = height * (1.0 - u);
-                // On the slope, resting on it, tilted with it.
-                o.x = x - sign * slope.sin() * h0;
+                // On the slope, its flat side down: the slope falls toward `sign`, so its
+                // outward normal is (sign sin, cos) and the object turns by -sign slope.
+                o.x = x + sign * slope.sin() * h0;
                 o.y = surface + slope.cos() * h0 + 0.01;
-                o.angle = if shape == Shape::Ball { 0.0 } else { sign * slope };
+                o.angle = if shape == Shape::Ball { 0.0 } else { -sign * slope };
             }
         }
         spec.objects.push(o);

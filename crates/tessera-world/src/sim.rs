@@ -210,6 +210,14 @@ impl Surface {
         }
     }
 
+    /// Ramps are slick (friction at most 0.2), so whatever is put on one goes down it.
+    fn friction(&self, body: f64) -> f64 {
+        match self {
+            Surface::Ramp { .. } => body.min(0.2),
+            _ => body,
+        }
+    }
+
     fn is_ground(&self) -> bool {
         matches!(self, Surface::Floor | Surface::Ramp { .. })
     }
@@ -217,7 +225,7 @@ impl Surface {
 
 /// Applies an impulse at contact point `p` with normal `n`; returns the normal velocity
 /// before it (negative when approaching).
-fn resolve(b: &mut Body, p: (f64, f64), n: (f64, f64), restitution: f64) -> f64 {
+fn resolve(b: &mut Body, p: (f64, f64), n: (f64, f64), restitution: f64, friction: f64) -> f64 {
     let rc = (p.0 - b.x, p.1 - b.y);
     let vel = |b: &Body| (b.vx - b.omega * rc.1, b.vy + b.omega * rc.0);
     let cross = |a: (f64, f64), c: (f64, f64)| a.0 * c.1 - a.1 * c.0;
@@ -236,7 +244,7 @@ fn resolve(b: &mut Body, p: (f64, f64), n: (f64, f64), restitution: f64) -> f64 
     let v = vel(b);
     let vt = v.0 * t.0 + v.1 * t.1;
     let kt = b.inv_mass + cross(rc, t).powi(2) * b.inv_inertia;
-    let jt = (-vt / kt).clamp(-b.friction * jn, b.friction * jn);
+    let jt = (-vt / kt).clamp(-friction * jn, friction * jn);
     b.vx += jt * t.0 * b.inv_mass;
     b.vy += jt * t.1 * b.inv_mass;
     b.omega += cross(rc, t) * jt * b.inv_inertia;
@@ -321,26 +329,26 @@ pub fn simulate(spec: &Spec) -> (Trajectory, Vec<Event>) {
             }
             let mut grounded = false;
             for iter in 0..4 {
-                let mut contacts: Vec<(f64, (f64, f64), (f64, f64), bool)> = Vec::new();
+                let mut contacts: Vec<(f64, (f64, f64), (f64, f64), bool, f64)> = Vec::new();
                 for s in &surfaces {
                     if b.ball {
                         if let Some((d, nrm, p)) = s.disc(b.x, b.y, b.radius) {
-                            contacts.push((d, nrm, p, s.is_ground()));
+                            contacts.push((d, nrm, p, s.is_ground(), s.friction(b.friction)));
                         }
                     } else {
                         for v in b.world_verts().collect::<Vec<_>>() {
                             if let Some((d, nrm)) = s.point(v.0, v.1) {
-                                contacts.push((d, nrm, v, s.is_ground()));
+                                contacts.push((d, nrm, v, s.is_ground(), s.friction(b.friction)));
                             }
                         }
                     }
                 }
-                for &(_, nrm, p, ground) in &contacts {
+                for &(_, nrm, p, ground, mu) in &contacts {
                     let e = if iter == 0 { b.restitution } else { 0.0 };
                     let rc = (p.0 - b.x, p.1 - b.y);
                     let vn_now = (b.vx - b.omega * rc.1) * nrm.0 + (b.vy + b.omega * rc.0) * nrm.1;
                     let e = if vn_now < -0.8 { e } else { 0.0 };
-                    let vn = resolve(b, p, nrm, e);
+                    let vn = resolve(b, p, nrm, e, mu);
                     if ground {
                         grounded = true;
                     }
@@ -354,7 +362,7 @@ pub fn simulate(spec: &Spec) -> (Trajectory, Vec<Event>) {
                     }
                 }
                 // Positional correction: out of the deepest contact.
-                if let Some(&(d, nrm, _, _)) = contacts.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
+                if let Some(&(d, nrm, _, _, _)) = contacts.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
                     let d = (d - 0.0005).max(0.0) * 0.8;
                     b.x += nrm.0 * d;
                     b.y += nrm.1 * d;

@@ -70,6 +70,8 @@ pub struct Analysis {
     pub change: Vec<f32>,
     /// Frames identical (within 2 levels) to their predecessor.
     pub repeated: Vec<bool>,
+    /// Per frame: how badly the floor matches the previous frame's at the best shift.
+    pub floor_cost: Vec<f32>,
     /// The first frame (analysed size) and its palette labels.
     pub first: Image,
     pub first_labels: Vec<u8>,
@@ -181,7 +183,8 @@ pub fn analyse(frames: &[(usize, usize, &[u8])], fps: f64) -> Analysis {
     let mut shots = Vec::new();
     let mut start = 0;
     for t in 1..images.len() {
-        let cut = change[t] > 18.0f32.max(6.0 * typical_change) || shifts[t].2 > 6.0f32.max(4.0 * typical_cost);
+        // Both the picture and the floor's alignment break at once, far beyond usual.
+        let cut = change[t] > 2.5f32.max(4.0 * typical_change) && shifts[t].2 > 2.5f32.max(6.0 * typical_cost);
         if cut {
             shots.push(start..t);
             start = t;
@@ -311,6 +314,7 @@ pub fn analyse(frames: &[(usize, usize, &[u8])], fps: f64) -> Analysis {
         brightness,
         change,
         repeated,
+        floor_cost: shifts.iter().map(|s| s.2).collect(),
         first: images[0].clone(),
         first_labels: labels[0].clone(),
     }
