@@ -68,10 +68,12 @@ pub enum Dimension {
     Consistency,
 }
 
-/// One scored check.
+/// One scored check. Physics and consistency hold only if all their laws do: their
+/// score is the product over laws of the mean of each law's checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub dimension: Dimension,
+    pub law: String,
     pub score: f64,
     pub what: String,
 }
@@ -114,9 +116,9 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
     let mut s = Scores {
         adherence: adherence_score(&checks),
         motion: mean(Dimension::Motion),
-        physics: mean(Dimension::Physics),
+        physics: laws_score(&checks, Dimension::Physics),
         permanence: mean(Dimension::Permanence),
-        consistency: mean(Dimension::Consistency),
+        consistency: laws_score(&checks, Dimension::Consistency),
         overall: 0.0,
     };
     s.overall = (s.adherence + s.motion + s.physics + s.permanence + s.consistency) / 5.0;
@@ -199,7 +201,25 @@ fn assign(desc: &Description, chains: &[Chain], _a: &Analysis) -> Vec<Option<usi
 }
 
 fn check(checks: &mut Vec<Check>, dimension: Dimension, score: f64, what: impl Into<String>) {
-    checks.push(Check { dimension, score: score.clamp(0.0, 1.0), what: what.into() });
+    let law = format!("{dimension:?}").to_lowercase();
+    law_check(checks, dimension, &law, score, what);
+}
+
+fn law_check(checks: &mut Vec<Check>, dimension: Dimension, law: &str, score: f64, what: impl Into<String>) {
+    checks.push(Check { dimension, law: law.to_string(), score: score.clamp(0.0, 1.0), what: what.into() });
+}
+
+/// The product over a dimension's laws of each law's mean score (1 with no checks).
+fn laws_score(checks: &[Check], d: Dimension) -> f64 {
+    let mut laws: Vec<&str> = checks.iter().filter(|c| c.dimension == d).map(|c| c.law.as_str()).collect();
+    laws.sort();
+    laws.dedup();
+    laws.iter()
+        .map(|law| {
+            let v: Vec<f64> = checks.iter().filter(|c| c.dimension == d && c.law == *law).map(|c| c.score).collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        })
+        .product()
 }
 
 fn name(o: &ObjectDescription) -> String {
@@ -214,8 +234,13 @@ fn name(o: &ObjectDescription) -> String {
     words.join(" ")
 }
 
-/// Adherence weighs the objects (what is in the video) and the scene (where) 3:2.
+/// Adherence weighs the objects (what is in the video, times the count's score) and the
+/// scene (where) 3:2.
 fn adherence_score(checks: &[Check]) -> f64 {
+    let count = checks
+        .iter()
+        .find(|c| c.dimension == Dimension::Adherence && c.what.starts_with("count"))
+        .map_or(1.0, |c| c.score);
     let part = |prefix: &str| {
         let v: Vec<f64> = checks
             .iter()
@@ -225,8 +250,8 @@ fn adherence_score(checks: &[Check]) -> f64 {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     match (part("object"), part("scene")) {
-        (Some(o), Some(s)) => 0.6 * o + 0.4 * s,
-        (Some(o), None) => o,
+        (Some(o), Some(s)) => 0.6 * o * count + 0.4 * s,
+        (Some(o), None) => o * count,
         (None, Some(s)) => s,
         (None, None) => 1.0,
     }
@@ -269,7 +294,7 @@ fn adherence(desc: &Description, a: &Analysis, chains: &[Chain], assignment: &[O
         let want = desc.objects.len();
         let got = chains.len();
         let score = 1.0 - (got as f64 - want as f64).abs() / want as f64;
-        check(checks, D, score, format!("object count: {got} seen, {want} described"));
+        check(checks, D, score, format!("count: {got} object(s) seen, {want} described"));
     }
     let look = scene_look(a);
     if let Some(bg) = desc.background {
@@ -480,8 +505,8 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             let pts: Vec<(f32, f32)> = run.iter().map(|q| (q.frame as f32 * a.dt(), q.y)).collect();
             let (acc, rms) = fit_parabola(&pts);
             let moved = run.iter().map(|q| (q.x - run[0].x).hypot(q.y - run[0].y)).fold(0f32, f32::max);
-            if moved < 2.0 * px + 0.03 {
-                hanging += run.len() as f32 * a.dt();
+            if moved < (1.0 * px).max(0.02) {
+                hanging = hanging.max(run.len() as f32 * a.dt());
                 continue;
             }
             if ramp && acc.abs() < 0.6 * g {
@@ -490,10 +515,10 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             let err = (acc + g).abs() / g;
             let fit = (1.0 - (rms * ppm - 1.0) / 3.0).clamp(0.0, 1.0);
             let score = (1.0 - (err - 0.3) / 0.7).clamp(0.0, 1.0) * fit;
-            check(checks, D, score as f64, format!("{label}: flight at t={:.2}s accelerates {:.1} m/s^2 down (gravity {g:.1}), fit error {:.1} px", pts[0].0, -acc, rms * ppm));
+            law_check(checks, D, "gravity", score as f64, format!("{label}: flight at t={:.2}s accelerates {:.1} m/s^2 down (gravity {g:.1}), fit error {:.1} px", pts[0].0, -acc, rms * ppm));
         }
         if hanging >= 0.4 && !ramp {
-            check(checks, D, 0.0, format!("{label}: hangs in the air for {hanging:.2} s"));
+            law_check(checks, D, "support", 0.0, format!("{label}: hangs in the air for {hanging:.2} s"));
         }
         // Bounces lose energy: apex heights between bounces do not grow.
         let b = bounces(a, tr);
@@ -506,12 +531,50 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             let pairs = apexes.windows(2).count();
             // The last apex may be cut short by the clip's end; a gain shows anyway.
             let ok = apexes.windows(2).filter(|w| w[1] <= w[0] * 1.05 + 0.05 + px).count();
-            check(checks, D, ok as f64 / pairs.max(1) as f64, format!("{label}: bounce heights {}", apexes.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" > ")));
+            law_check(checks, D, "energy", ok as f64 / pairs.max(1) as f64, format!("{label}: bounce heights {}", apexes.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" > ")));
         }
         // Nothing sinks into the floor.
         let sunk = s.iter().filter(|q| !q.blob.touches_border && q.bottom < -(0.06f32).max(1.5 * px)).count();
         let frac = sunk as f64 / s.len() as f64;
-        check(checks, D, 1.0 - 4.0 * frac, format!("{label}: below the floor in {sunk} of {} frames", s.len()));
+        // Free flight: away from the floor and everything else (so no contact can have
+        // happened between frames), acceleration is gravity.
+        let vmax = 9.0 * a.dt();
+        let (mut triples, mut wrong) = (0, 0);
+        for w in s.windows(3) {
+            if w[1].frame != w[0].frame + 1 || w[2].frame != w[1].frame + 1 {
+                continue;
+            }
+            let free = w.windows(2).all(|p| p[0].bottom + p[1].bottom > vmax) && w.iter().all(|q| !near_other(q) && !q.blob.touches_border && q.blob.area >= 0.8 * full);
+            if !free || ramp {
+                continue;
+            }
+            triples += 1;
+            let acc = (w[2].y - 2.0 * w[1].y + w[0].y) / (a.dt() * a.dt());
+            if (acc + g).abs() > 0.5 * g + 3.0 * px / (a.dt() * a.dt()) {
+                wrong += 1;
+            }
+        }
+        if triples >= 2 {
+            law_check(checks, D, "gravity", 1.0 - 2.0 * wrong as f64 / triples as f64, format!("{label}: {wrong} of {triples} free-flight steps break gravity"));
+        }
+        // Nothing stops dead: moving at 1 m/s or more, then not at all.
+        let mut dead = 0;
+        for w in s.windows(4) {
+            let contiguous = w.windows(2).all(|p| p[1].frame == p[0].frame + 1);
+            // (Landing can stop a fall dead; nothing stops a slide or a flight dead.)
+            let vx = (w[1].x - w[0].x).abs() / a.dt();
+            let vy = (w[1].y - w[0].y).abs() / a.dt();
+            let airborne = w[1].bottom > (0.15f32).max(3.0 * px);
+            let moving = (vx >= 1.0 && vx > 2.0 * vy) || (airborne && vx.hypot(vy) >= 1.0);
+            let still = w[1..].windows(2).all(|p| (p[1].x - p[0].x).hypot(p[1].y - p[0].y) < 0.3 * px);
+            if contiguous && moving && still && !near_other(&w[1]) && !w[1].blob.touches_border {
+                dead += 1;
+            }
+        }
+        if dead > 0 {
+            law_check(checks, D, "support", 0.0, format!("{label}: stops dead from speed {dead} time(s)"));
+        }
+        law_check(checks, D, "floor", 1.0 - 4.0 * frac, format!("{label}: below the floor in {sunk} of {} frames", s.len()));
     }
 }
 
@@ -632,19 +695,19 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
             let mean = radii.iter().sum::<f32>() / radii.len() as f32;
             let sd = (radii.iter().map(|r| (r - mean).powi(2)).sum::<f32>() / radii.len() as f32).sqrt();
             let cv = sd / mean.max(1e-6);
-            check(checks, D, (1.0 - (cv as f64 - 0.06) / 0.2).clamp(0.0, 1.0), format!("{label}: size varies {:.0}%", cv * 100.0));
+            law_check(checks, D, "size", (1.0 - (cv as f64 - 0.06) / 0.2).clamp(0.0, 1.0), format!("{label}: size varies {:.0}%", cv * 100.0));
             let med = [0, 1, 2].map(|c| median(clean.iter().map(|q| q.blob.mean[c]).collect()).unwrap_or(0.0));
             let mut devs: Vec<f32> = clean.iter().map(|q| dist(q.blob.mean, med)).collect();
             devs.sort_by(|a, b| a.total_cmp(b));
             let p90 = devs[(devs.len() * 9 / 10).min(devs.len() - 1)];
-            check(checks, D, (1.0 - (p90 as f64 - 10.0) / 30.0).clamp(0.0, 1.0), format!("{label}: colour varies {p90:.0} levels"));
+            law_check(checks, D, "colour", (1.0 - (p90 as f64 - 10.0) / 30.0).clamp(0.0, 1.0), format!("{label}: colour varies {p90:.0} levels"));
         }
         // Jumps: moving farther in one frame than anything in the world can.
         let steps: Vec<f32> = t.sightings.windows(2).filter(|w| w[1].frame == w[0].frame + 1).map(|w| (w[1].x - w[0].x).hypot(w[1].y - w[0].y)).collect();
         if !steps.is_empty() {
-            let limit = 10.0 * a.dt() + 2.0 / a.ppm[t.shot];
+            let limit = 9.0 * a.dt() + 1.5 / a.ppm[t.shot];
             let jumps = steps.iter().filter(|&&d| d > limit).count();
-            check(checks, D, 1.0 - 5.0 * jumps as f64 / steps.len() as f64, format!("{label}: {jumps} jump(s) in {} steps", steps.len()));
+            law_check(checks, D, "jumps", 1.0 - 5.0 * jumps as f64 / steps.len() as f64, format!("{label}: {jumps} jump(s) in {} steps", steps.len()));
         }
     }
     // Track fragments: an object's track broken into many pieces flickers in and out.
@@ -665,7 +728,7 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
                 flicker += 1;
             }
         }
-        check(checks, D, 1.0 - 10.0 * flicker as f64 / n.max(1) as f64, format!("brightness flickers in {flicker} of {n} frames"));
+        law_check(checks, D, "flicker", 1.0 - 10.0 * flicker as f64 / n.max(1) as f64, format!("brightness flickers in {flicker} of {n} frames"));
     }
     // Stutter: frames repeated while objects were moving.
     let moving_before = |t: usize| {
@@ -692,6 +755,6 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
     }
     if a.frames > 2 {
         let frac = stuck as f64 / (a.frames - 1) as f64;
-        check(checks, D, 1.0 - 3.0 * frac, format!("{stuck} frame(s) repeat while things move"));
+        law_check(checks, D, "stutter", 1.0 - 3.0 * frac, format!("{stuck} frame(s) repeat while things move"));
     }
 }
