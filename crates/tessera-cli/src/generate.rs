@@ -70,7 +70,7 @@ pub struct GenerateArgs {
     quiet: bool,
 }
 
-fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
+pub fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
     let err = || format!("size {s:?} is not WIDTHxHEIGHT (for example 832x480)");
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
     let w: usize = w.trim().parse().map_err(|_| err())?;

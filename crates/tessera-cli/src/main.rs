@@ -4,6 +4,7 @@
 mod generate;
 mod output;
 mod progress;
+mod world;
 
 use clap::{Parser, Subcommand};
 
@@ -22,12 +23,20 @@ struct Cli {
 enum Command {
     /// Generate a video (or an image) from a text prompt.
     Generate(generate::GenerateArgs),
+    /// The world: render captioned physics clips, print prompt suites, expand prompts.
+    #[command(subcommand)]
+    World(world::WorldCommand),
+    /// Score videos against a prompt suite (adherence, motion, physics, permanence,
+    /// consistency, overall).
+    Eval(world::EvalArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::World(cmd) => world::run(cmd),
+        Command::Eval(args) => world::eval(args),
     };
     if let Err(e) = result {
         // One clear line (plus causes, if any), no backtrace, nonzero exit. candle appends

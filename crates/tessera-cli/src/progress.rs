@@ -62,7 +62,7 @@ impl Reporter {
         }
     }
 
-    fn count(&mut self, what: &str, unit: &str, done: usize, total: usize) {
+    pub fn count(&mut self, what: &str, unit: &str, done: usize, total: usize) {
         match self.mode {
             Mode::Quiet => {}
             Mode::Plain => {

@@ -13,3 +13,4 @@ pub mod sim;
 pub mod spec;
 
 pub use spec::*;
+pub mod report;

@@ -447,13 +447,109 @@ fn occlusion_events(
 }
 
 #[cfg(test)]
-mod debug_tests {
+mod tests {
     use super::*;
+    use crate::spec::*;
+
+    fn one(o: ObjectSpec, seconds: f64) -> Spec {
+        Spec {
+            seconds,
+            background: Background::Day,
+            floor: Floor::Wood,
+            lighting: Lighting::Bright,
+            camera: CameraMotion::Static,
+            shots: vec![Shot { start: 0.0, framing: Framing::Wide, center: 0.0 }],
+            objects: vec![o],
+            occluders: vec![],
+            ramps: vec![],
+            events: vec![],
+            collide: false,
+        }
+    }
+
+    fn ball(x: f64, y: f64, vx: f64, vy: f64) -> ObjectSpec {
+        ObjectSpec { shape: Shape::Ball, color: Color::Red, size: Size::Medium, action: Action::Drop, direction: None, x, y, vx, vy, angle: 0.0, spin: 0.0 }
+    }
+
     #[test]
-    fn thrown_box_lands() {
-        let spec: Spec = serde_json::from_str(r#"{"seconds":3.0,"background":"indoor","floor":"checker","lighting":"dim","camera":"static","shots":[{"start":0.0,"framing":"wide","center":0.0}],"objects":[{"shape":"box","color":"white","size":"large","action":"throw","direction":"left","x":2.8,"y":0.987,"vx":-3.94,"vy":4.626,"angle":0.0,"spin":1.63}]}"#).unwrap();
-        let (tr, ev) = simulate(&spec);
-        for k in (0..tr.steps()).step_by(60) { eprintln!("{k} {:?}", tr.poses[k]); }
-        eprintln!("{ev:?}");
+    fn free_fall_is_constant_gravity_and_bounces_lose_energy() {
+        let (traj, events) = simulate(&one(ball(0.0, 3.0, 0.0, 0.0), 8.0));
+        // Before touching the floor (r = 0.4 m), y = 3 - g t^2 / 2 (semi-implicit Euler is
+        // off by at most g t dt / 2).
+        for t in [0.1, 0.3, 0.5, 0.65] {
+            let y = traj.at(t)[0].y as f64;
+            assert!((y - (3.0 - GRAVITY * t * t / 2.0)).abs() < 0.01, "t={t}: y={y}");
+        }
+        let bounces: Vec<f64> = events.iter().filter_map(|e| match e { Event::Bounce { speed, .. } => Some(*speed), _ => None }).collect();
+        assert!(bounces.len() >= 3, "{events:?}");
+        // Impact speeds fall by the restitution each time.
+        for w in bounces.windows(2).take(2) {
+            let ratio = w[1] / w[0];
+            assert!((ratio - 0.72).abs() < 0.05, "speed ratio {ratio}");
+        }
+        // Never through the floor by more than a centimetre.
+        let lowest = traj.poses.iter().map(|p| p.y).fold(f32::MAX, f32::min);
+        assert!(lowest > 0.39, "lowest centre {lowest}");
+        assert!(events.iter().any(|e| matches!(e, Event::Rest { .. })), "comes to rest: {events:?}");
+    }
+
+    #[test]
+    fn a_rolling_ball_rolls_without_slipping_and_slows() {
+        let mut o = ball(-3.0, 0.4, 2.5, 0.0);
+        o.spin = -2.5 / 0.4;
+        let (traj, _) = simulate(&one(o, 2.0));
+        let (a, b) = (traj.at(0.5)[0], traj.at(1.0)[0]);
+        let dx = (b.x - a.x) as f64;
+        let turned = (b.angle - a.angle) as f64;
+        assert!(dx > 1.0 && dx < 1.3, "moved {dx}");
+        // Rolling: the angle turns by distance / radius (clockwise when moving right).
+        assert!((turned + dx / 0.4).abs() < 0.05, "turned {turned} for {dx}");
+        let v1 = (traj.at(0.2)[0].x - traj.at(0.1)[0].x) * 10.0;
+        let v2 = (traj.at(1.9)[0].x - traj.at(1.8)[0].x) * 10.0;
+        assert!(v2 < v1, "rolling resistance: {v1} then {v2}");
+    }
+
+    #[test]
+    fn objects_collide_and_walls_stop_them() {
+        let mut spec = one(ball(-2.0, 0.4, 3.0, 0.0), 3.0);
+        let mut other = ball(2.0, 0.4, -3.0, 0.0);
+        other.color = Color::Blue;
+        spec.objects.push(other);
+        let (traj, events) = simulate(&spec);
+        let hit = events.iter().find_map(|e| match e { Event::Collision { t, .. } => Some(*t), _ => None });
+        let t = hit.expect("the balls collide");
+        // Skidding balls (no spin) slow to rolling speed, 2/3 of 3 m/s, before they meet.
+        assert!((0.5..0.9).contains(&t), "collide at {t}");
+        for p in traj.poses.chunks(2) {
+            assert!((p[1].x - p[0].x).abs() > 0.75, "the balls overlap: {p:?}");
+            assert!(p.iter().all(|q| q.x.abs() < WALL_X as f32));
+        }
+    }
+
+    #[test]
+    fn a_box_tumbles_and_settles_flat() {
+        let mut o = ball(0.0, 2.0, 1.0, 0.0);
+        o.shape = Shape::Box;
+        o.angle = 0.4;
+        let (traj, events) = simulate(&one(o, 4.0));
+        let end = traj.at(4.0)[0];
+        let quarter = std::f32::consts::FRAC_PI_2;
+        let off = (end.angle / quarter - (end.angle / quarter).round()).abs();
+        assert!(off < 0.02, "ends flat: angle {}", end.angle);
+        let half = 0.4 * std::f32::consts::PI.sqrt() / 2.0;
+        assert!((end.y - half).abs() < 0.01, "rests on a side: y {}", end.y);
+        assert!(events.iter().any(|e| matches!(e, Event::Rest { .. })));
+    }
+
+    #[test]
+    fn occluders_hide_and_release() {
+        let mut spec = one(ball(-3.0, 0.25, 2.5, 0.0), 3.0);
+        spec.objects[0].size = Size::Small;
+        spec.objects[0].spin = -10.0;
+        spec.occluders.push(OccluderSpec { kind: OccluderKind::Pillar, x: 0.0 });
+        let (_, events) = simulate(&spec);
+        let hidden = events.iter().position(|e| matches!(e, Event::Hidden { .. }));
+        let back = events.iter().position(|e| matches!(e, Event::Reappear { .. }));
+        assert!(hidden.is_some() && back > hidden, "{events:?}");
     }
 }
