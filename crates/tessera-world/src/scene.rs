@@ -88,14 +88,15 @@ pub fn random_description(rng: &mut Rng) -> Description {
     }
     let moving = objects.iter().any(|o| matches!(o.action, Some(Action::Roll | Action::Slide)));
     let occluder = (moving && !collide && rng.chance(0.45)).then(|| *rng.pick(OccluderKind::ALL));
+    let background = *rng.pick(Background::ALL);
     let camera = match rng.unit() {
         u if u < 0.6 => CameraMotion::Static,
         _ => *rng.pick(&CameraMotion::ALL[1..]),
     };
     Description {
         objects,
-        background: Some(*rng.pick(Background::ALL)),
-        floor: Some(*rng.pick(Floor::ALL)),
+        background: Some(background),
+        floor: Some(if background == Background::Indoor { *rng.pick(&Floor::ALL[1..]) } else { *rng.pick(Floor::ALL) }),
         lighting: Some(*rng.pick(Lighting::ALL)),
         camera: Some(camera),
         occluder,
@@ -130,10 +131,15 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
         objects_desc.push(ObjectDescription::default());
     }
     let mut used: Vec<Color> = objects_desc.iter().filter_map(|o| o.color).collect();
+    let background = desc.background.unwrap_or_else(|| *rng.pick(Background::ALL));
     let mut spec = Spec {
         seconds,
-        background: desc.background.unwrap_or_else(|| *rng.pick(Background::ALL)),
-        floor: desc.floor.unwrap_or_else(|| *rng.pick(Floor::ALL)),
+        background,
+        floor: desc.floor.unwrap_or_else(|| {
+            // Rooms have made floors, not grass.
+            let floors: &[Floor] = if background == Background::Indoor { &Floor::ALL[1..] } else { Floor::ALL };
+            *rng.pick(floors)
+        }),
         lighting: desc.lighting.unwrap_or_else(|| *rng.pick(Lighting::ALL)),
         camera,
         shots: vec![Shot { start: 0.0, framing: Framing::Wide, center: 0.0 }],

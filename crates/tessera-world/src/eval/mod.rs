@@ -335,7 +335,7 @@ fn scene_look(a: &Analysis) -> Look {
     let obs = a_observed(a);
     let mut best = (f32::MAX, Background::Day, Floor::Grass, Lighting::Bright);
     for r in &refs {
-        let d = dist(r.sky_top, obs.0) + dist(r.sky_low, obs.1) + dist(r.floor, obs.2) + 0.5 * (r.floor_contrast - obs.3).abs();
+        let d = dist(r.sky_top, obs.0) + dist(r.sky_low, obs.1) + dist(r.floor, obs.2) + 1.5 * (r.floor_contrast - obs.3).abs();
         if d < best.0 {
             best = (d, r.background, r.floor_kind, r.lighting);
         }
@@ -731,12 +731,6 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
         law_check(checks, D, "flicker", 1.0 - 10.0 * flicker as f64 / n.max(1) as f64, format!("brightness flickers in {flicker} of {n} frames"));
     }
     // Stutter: frames repeated while objects were moving.
-    let moving_before = |t: usize| {
-        a.tracks.iter().any(|tr| {
-            let w: Vec<&Sighting> = tr.sightings.iter().filter(|q| q.frame + 3 >= t && q.frame < t).collect();
-            w.len() >= 2 && (w[w.len() - 1].x - w[0].x).hypot(w[w.len() - 1].y - w[0].y) > 0.05
-        })
-    };
     // A frozen video: frames repeat right after something moved fast (nothing in the
     // world stops dead from 1 m/s within a frame); the whole run counts.
     let fast_before = |t: usize| {

@@ -223,7 +223,7 @@ pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
             .map(|&i| ((i % w) as f32 + 0.5 - cx).hypot((i / w) as f32 + 0.5 - cy))
             .fold(0f32, f32::max);
         let touches_border = x0 == 0 || y0 == 0 || x1 + 1 == w || y1 + 1 == h;
-        let spread = (max_r + 0.5) / n.sqrt();
+        let spread = (max_r + 0.3) / n.sqrt();
         // No object is a sliver: thin whole regions are edges of something else.
         if spread > 1.05 && !touches_border {
             continue;
@@ -238,7 +238,7 @@ pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
             x1,
             y0,
             y1,
-            // (Pixel centres reach half a pixel short of the true outline.)
+            // (The farthest pixel centre lies about a third of a pixel inside the outline.)
             spread,
             touches_border,
             mean: mean.map(|m| m / n),
