@@ -34,7 +34,7 @@ fn main() {
             println!("floor_cost {:?}", a.floor_cost.iter().map(|c| format!("{c:.1}")).collect::<Vec<_>>());
             for t in &a.tracks {
                 println!("track {:?} shot {} n {}", t.color, t.shot, t.sightings.len());
-                for q in t.sightings.iter().step_by(4) {
+                for q in t.sightings.iter().step_by(std::env::var("STEP").ok().and_then(|s| s.parse().ok()).unwrap_or(4)) {
                     println!("   f{} x {:.2} y {:.2} bottom {:.2} r {:.2} area {} spread {:.2} border {} blob_bottom {} cy {:.1}", q.frame, q.x, q.y, q.bottom, q.radius, q.blob.area, q.blob.spread, q.blob.touches_border, q.blob.bottom, q.blob.cy);
                 }
             }

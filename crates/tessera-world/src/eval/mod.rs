@@ -367,7 +367,10 @@ fn bounces(a: &Analysis, t: &Track) -> Vec<usize> {
         if s[k].frame != s[k - 1].frame + 1 || s[k + 1].frame != s[k].frame + 1 {
             continue;
         }
-        let fell = s[k - 1].y - s[k].y > tol;
+        // Fell into it over the last two frames (a bounce can fall between frames, leaving
+        // the lowest frame only a little below the one before).
+        let before = s[k.saturating_sub(2)..k].iter().filter(|q| q.frame + 2 >= s[k].frame).map(|q| q.y).fold(f32::MIN, f32::max);
+        let fell = before - s[k].y > tol && s[k - 1].y >= s[k].y;
         // Rise over the next frames (a bounce can be small).
         let rise = s[k + 1..(k + 4).min(s.len())].iter().map(|q| q.y).fold(f32::MIN, f32::max) - s[k].y;
         if fell && s[k].y <= s[k + 1].y && rise > tol.max(0.04) && s[k].bottom < 0.35 {
@@ -523,15 +526,24 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
         // Bounces lose energy: apex heights between bounces do not grow.
         let b = bounces(a, tr);
         if !b.is_empty() {
-            let mut apexes = vec![s[..b[0]].iter().map(|q| q.y).fold(f32::MIN, f32::max)];
+            // Segments between bounces: their apex, and whether another object came near
+            // (a collision can give energy, which is not a violation).
+            let mut segs = vec![(0, b[0])];
             for (i, &k) in b.iter().enumerate() {
-                let end = b.get(i + 1).copied().unwrap_or(s.len());
-                apexes.push(s[k..end].iter().map(|q| q.y).fold(f32::MIN, f32::max));
+                segs.push((k, b.get(i + 1).copied().unwrap_or(s.len())));
             }
-            let pairs = apexes.windows(2).count();
+            let apexes: Vec<f32> = segs.iter().map(|&(x, y)| s[x..y].iter().map(|q| q.y).fold(f32::MIN, f32::max)).collect();
+            let touched: Vec<bool> = segs.iter().map(|&(x, y)| s[x..y].iter().any(near_other)).collect();
             // The last apex may be cut short by the clip's end; a gain shows anyway.
-            let ok = apexes.windows(2).filter(|w| w[1] <= w[0] * 1.05 + 0.05 + px).count();
+            let judged: Vec<bool> = (1..apexes.len())
+                .filter(|&i| !touched[i] && !touched[i - 1])
+                .map(|i| apexes[i] <= apexes[i - 1] * 1.05 + 0.05 + px)
+                .collect();
+            let pairs = judged.len();
+            let ok = judged.iter().filter(|&&v| v).count();
+            if pairs > 0 {
             law_check(checks, D, "energy", ok as f64 / pairs.max(1) as f64, format!("{label}: bounce heights {}", apexes.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" > ")));
+            }
         }
         // Nothing sinks into the floor.
         let sunk = s.iter().filter(|q| !q.blob.touches_border && q.bottom < -(0.06f32).max(1.5 * px)).count();
@@ -641,12 +653,28 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
             let shot = &a.shots[t.shot];
             // Appearing: from the frame's edge, at the shot's start, or emerging (partly
             // hidden at first). Popping into view whole mid-frame is not permanence.
-            let popped = first.frame > shot.start && !first.blob.touches_border && first.blob.area >= 0.85 * full;
+            // (Objects also pass in front of each other: next to another, it may be hidden.)
+            let beside_other = |q: &Sighting| {
+                a.tracks.iter().any(|o| {
+                    !std::ptr::eq(o, t)
+                        && o.sightings.iter().any(|p| p.frame.abs_diff(q.frame) <= 1 && (p.x - q.x).hypot(p.y - q.y) < (p.radius + q.radius) * 1.3)
+                })
+            };
+            // (And fast objects cross the frame's edge between two frames: within one
+            // frame's travel of the edge counts as leaving or entering through it.)
+            let near_edge = |q: &Sighting, other: Option<&Sighting>| {
+                let step = other.map_or(0.0, |o| (o.blob.cx - q.blob.cx).hypot(o.blob.cy - q.blob.cy)) + 1.0;
+                let b = &q.blob;
+                let gap = (b.x0 as f32).min(b.y0 as f32).min((a.width - 1 - b.x1) as f32).min((a.height - 1 - b.y1) as f32);
+                gap <= step
+            };
+            let popped = first.frame > shot.start && !near_edge(first, t.sightings.get(1)) && first.blob.area >= 0.85 * full && !beside_other(first);
             if popped {
                 check(checks, D, 0.0, format!("{label}: appears from nowhere at frame {}", first.frame));
             }
             // Leaving: the same, at the end.
-            let vanished = last.frame + 1 < shot.end && !last.blob.touches_border && last.blob.area >= 0.85 * full;
+            let before_last = t.sightings.len().checked_sub(2).map(|k| &t.sightings[k]);
+            let vanished = last.frame + 1 < shot.end && !near_edge(last, before_last) && last.blob.area >= 0.85 * full && !beside_other(last);
             if vanished {
                 check(checks, D, 0.0, format!("{label}: vanishes at frame {}", last.frame));
             }
