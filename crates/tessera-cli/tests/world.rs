@@ -1,0 +1,158 @@
+//! `tessera world render/prompts/expand` and `tessera eval`, run as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    c.env("RAYON_NUM_THREADS", "2");
+    c
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-world-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    let o = bin().args(args).output().unwrap();
+    assert!(o.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = bin().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "tessera {args:?} should fail");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn render(out: &Path, count: &str, seed: &str) {
+    run(&["world", "render", "--count", count, "--seed", seed, "--size", "96x64", "--seconds", "1.5", "--fps", "12", "--out", out.to_str().unwrap(), "-q"]);
+}
+
+#[test]
+fn render_writes_mp4_and_json_per_clip_deterministically() {
+    let (a, b) = (scratch("render-a"), scratch("render-b"));
+    render(&a, "2", "5");
+    render(&b, "2", "5");
+    for stem in ["000000", "000001"] {
+        let mp4 = a.join(format!("{stem}.mp4"));
+        assert_eq!(tessera_media::mp4_top_level_boxes(&mp4).unwrap()[..3], ["ftyp", "moov", "mdat"]);
+        let (frames, fps) = tessera_media::read_video(&mp4).unwrap();
+        assert_eq!((frames.len(), frames[0].width, frames[0].height, fps), (18, 96, 64, 12.0));
+        assert_eq!(std::fs::read(&mp4).unwrap(), std::fs::read(b.join(format!("{stem}.mp4"))).unwrap(), "same seed, same bytes");
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join(format!("{stem}.json"))).unwrap()).unwrap();
+        for key in ["prompt", "caption", "spec"] {
+            assert!(json.get(key).is_some(), "{stem}.json lacks {key}");
+        }
+        assert_eq!(json["spec"]["seconds"], 1.5);
+    }
+    let c = scratch("render-c");
+    render(&c, "1", "6");
+    assert_ne!(std::fs::read(a.join("000000.mp4")).unwrap(), std::fs::read(c.join("000000.mp4")).unwrap());
+}
+
+#[test]
+fn prompts_are_json_lines_matching_the_rendered_clips() {
+    let o = run(&["world", "prompts", "--count", "3", "--seed", "5", "--seconds", "1.5"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    let dir = scratch("prompts");
+    render(&dir, "3", "5");
+    for (i, l) in lines.iter().enumerate() {
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{i:06}.json"))).unwrap()).unwrap();
+        assert_eq!(l, &json, "line {i} is clip {i}");
+    }
+}
+
+#[test]
+fn expand_fills_in_a_short_prompt() {
+    let o = run(&["world", "expand", "red ball bouncing", "--seed", "2"]);
+    let caption = String::from_utf8(o.stdout).unwrap();
+    assert!(caption.contains("red ball") && caption.len() > 80, "{caption}");
+    let o = run(&["world", "expand", "red ball bouncing", "--seed", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["spec"]["objects"][0]["color"], "red");
+    assert_eq!(v["spec"]["objects"][0]["action"], "drop");
+    let other = run(&["world", "expand", "red ball bouncing", "--seed", "3"]);
+    assert_ne!(String::from_utf8(other.stdout).unwrap(), caption, "another seed, other details");
+    let err = fails(&["world", "expand", "a red ball dances with a giraffe"]);
+    assert!(err.contains("dances, giraffe"), "{err}");
+}
+
+#[test]
+fn eval_scores_ground_truth_high_and_writes_reports() {
+    let dir = scratch("eval");
+    let videos = dir.join("videos");
+    run(&["world", "render", "--count", "4", "--seed", "9", "--size", "128x128", "--seconds", "3", "--fps", "12", "--out", videos.to_str().unwrap(), "-q"]);
+    let suite = dir.join("suite.jsonl");
+    let o = run(&["world", "prompts", "--count", "4", "--seed", "9", "--seconds", "3"]);
+    std::fs::write(&suite, &o.stdout).unwrap();
+    let report = dir.join("report.json");
+    let html = dir.join("html");
+    let o = run(&["eval", "--suite", suite.to_str().unwrap(), "--videos", videos.to_str().unwrap(), "--out", report.to_str().unwrap(), "--html", html.to_str().unwrap(), "-q"]);
+    let summary = String::from_utf8(o.stdout).unwrap();
+    assert!(summary.contains("mean") && summary.contains("000003.mp4"), "{summary}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let vids = r["videos"].as_array().unwrap();
+    assert_eq!(vids.len(), 4);
+    for v in vids {
+        for k in ["adherence", "motion", "physics", "permanence", "consistency", "overall"] {
+            let x = v[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{k} = {x}");
+        }
+        assert!(v["file"].as_str().unwrap().ends_with(".mp4"));
+    }
+    let mean = r["mean"]["overall"].as_f64().unwrap();
+    assert!(mean >= 0.9, "ground truth through H.264 scores {mean}");
+    let page = std::fs::read_to_string(html.join("index.html")).unwrap();
+    assert!(page.contains("<svg") && page.contains("thumbs/000000.png"));
+    assert!(html.join("thumbs/000003.png").exists());
+
+    // A suite line may carry only a prompt; the parser supplies the description. PNG
+    // folders are videos too.
+    let frames_dir = dir.join("pngs");
+    let one = frames_dir.join("clip");
+    std::fs::create_dir_all(&one).unwrap();
+    let (frames, _) = tessera_media::read_video(&videos.join("000000.mp4")).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        tessera_media::write_video(&one.join(format!("{i:04}.png")), std::slice::from_ref(f), 12.0, &Default::default()).unwrap();
+    }
+    let prompt_only = dir.join("prompt.jsonl");
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&suite).unwrap().lines().next().unwrap()).unwrap();
+    std::fs::write(&prompt_only, format!("{}\n", serde_json::json!({ "prompt": line["prompt"] }))).unwrap();
+    let out2 = dir.join("report2.json");
+    run(&["eval", "--suite", prompt_only.to_str().unwrap(), "--videos", frames_dir.to_str().unwrap(), "--out", out2.to_str().unwrap(), "-q"]);
+    let r2: serde_json::Value = serde_json::from_slice(&std::fs::read(&out2).unwrap()).unwrap();
+    assert_eq!(r2["videos"][0]["file"], "clip");
+    assert!(r2["mean"]["overall"].as_f64().unwrap() >= 0.8, "{r2}");
+}
+
+#[test]
+fn eval_bad_input_is_a_clear_error() {
+    let dir = scratch("eval-bad");
+    let videos = dir.join("videos");
+    render(&videos, "2", "1");
+    let suite = dir.join("suite.jsonl");
+    std::fs::write(&suite, "{\"prompt\": \"a red ball bounces\"}\n").unwrap();
+    let out = dir.join("r.json");
+    let (s, v, o) = (suite.to_str().unwrap(), videos.to_str().unwrap(), out.to_str().unwrap());
+    let err = fails(&["eval", "--suite", s, "--videos", v, "--out", o, "-q"]);
+    assert!(err.contains("1 prompts") && err.contains("2 videos"), "{err}");
+    std::fs::write(&suite, "{\"prompt\": \"a red ball juggles\"}\n{\"prompt\": \"a box\"}\n").unwrap();
+    let err = fails(&["eval", "--suite", s, "--videos", v, "--out", o, "-q"]);
+    assert!(err.contains("juggles"), "{err}");
+    std::fs::write(&suite, "{\"prompt\": \"a red ball\"}\n{\"prompt\": \"a box\"}\n").unwrap();
+    std::fs::write(videos.join("000001.mp4"), b"not a video").unwrap();
+    let err = fails(&["eval", "--suite", s, "--videos", v, "--out", o, "-q"]);
+    assert!(err.contains("000001.mp4"), "{err}");
+    assert!(!out.exists(), "no report on failure");
+    let err = fails(&["world", "render", "--size", "97x64", "--out", v]);
+    assert!(err.contains("even"), "{err}");
+}
