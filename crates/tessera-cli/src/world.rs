@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use tessera_media::{read_video, write_video, Frame, WriteOptions};
+use tessera_media::{read_video, Frame, VideoWriter, WriteOptions};
 use tessera_world::eval::{evaluate, VideoRef};
 use tessera_world::report::{Report, VideoReport};
 use tessera_world::scene::SceneOptions;
@@ -117,10 +117,18 @@ fn render(a: RenderArgs) -> Result<()> {
     for i in 0..a.count {
         let clip = tessera_world::sample_clip(a.seed, i, &opts);
         let mut r = clip.scene.renderer(w, h, a.fps);
-        let frames: Vec<Frame> = (0..r.frame_count()).map(|k| r.frame(k)).collect();
-        frames_total += frames.len();
         let stem = format!("{i:06}");
-        write_video(&a.out.join(format!("{stem}.mp4")), &frames, a.fps, &WriteOptions::default())?;
+        // Frame by frame into the encoder: a minute of large frames stays small in memory.
+        let mut video = VideoWriter::create(&a.out.join(format!("{stem}.mp4")), a.fps, &WriteOptions::default())?;
+        let n = r.frame_count();
+        for k in 0..n {
+            video.push(r.frame(k))?;
+            if a.count == 1 && n >= 240 && (k + 1) % 24 == 0 {
+                progress.count("render", "frame", k + 1, n);
+            }
+        }
+        video.finish()?;
+        frames_total += n;
         let json = serde_json::to_vec_pretty(&line(&clip.prompt, &clip.caption, &clip.scene.spec))?;
         tessera_media::write_atomic(&a.out.join(format!("{stem}.json")), &json)?;
         progress.count("render", "clip", i as usize + 1, a.count as usize);

@@ -77,46 +77,75 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
 
 /// Encodes same-sized frames at a constant frame rate.
 pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, String> {
-    let (width, height) = (frames[0].width, frames[0].height);
-    if width < 16 || height < 16 {
-        // OpenH264 rejects pictures smaller than one macroblock.
-        return Err(format!(
-            "H.264 needs frames of at least 16x16 pixels, got {width}x{height} (write a .gif or .png instead)"
-        ));
+    let mut enc = StreamEncoder::new(frames[0].width, frames[0].height, fps, quality)?;
+    for f in frames {
+        enc.push(f)?;
     }
-    let qp = quality.qp();
-    let config = EncoderConfig::new()
-        // Buffer-based rate control with min QP = max QP codes every frame at that QP
-        // (openh264 ratectl.cpp, WelRcPictureInitBufferBasedQp); the bitrate is unused.
-        .rate_control_mode(RateControlMode::Bufferbased)
-        .qp(QpRange::new(qp, qp))
-        .bitrate(BitRate::from_bps(100_000_000))
-        .max_frame_rate(FrameRate::from_hz(fps as f32))
-        .complexity(Complexity::High)
-        .skip_frames(false)
-        // Background detection skips "static" macroblocks, which smears slow motion.
-        .background_detection(false)
-        .adaptive_quantization(false)
-        // An IDR every 2 seconds so players can seek.
-        .intra_frame_period(IntraFramePeriod::from_num_frames(
-            (fps * 2.0).round().clamp(1.0, 1e6) as u32,
-        ))
-        // Say what `yuv.rs` does: BT.601 matrix, limited range; sRGB content, so BT.709
-        // primaries with the sRGB transfer curve (H.264 Tables E-3..E-5).
-        .vui(
-            VuiConfig::bt709()
-                .transfer_characteristics(TransferCharacteristics::Srgb)
-                .matrix_coefficients(MatrixCoefficients::Smpte170M)
-                .full_range(false),
-        );
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-        .map_err(|e| format!("H.264 encoder: {e}"))?;
-    let (mut sps, mut pps) = (Vec::new(), Vec::new());
-    let mut samples = Vec::with_capacity(frames.len());
-    for (i, frame) in frames.iter().enumerate() {
-        let yuv = rgb_to_yuv420(&frame.data, width, height);
+    enc.finish()
+}
+
+/// An H.264 encoder fed one frame at a time: only the compressed stream is kept, so
+/// memory does not grow with the raw video (minutes of large frames stay small).
+pub struct StreamEncoder {
+    encoder: Encoder,
+    width: usize,
+    height: usize,
+    fps: f64,
+    sps: Vec<u8>,
+    pps: Vec<u8>,
+    samples: Vec<Sample>,
+}
+
+impl StreamEncoder {
+    pub fn new(width: usize, height: usize, fps: f64, quality: Quality) -> Result<Self, String> {
+        if width < 16 || height < 16 {
+            // OpenH264 rejects pictures smaller than one macroblock.
+            return Err(format!(
+                "H.264 needs frames of at least 16x16 pixels, got {width}x{height} (write a .gif or .png instead)"
+            ));
+        }
+        let qp = quality.qp();
+        let config = EncoderConfig::new()
+            // Buffer-based rate control with min QP = max QP codes every frame at that QP
+            // (openh264 ratectl.cpp, WelRcPictureInitBufferBasedQp); the bitrate is unused.
+            .rate_control_mode(RateControlMode::Bufferbased)
+            .qp(QpRange::new(qp, qp))
+            .bitrate(BitRate::from_bps(100_000_000))
+            .max_frame_rate(FrameRate::from_hz(fps as f32))
+            .complexity(Complexity::High)
+            .skip_frames(false)
+            // Background detection skips "static" macroblocks, which smears slow motion.
+            .background_detection(false)
+            .adaptive_quantization(false)
+            // An IDR every 2 seconds so players can seek.
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                (fps * 2.0).round().clamp(1.0, 1e6) as u32,
+            ))
+            // Say what `yuv.rs` does: BT.601 matrix, limited range; sRGB content, so BT.709
+            // primaries with the sRGB transfer curve (H.264 Tables E-3..E-5).
+            .vui(
+                VuiConfig::bt709()
+                    .transfer_characteristics(TransferCharacteristics::Srgb)
+                    .matrix_coefficients(MatrixCoefficients::Smpte170M)
+                    .full_range(false),
+            );
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| format!("H.264 encoder: {e}"))?;
+        Ok(StreamEncoder { encoder, width, height, fps, sps: Vec::new(), pps: Vec::new(), samples: Vec::new() })
+    }
+
+    pub fn push(&mut self, frame: &Frame) -> Result<(), String> {
+        let i = self.samples.len();
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(format!(
+                "frame {i} is {}x{}, the video is {}x{}",
+                frame.width, frame.height, self.width, self.height
+            ));
+        }
+        let yuv = rgb_to_yuv420(&frame.data, self.width, self.height);
         let buf = YUVBuffer::from_vec(yuv.data, yuv.width, yuv.height);
-        let bs = encoder
+        let bs = self
+            .encoder
             .encode(&buf)
             .map_err(|e| format!("H.264 encoder, frame {i}: {e}"))?;
         let mut data = Vec::new();
@@ -127,8 +156,8 @@ pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, St
                 let Some(&head) = nal.first() else { continue };
                 // nal_unit_type (H.264 Table 7-1): 7 SPS, 8 PPS, 5 IDR slice.
                 match head & 0x1F {
-                    7 => sps = nal.to_vec(),
-                    8 => pps = nal.to_vec(),
+                    7 => self.sps = nal.to_vec(),
+                    8 => self.pps = nal.to_vec(),
                     t => {
                         sync |= t == 5;
                         data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
@@ -140,20 +169,24 @@ pub fn encode(frames: &[Frame], fps: f64, quality: Quality) -> Result<Stream, St
         if data.is_empty() {
             return Err(format!("H.264 encoder skipped frame {i}"));
         }
-        samples.push(Sample { data, sync });
+        self.samples.push(Sample { data, sync });
+        Ok(())
     }
-    if sps.is_empty() || pps.is_empty() {
-        return Err("H.264 encoder produced no parameter sets".into());
+
+    pub fn finish(self) -> Result<Stream, String> {
+        if self.sps.is_empty() || self.pps.is_empty() {
+            return Err("H.264 encoder produced no parameter sets".into());
+        }
+        Ok(Stream {
+            width: self.width,
+            height: self.height,
+            sps: vec![self.sps],
+            pps: vec![self.pps],
+            nal_length_size: 4,
+            samples: self.samples,
+            fps: self.fps,
+        })
     }
-    Ok(Stream {
-        width,
-        height,
-        sps: vec![sps],
-        pps: vec![pps],
-        nal_length_size: 4,
-        samples,
-        fps,
-    })
 }
 
 /// Converts one decoded picture, cropped to the display size, to an RGB frame.

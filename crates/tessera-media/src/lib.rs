@@ -139,6 +139,67 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
     write_atomic(path, &bytes)
 }
 
+/// Writes a video frame by frame. MP4 keeps only the compressed stream in memory (so a
+/// minute of large frames costs its file size, not its raw size); GIF and PNG keep the
+/// frames until [`VideoWriter::finish`]. Nothing is written to `path` until then, and
+/// then atomically.
+pub struct VideoWriter {
+    path: PathBuf,
+    fps: f64,
+    opts: WriteOptions,
+    inner: WriterKind,
+}
+
+enum WriterKind {
+    Mp4(Option<h264::StreamEncoder>),
+    Frames(Vec<Frame>),
+}
+
+impl VideoWriter {
+    pub fn create(path: &Path, fps: f64, opts: &WriteOptions) -> Result<Self> {
+        let k = kind(path)?;
+        if !(fps.is_finite() && fps > 0.0) {
+            return Err(Error::Invalid(format!(
+                "frame rate {fps} for {} is not a positive number",
+                path.display()
+            )));
+        }
+        let inner = if k == Kind::Mp4 { WriterKind::Mp4(None) } else { WriterKind::Frames(Vec::new()) };
+        Ok(VideoWriter { path: path.to_path_buf(), fps, opts: *opts, inner })
+    }
+
+    pub fn push(&mut self, frame: Frame) -> Result<()> {
+        let path = self.path.clone();
+        match &mut self.inner {
+            WriterKind::Mp4(enc) => {
+                if enc.is_none() {
+                    *enc = Some(
+                        h264::StreamEncoder::new(frame.width, frame.height, self.fps, self.opts.quality)
+                            .map_err(|m| format_err(&path, m))?,
+                    );
+                }
+                enc.as_mut().unwrap().push(&frame).map_err(|m| format_err(&path, m))
+            }
+            WriterKind::Frames(v) => {
+                v.push(frame);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self.inner {
+            WriterKind::Mp4(enc) => {
+                let enc = enc.ok_or_else(|| Error::Invalid(format!("no frames to write to {}", self.path.display())))?;
+                let stream = enc.finish().map_err(|m| format_err(&self.path, m))?;
+                let bytes = mp4::mux(&stream).map_err(|m| format_err(&self.path, m))?;
+                write_atomic(&self.path, &bytes)
+            }
+            WriterKind::Frames(frames) => write_video(&self.path, &frames, self.fps, &self.opts),
+        }
+    }
+}
+
 /// Reads all frames and the frame rate of an MP4 (H.264), GIF or PNG (one frame, 0 fps).
 pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
     let kind = kind(path)?;
@@ -167,5 +228,31 @@ fn format_err(path: &Path, message: String) -> Error {
     Error::Format {
         path: path.to_path_buf(),
         message,
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn streaming_writer_matches_the_whole_video_writer() {
+        let frames: Vec<Frame> = (0..10)
+            .map(|t| Frame::new(32, 16, (0..32 * 16 * 3).map(|i| ((i * 7 + t * 13) % 256) as u8).collect()).unwrap())
+            .collect();
+        let dir = std::env::temp_dir().join(format!("tessera-media-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for ext in ["mp4", "gif"] {
+            let (a, b) = (dir.join(format!("a.{ext}")), dir.join(format!("b.{ext}")));
+            write_video(&a, &frames, 12.0, &WriteOptions::default()).unwrap();
+            let mut w = VideoWriter::create(&b, 12.0, &WriteOptions::default()).unwrap();
+            for f in &frames {
+                w.push(f.clone()).unwrap();
+            }
+            assert!(!b.exists(), "nothing written before finish");
+            w.finish().unwrap();
+            assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{ext}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
