@@ -569,17 +569,23 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
         if triples >= 2 {
             law_check(checks, D, "gravity", 1.0 - 2.0 * wrong as f64 / triples as f64, format!("{label}: {wrong} of {triples} free-flight steps break gravity"));
         }
-        // Nothing stops dead: moving at 1 m/s or more, then not at all.
+        // Nothing stops dead: moving at 1 m/s or more over a tenth of a second, then not at
+        // all for a quarter. (Landing can stop a fall dead, and an apex is still for an
+        // instant; nothing stops a slide or a
+        // flight dead.)
         let mut dead = 0;
-        for w in s.windows(4) {
+        let before = ((0.1 / a.dt()).round() as usize).max(1);
+        let after = ((0.25 / a.dt()).round() as usize).max(3);
+        for w in s.windows(before + after + 1) {
             let contiguous = w.windows(2).all(|p| p[1].frame == p[0].frame + 1);
-            // (Landing can stop a fall dead; nothing stops a slide or a flight dead.)
-            let vx = (w[1].x - w[0].x).abs() / a.dt();
-            let vy = (w[1].y - w[0].y).abs() / a.dt();
-            let airborne = w[1].bottom > (0.15f32).max(3.0 * px);
+            let (p0, p1) = (&w[0], &w[before]);
+            let span = before as f32 * a.dt();
+            let vx = (p1.x - p0.x).abs() / span;
+            let vy = (p1.y - p0.y).abs() / span;
+            let airborne = p1.bottom > (0.15f32).max(3.0 * px);
             let moving = (vx >= 1.0 && vx > 2.0 * vy) || (airborne && vx.hypot(vy) >= 1.0);
-            let still = w[1..].windows(2).all(|p| (p[1].x - p[0].x).hypot(p[1].y - p[0].y) < 0.3 * px);
-            if contiguous && moving && still && !near_other(&w[1]) && !w[1].blob.touches_border {
+            let still = w[before..].iter().all(|q| (q.x - p1.x).hypot(q.y - p1.y) < 0.5 * px);
+            if contiguous && moving && still && !near_other(p1) && !p1.blob.touches_border {
                 dead += 1;
             }
         }
