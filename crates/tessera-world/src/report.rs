@@ -14,40 +14,20 @@ pub struct VideoReport {
     /// The video's file (or folder) name.
     pub file: String,
     pub prompt: String,
-    pub adherence: f64,
-    pub motion: f64,
-    pub physics: f64,
-    pub permanence: f64,
-    pub consistency: f64,
-    pub overall: f64,
+    /// The six scores, as top-level keys of the video's object.
+    #[serde(flatten)]
+    pub scores: Scores,
     /// Every check behind the scores.
     pub checks: Vec<Check>,
 }
 
 impl VideoReport {
-    pub fn new(file: String, prompt: String, s: Scores, checks: Vec<Check>) -> Self {
-        VideoReport {
-            file,
-            prompt,
-            adherence: s.adherence,
-            motion: s.motion,
-            physics: s.physics,
-            permanence: s.permanence,
-            consistency: s.consistency,
-            overall: s.overall,
-            checks,
-        }
+    pub fn new(file: String, prompt: String, scores: Scores, checks: Vec<Check>) -> Self {
+        VideoReport { file, prompt, scores, checks }
     }
 
     pub fn scores(&self) -> Scores {
-        Scores {
-            adherence: self.adherence,
-            motion: self.motion,
-            physics: self.physics,
-            permanence: self.permanence,
-            consistency: self.consistency,
-            overall: self.overall,
-        }
+        self.scores
     }
 }
 
