@@ -160,8 +160,10 @@ impl CustomOp1 for Op {
     }
 }
 
+/// The vectorised kernels have no backward pass: anything that tracks gradients (training,
+/// gradient checks) takes candle's differentiable ops instead.
 fn fast_path(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op()
 }
 
 /// GELU, tanh approximation (diffusers' "gelu-approximate", transformers' "gelu_new").
@@ -186,6 +188,9 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if fast_path(x) {
         x.contiguous()?.apply_op1_no_bwd(&Op::Softmax)
+    } else if x.track_op() {
+        // candle's fused softmax_last_dim has no backward; the composed one does.
+        candle_nn::ops::softmax(x, candle_core::D::Minus1)
     } else {
         candle_nn::ops::softmax_last_dim(x)
     }

@@ -6,11 +6,21 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
+/// The dtype normalisations and modulations compute in: f32, or f64 when the model runs in
+/// f64 (gradient checks do, so finite differences are exact enough).
+pub fn wide(dtype: DType) -> DType {
+    if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
 /// RMS normalisation over the last dimension, computed in f32 (as torch.nn.RMSNorm and
 /// T5LayerNorm do for half-precision inputs), then scaled by `weight` if given.
 pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
-    let xf = x.to_dtype(DType::F32)?;
+    let xf = x.to_dtype(wide(dtype))?;
     let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
     let y = xf.broadcast_div(&(var + eps)?.sqrt()?)?;
     let y = y.to_dtype(dtype)?;
@@ -28,16 +38,17 @@ pub fn layer_norm_f32(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
-    let xf = x.to_dtype(DType::F32)?;
+    let work = wide(x.dtype());
+    let xf = x.to_dtype(work)?;
     let mean = xf.mean_keepdim(D::Minus1)?;
     let xc = xf.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
     let mut y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
     if let Some(w) = weight {
-        y = y.broadcast_mul(&w.to_dtype(DType::F32)?)?;
+        y = y.broadcast_mul(&w.to_dtype(work)?)?;
     }
     if let Some(b) = bias {
-        y = y.broadcast_add(&b.to_dtype(DType::F32)?)?;
+        y = y.broadcast_add(&b.to_dtype(work)?)?;
     }
     Ok(y)
 }

@@ -12,7 +12,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 
 use crate::fastmath;
 use crate::loading::{in_component, var_builder};
-use crate::ops::{attention, layer_norm_f32, rms_norm};
+use crate::ops::{attention, layer_norm_f32, rms_norm, wide};
 use crate::wan::config::WanTransformerConfig;
 use crate::wan::rope;
 
@@ -272,7 +272,7 @@ impl Block {
         let dtype = x.dtype();
         let m = self
             .scale_shift_table
-            .to_dtype(DType::F32)?
+            .to_dtype(wide(dtype))?
             .broadcast_add(temb)?;
         let part = |i: usize| m.narrow(2, i, 1)?.squeeze(2); // (B, Lt, D)
         let (shift, scale, gate) = (part(0)?, part(1)?, part(2)?);
@@ -284,7 +284,7 @@ impl Block {
                 .to_dtype(dtype)
         };
         let gated = |x: &Tensor, y: &Tensor, gate: &Tensor| -> Result<Tensor> {
-            (x.to_dtype(DType::F32)? + y.to_dtype(DType::F32)?.broadcast_mul(gate)?)?
+            (x.to_dtype(wide(dtype))? + y.to_dtype(wide(dtype))?.broadcast_mul(gate)?)?
                 .to_dtype(dtype)
         };
 
@@ -462,9 +462,9 @@ impl WanTransformer3DModel {
         let tproj = self
             .time_proj
             .forward(&fastmath::silu(&temb)?)?
-            .to_dtype(DType::F32)?
+            .to_dtype(wide(dtype))?
             .reshape((b, lt, 6, d))?;
-        let temb = temb.to_dtype(DType::F32)?.reshape((b, lt, 1, d))?;
+        let temb = temb.to_dtype(wide(dtype))?.reshape((b, lt, 1, d))?;
 
         let ctx = self.text_embedder.forward(encoder_hidden_states)?; // (B, L_text, D)
         let img = match (&self.image_embedder, encoder_hidden_states_image) {
@@ -480,7 +480,7 @@ impl WanTransformer3DModel {
         // Output: adaLN with the table's shift/scale plus temb, then project and unpatchify.
         let m = self
             .scale_shift_table
-            .to_dtype(DType::F32)?
+            .to_dtype(wide(dtype))?
             .broadcast_add(&temb)?; // (B, Lt, 2, D)
         let shift = m.narrow(2, 0, 1)?.squeeze(2)?;
         let scale = m.narrow(2, 1, 1)?.squeeze(2)?;

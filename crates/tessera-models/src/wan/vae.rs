@@ -249,6 +249,26 @@ impl AutoencoderKLWan {
         z: &Tensor,
         on_frames: &mut dyn FnMut(Tensor) -> Result<()>,
     ) -> Result<()> {
+        self.decode_chunks(z, true, on_frames)
+    }
+
+    /// The decoder's output without the clamp to [-1, 1]: what training compares with the
+    /// input (the clamp would stop gradients wherever the output overshoots).
+    pub fn decode_unclamped(&self, z: &Tensor) -> Result<Tensor> {
+        let mut chunks = Vec::new();
+        self.decode_chunks(z, false, &mut |c| {
+            chunks.push(c);
+            Ok(())
+        })?;
+        Tensor::cat(&chunks, 2)
+    }
+
+    fn decode_chunks(
+        &self,
+        z: &Tensor,
+        clamp: bool,
+        on_frames: &mut dyn FnMut(Tensor) -> Result<()>,
+    ) -> Result<()> {
         let x = self.post_quant_conv.forward(z, None)?;
         let mut cache = Cache::default();
         for i in 0..x.dim(2)? {
@@ -259,7 +279,7 @@ impl AutoencoderKLWan {
                 Some(p) if p > 1 => unpatchify(&out, p)?,
                 _ => out,
             };
-            on_frames(out.clamp(-1f32, 1f32)?)?;
+            on_frames(if clamp { out.clamp(-1f32, 1f32)? } else { out })?;
         }
         Ok(())
     }

@@ -95,7 +95,8 @@ impl CausalConv3d {
         let bias = vb.get(cout, "bias")?;
         // f32 on the CPU takes the gemm path, which keeps its own copy of the weights;
         // otherwise keep one 2D kernel per temporal tap.
-        let (fast, taps) = if w.dtype() == DType::F32 && w.device().is_cpu() {
+        // Trained weights (variables) take the differentiable per-tap path.
+        let (fast, taps) = if w.dtype() == DType::F32 && w.device().is_cpu() && !w.is_variable() {
             (Some(ConvKernel::new(&w, &bias)?), Vec::new())
         } else {
             let taps = (0..kt)
@@ -125,7 +126,7 @@ impl CausalConv3d {
         if pad_t > 0 {
             x = x.pad_with_zeros(2, pad_t, 0)?;
         }
-        if let (Some(fast), true) = (&self.fast, x.dtype() == DType::F32 && x.device().is_cpu()) {
+        if let (Some(fast), true) = (&self.fast, x.dtype() == DType::F32 && x.device().is_cpu() && !x.track_op()) {
             return fast.forward(&x, self.pad_hw, self.stride_t);
         }
         let (b, _, t, _, _) = x.dims5()?;
@@ -213,11 +214,11 @@ impl ChannelRmsNorm {
             return Ok(y);
         }
         let dtype = x.dtype();
-        let xf = x.to_dtype(DType::F32)?;
+        let xf = x.to_dtype(crate::ops::wide(dtype))?;
         let norm = xf.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
         let mut shape = vec![1; x.rank()];
         shape[1] = self.gamma.dim(0)?;
-        let g = (self.gamma.to_dtype(DType::F32)?.reshape(shape)? * self.scale)?;
+        let g = (self.gamma.to_dtype(crate::ops::wide(dtype))?.reshape(shape)? * self.scale)?;
         xf.broadcast_div(&norm)?
             .to_dtype(dtype)?
             .broadcast_mul(&g.to_dtype(dtype)?)
@@ -375,7 +376,7 @@ impl Resample {
         let up = matches!(mode, ResampleMode::Up2d | ResampleMode::Up3d);
         let conv = match (up, conv.bias()) {
             (true, Some(b))
-                if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() =>
+                if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() && !conv.weight().is_variable() =>
             {
                 SpatialConv::Gemm(ConvKernel::new(conv.weight(), b)?)
             }
