@@ -128,6 +128,28 @@ const STOP: &[&str] = &[
     "take", "place", "happens", "view", "closeup",
 ];
 
+/// Every word the parser knows, sorted and deduplicated: what a word-level tokenizer for
+/// the world's captions needs.
+pub fn vocabulary() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    v.extend(SHAPES.iter().map(|(w, _)| *w));
+    v.extend(COLORS.iter().map(|(w, _)| *w));
+    v.extend(SIZES.iter().map(|(w, _)| *w));
+    v.extend(NUMBERS.iter().map(|(w, _)| *w));
+    v.extend(ACTIONS.iter().map(|(w, _)| *w));
+    v.extend(BACKGROUNDS.iter().map(|(w, _)| *w));
+    v.extend(FLOORS.iter().map(|(w, _)| *w));
+    v.extend(LIGHTING.iter().map(|(w, _)| *w));
+    v.extend(OCCLUDERS.iter().map(|(w, _)| *w));
+    for list in [LEFT, RIGHT, PAN, ZOOM, STATIC, COLLIDE, CUT, SHOT_NOUNS, SECONDS, OBJECT_NOUNS, STOP] {
+        v.extend(list.iter().copied());
+    }
+    v.extend(["ramp", "ramps", "slope", "minute", "minutes", "lens", "shown", "back", "in", "still", "pulls", "pull", "close"]);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 fn lookup<T: Copy>(table: &[(&str, T)], w: &str) -> Option<T> {
     table.iter().find(|(k, _)| *k == w).map(|(_, v)| *v)
 }

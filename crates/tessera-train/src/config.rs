@@ -1,0 +1,186 @@
+//! One TOML file per run. Every field has a default, and the defaults are the documented
+//! recipe (README "Training"), so a config need only say what it changes.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The run folder: checkpoints/, log.csv, curves.png, model/ (the exported folder).
+    pub out: PathBuf,
+    /// A frozen video VAE in the diffusers layout (a folder with config.json and weights):
+    /// the transformer learns its latents.
+    pub vae: PathBuf,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "d_steps")]
+    pub steps: usize,
+    #[serde(default = "d_batch")]
+    pub batch: usize,
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    #[serde(default = "d_warmup")]
+    pub warmup: usize,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "d_clip")]
+    pub grad_clip: f64,
+    #[serde(default = "d_ema")]
+    pub ema: f64,
+    #[serde(default = "d_ckpt")]
+    pub checkpoint_every: usize,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub flow: FlowConfig,
+    #[serde(default)]
+    pub transformer: TransformerSize,
+    #[serde(default)]
+    pub text: TextSize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Sizes to train at, as "WIDTHxHEIGHTxFRAMES" (frames 4k+1; 1 = images). Each step
+    /// draws one bucket, so a batch has one shape.
+    #[serde(default = "d_buckets")]
+    pub buckets: Vec<String>,
+    #[serde(default = "d_fps")]
+    pub fps: f64,
+    /// Probability of training on the short prompt rather than the detailed caption.
+    #[serde(default = "d_half")]
+    pub prompt_probability: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    /// Timestep shift (as the sampler's flow shift).
+    #[serde(default = "d_shift")]
+    pub shift: f64,
+    /// Probability of an empty caption (classifier-free guidance learns the unconditional).
+    #[serde(default = "d_dropout")]
+    pub text_dropout: f64,
+    /// Probability that some frames are given (a conditioning mask other than none).
+    #[serde(default = "d_half")]
+    pub cond_probability: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerSize {
+    #[serde(default = "d_layers")]
+    pub layers: usize,
+    #[serde(default = "d_heads")]
+    pub heads: usize,
+    #[serde(default = "d_head_dim")]
+    pub head_dim: usize,
+    #[serde(default = "d_ffn")]
+    pub ffn: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSize {
+    #[serde(default = "d_text_dim")]
+    pub dim: usize,
+    #[serde(default = "d_text_layers")]
+    pub layers: usize,
+    #[serde(default = "d_text_heads")]
+    pub heads: usize,
+    /// Tokens per caption (the captions of the world fit in 96).
+    #[serde(default = "d_tokens")]
+    pub max_tokens: usize,
+}
+
+fn d_steps() -> usize { 20_000 }
+fn d_batch() -> usize { 4 }
+fn d_lr() -> f64 { 3e-4 }
+fn d_warmup() -> usize { 500 }
+fn d_wd() -> f64 { 0.01 }
+fn d_clip() -> f64 { 1.0 }
+fn d_ema() -> f64 { 0.999 }
+fn d_ckpt() -> usize { 500 }
+fn d_buckets() -> Vec<String> {
+    ["128x128x17", "160x96x17", "96x160x17", "128x128x1"].map(String::from).to_vec()
+}
+fn d_fps() -> f64 { 12.0 }
+fn d_half() -> f64 { 0.5 }
+fn d_shift() -> f64 { 3.0 }
+fn d_dropout() -> f64 { 0.1 }
+fn d_layers() -> usize { 4 }
+fn d_heads() -> usize { 4 }
+fn d_head_dim() -> usize { 32 }
+fn d_ffn() -> usize { 512 }
+fn d_text_dim() -> usize { 128 }
+fn d_text_layers() -> usize { 2 }
+fn d_text_heads() -> usize { 4 }
+fn d_tokens() -> usize { 96 }
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { buckets: d_buckets(), fps: d_fps(), prompt_probability: d_half() }
+    }
+}
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig { shift: d_shift(), text_dropout: d_dropout(), cond_probability: d_half() }
+    }
+}
+impl Default for TransformerSize {
+    fn default() -> Self {
+        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn() }
+    }
+}
+impl Default for TextSize {
+    fn default() -> Self {
+        TextSize { dim: d_text_dim(), layers: d_text_layers(), heads: d_text_heads(), max_tokens: d_tokens() }
+    }
+}
+
+/// A training size: width, height, frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+}
+
+impl TrainConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let mut cfg: TrainConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // Relative paths are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.out, &mut cfg.vae] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        cfg.buckets()?;
+        Ok(cfg)
+    }
+
+    /// The buckets, checked: sizes multiples of 16 (VAE stride 8 times patch 2), frames 4k+1.
+    pub fn buckets(&self) -> anyhow::Result<Vec<Bucket>> {
+        let mut out = Vec::new();
+        for b in &self.data.buckets {
+            let parts: Vec<usize> = b.split('x').map(|p| p.trim().parse()).collect::<Result<_, _>>().map_err(|_| anyhow::anyhow!("bucket {b:?} is not WIDTHxHEIGHTxFRAMES"))?;
+            let [width, height, frames] = parts[..] else { anyhow::bail!("bucket {b:?} is not WIDTHxHEIGHTxFRAMES") };
+            if width % 16 != 0 || height % 16 != 0 || width == 0 || height == 0 {
+                anyhow::bail!("bucket {b:?}: width and height must be multiples of 16");
+            }
+            if frames % 4 != 1 {
+                anyhow::bail!("bucket {b:?}: frames must be 4k+1 (1, 5, 9, 13, 17, ...)");
+            }
+            out.push(Bucket { width, height, frames });
+        }
+        if out.is_empty() {
+            anyhow::bail!("no buckets");
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,321 @@
+//! The training loop, top to bottom: data, objective, step, EMA, log, checkpoint. One file
+//! to read in a sitting (after nanoGPT's train.py).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use tessera_models::tokenizer::WanTokenizer;
+use tessera_models::umt5::{encode_prompts, UMT5Config, UMT5EncoderModel};
+use tessera_models::wan::config::WanTransformerConfig;
+use tessera_models::wan::transformer::WanTransformer3DModel;
+use tessera_models::wan::vae::AutoencoderKLWan;
+use tessera_world::rng::Rng;
+
+use crate::config::TrainConfig;
+use crate::data::world_batch;
+use crate::flow::{mask_channels, masked_video, noise, noised, sample_t, MaskKind};
+use crate::optim::{clipped_grads, learning_rate, AdamW, Ema};
+
+/// What the loop reports after each step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    pub step: usize,
+    pub total: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+}
+
+/// The configs of the two trained models, derived from the run's config and the VAE.
+pub fn model_configs(cfg: &TrainConfig, z_dim: usize, vocab: usize) -> Result<(serde_json::Value, serde_json::Value)> {
+    let t = &cfg.transformer;
+    let transformer = serde_json::json!({
+        "_class_name": "WanTransformer3DModel",
+        "patch_size": [1, 2, 2],
+        "num_attention_heads": t.heads,
+        "attention_head_dim": t.head_dim,
+        "in_channels": 2 * z_dim + 4,
+        "out_channels": z_dim,
+        "text_dim": cfg.text.dim,
+        "freq_dim": 256,
+        "ffn_dim": t.ffn,
+        "num_layers": t.layers,
+        "cross_attn_norm": true,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": 1e-6,
+        "image_dim": null,
+        "added_kv_proj_dim": null,
+        "rope_max_seq_len": 1024,
+        "pos_embed_seq_len": null
+    });
+    let x = &cfg.text;
+    let text = serde_json::json!({
+        "_class_name": "UMT5EncoderModel",
+        "architectures": ["UMT5EncoderModel"],
+        "model_type": "umt5",
+        "vocab_size": vocab,
+        "d_model": x.dim,
+        "d_kv": x.dim / x.heads,
+        "d_ff": 2 * x.dim,
+        "num_layers": x.layers,
+        "num_heads": x.heads,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "feed_forward_proj": "gated-gelu",
+        "layer_norm_epsilon": 1e-6,
+        "dense_act_fn": "gelu_new",
+        "is_gated_act": true
+    });
+    Ok((transformer, text))
+}
+
+/// Initialisation, in one place: norms at 1, biases at 0, the output projection at 0 (the
+/// model starts by predicting zero velocity, as DiT's zeroed output layer), the adaLN
+/// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
+fn init(vm: &VarMap, rng: &mut Rng) -> Result<()> {
+    let data = vm.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let v = &data[name];
+        let n = v.elem_count();
+        let dims = v.dims().to_vec();
+        let values: Vec<f32> = if name.contains("norm") && name.ends_with("weight") {
+            vec![1.0; n]
+        } else if name.ends_with("bias") || name.starts_with("proj_out") {
+            vec![0.0; n]
+        } else {
+            let std = if name.contains("scale_shift_table") { 1.0 / (*dims.last().unwrap() as f64).sqrt() } else { 0.02 };
+            let t = noise(rng, &dims, &Device::Cpu, DType::F32)?;
+            (t * std)?.flatten_all()?.to_vec1()?
+        };
+        v.set(&Tensor::from_vec(values, dims, v.device())?)?;
+    }
+    Ok(())
+}
+
+fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
+    let data = vm.data().lock().unwrap();
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Trains (or resumes) the run described by `cfg`; `on_step` hears of every step.
+pub fn train(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
+    let buckets = cfg.buckets()?;
+    std::fs::create_dir_all(cfg.out.join("checkpoints")).with_context(|| format!("cannot create {}", cfg.out.display()))?;
+    let model_dir = cfg.out.join("model");
+
+    // The frozen VAE and the tokenizer (written where the exported model will read it).
+    let vae = AutoencoderKLWan::load(&cfg.vae, DType::F32, device).with_context(|| format!("cannot load the VAE {}", cfg.vae.display()))?;
+    let z_dim = vae.config().z_dim;
+    let tok = crate::text::world_tokenizer()?;
+    crate::text::save_tokenizer(&tok, &model_dir.join("tokenizer"))?;
+    let tokenizer = WanTokenizer::from_file(&model_dir.join("tokenizer/tokenizer.json"))?;
+    let (tcfg_json, xcfg_json) = model_configs(cfg, z_dim, tok.get_vocab_size(true))?;
+    let tcfg: WanTransformerConfig = serde_json::from_value(tcfg_json.clone())?;
+    let xcfg: UMT5Config = serde_json::from_value(xcfg_json.clone())?;
+
+    // Variables: the text encoder's and the transformer's, initialised from the seed.
+    let (text_vm, tr_vm) = (VarMap::new(), VarMap::new());
+    UMT5EncoderModel::new(&xcfg, VarBuilder::from_varmap(&text_vm, DType::F32, device))?;
+    WanTransformer3DModel::new(&tcfg, VarBuilder::from_varmap(&tr_vm, DType::F32, device))?;
+    let mut rng = Rng::new(cfg.seed);
+    init(&text_vm, &mut rng)?;
+    init(&tr_vm, &mut rng)?;
+    let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
+    let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
+    let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
+    let mut ema = Ema::new(&vars, cfg.ema)?;
+
+    let mut start = 0;
+    if resume {
+        if let Some((step, path)) = latest_checkpoint(&cfg.out)? {
+            load_checkpoint(&path, &named, &mut opt, &mut ema)?;
+            start = step;
+        }
+    }
+    let log_path = cfg.out.join("log.csv");
+    truncate_log(&log_path, start)?;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    if start == 0 {
+        writeln!(log, "step,loss,lr,grad_norm,seconds")?;
+    }
+
+    let began = Instant::now();
+    for step in start..cfg.steps {
+        let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
+        let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
+
+        // Data: clean latents, a conditioning mask per sample, captions with dropout.
+        let batch = world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?;
+        let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?; // (B, z, F, h, w)
+        let (b, _, f, h, w) = x0.dims5()?;
+        let mut conds = Vec::with_capacity(b);
+        let mut masks = Vec::with_capacity(b);
+        for i in 0..b {
+            let kind = MaskKind::sample(&mut srng, cfg.flow.cond_probability);
+            let m = kind.frames(batch.bucket.frames, &mut srng);
+            let given = masked_video(&batch.video.narrow(0, i, 1)?, &m)?;
+            conds.push(vae.normalize_latents(&vae.encode(&given)?)?);
+            masks.push(mask_channels(&m, 1, h, w, device, DType::F32)?);
+        }
+        let cond = Tensor::cat(&conds, 0)?;
+        let mask = Tensor::cat(&masks, 0)?;
+        let captions: Vec<String> = batch.captions.iter().map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() }).collect();
+        let ts: Vec<f64> = (0..b).map(|_| sample_t(&mut srng, cfg.flow.shift)).collect();
+        let eps = noise(&mut srng, &[b, z_dim, f, h, w], device, DType::F32)?;
+        let (xt, target) = noised(&x0, &eps, &ts)?;
+
+        // Forward through models rebuilt from the variables (they keep derived weights).
+        let text = UMT5EncoderModel::new(&xcfg, VarBuilder::from_varmap(&text_vm, DType::F32, device))?;
+        let transformer = WanTransformer3DModel::new(&tcfg, VarBuilder::from_varmap(&tr_vm, DType::F32, device))?;
+        let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let ctx = encode_prompts(&tokenizer, &text, &refs, cfg.text.max_tokens, device)?;
+        let input = Tensor::cat(&[&xt, &mask, &cond], 1)?;
+        let t = Tensor::from_vec(ts.iter().map(|&t| (t * 1000.0) as f32).collect::<Vec<_>>(), b, device)?;
+        let pred = transformer.forward(&input, &t, &ctx, None)?;
+        let loss = (pred - target)?.sqr()?.mean_all()?;
+
+        // Step.
+        let grads = loss.backward()?;
+        let (gs, grad_norm) = clipped_grads(&vars, &grads, cfg.grad_clip)?;
+        opt.step(&vars, &gs, lr)?;
+        ema.update(&vars)?;
+
+        let loss_v = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !loss_v.is_finite() {
+            bail!("the loss is {loss_v} at step {step}: lower the learning rate");
+        }
+        writeln!(log, "{},{loss_v:.6},{lr:.3e},{grad_norm:.4},{:.2}", step + 1, began.elapsed().as_secs_f64())?;
+        on_step(StepReport { step: step + 1, total: cfg.steps, loss: loss_v, lr, grad_norm });
+        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
+            log.flush()?;
+            save_checkpoint(&cfg.out, step + 1, &named, &opt, &ema)?;
+            crate::plot::write_curves(&log_path, &cfg.out.join("curves.png"))?;
+        }
+    }
+    export(cfg, &model_dir, &named, &ema, &tcfg_json, &xcfg_json)?;
+    Ok(model_dir)
+}
+
+fn checkpoint_path(out: &Path, step: usize) -> PathBuf {
+    out.join("checkpoints").join(format!("step_{step:08}.safetensors"))
+}
+
+/// The newest checkpoint: (step, path).
+pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
+    let dir = out.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+    let mut best = None;
+    for e in entries {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if let Some(n) = name.strip_prefix("step_").and_then(|r| r.strip_suffix(".safetensors")).and_then(|n| n.parse::<usize>().ok()) {
+            if best.as_ref().is_none_or(|(s, _)| n > *s) {
+                best = Some((n, p));
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW, ema: &Ema) -> Result<()> {
+    let mut map: HashMap<String, Tensor> = HashMap::new();
+    for (i, (name, v)) in named.iter().enumerate() {
+        map.insert(format!("param/{name}"), v.as_tensor().clone());
+        map.insert(format!("ema/{name}"), ema.shadow[i].clone());
+        map.insert(format!("adam_m/{name}"), opt.m[i].clone());
+        map.insert(format!("adam_v/{name}"), opt.v[i].clone());
+    }
+    map.insert("meta/step".into(), Tensor::new(&[step as u32, opt.t as u32], &Device::Cpu)?);
+    let path = checkpoint_path(out, step);
+    let tmp = path.with_extension("partial");
+    candle_core::safetensors::save(&map, &tmp)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
+    let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let get = |k: &str| map.get(k).cloned().with_context(|| format!("checkpoint {} lacks {k}", path.display()));
+    for (i, (name, v)) in named.iter().enumerate() {
+        v.set(&get(&format!("param/{name}"))?.to_device(v.device())?)?;
+        ema.shadow[i] = get(&format!("ema/{name}"))?.to_device(v.device())?;
+        opt.m[i] = get(&format!("adam_m/{name}"))?.to_device(v.device())?;
+        opt.v[i] = get(&format!("adam_v/{name}"))?.to_device(v.device())?;
+    }
+    let meta: Vec<u32> = get("meta/step")?.to_vec1()?;
+    opt.t = meta[1] as usize;
+    Ok(())
+}
+
+/// Keeps the log's header and the lines of steps up to `step` (a resumed run rewrites the
+/// rest).
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("step") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
+        .collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    if step == 0 {
+        out.clear();
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// Writes the diffusers folder: the EMA weights of the transformer and text encoder, the
+/// tokenizer, the VAE it was trained on, and a flow-matching UniPC scheduler.
+fn export(cfg: &TrainConfig, dir: &Path, named: &[(String, Var)], ema: &Ema, tcfg: &serde_json::Value, xcfg: &serde_json::Value) -> Result<()> {
+    for (sub, prefix, config, file, config_json) in [
+        ("transformer", "transformer.", tcfg, "diffusion_pytorch_model.safetensors", "config.json"),
+        ("text_encoder", "text_encoder.", xcfg, "model.safetensors", "config.json"),
+    ] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d)?;
+        let mut map: HashMap<String, Tensor> = HashMap::new();
+        for (i, (name, _)) in named.iter().enumerate() {
+            if let Some(k) = name.strip_prefix(prefix) {
+                map.insert(k.to_string(), ema.shadow[i].clone());
+            }
+        }
+        candle_core::safetensors::save(&map, d.join(file))?;
+        std::fs::write(d.join(config_json), serde_json::to_vec_pretty(config)?)?;
+    }
+    let vae_dir = dir.join("vae");
+    std::fs::create_dir_all(&vae_dir)?;
+    for e in std::fs::read_dir(&cfg.vae)? {
+        let p = e?.path();
+        if p.is_file() {
+            std::fs::copy(&p, vae_dir.join(p.file_name().unwrap()))?;
+        }
+    }
+    let sched = dir.join("scheduler");
+    std::fs::create_dir_all(&sched)?;
+    let s = serde_json::json!({"_class_name": "UniPCMultistepScheduler", "num_train_timesteps": 1000, "prediction_type": "flow_prediction", "use_flow_sigmas": true, "flow_shift": cfg.flow.shift, "solver_order": 2, "solver_type": "bh2", "lower_order_final": true});
+    std::fs::write(sched.join("scheduler_config.json"), serde_json::to_vec_pretty(&s)?)?;
+    let index = serde_json::json!({
+        "_class_name": "WanImageToVideoPipeline",
+        "transformer": ["diffusers", "WanTransformer3DModel"],
+        "vae": ["diffusers", "AutoencoderKLWan"],
+        "text_encoder": ["transformers", "UMT5EncoderModel"],
+        "tokenizer": ["transformers", "T5TokenizerFast"],
+        "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+        "image_encoder": [null, null],
+        "image_processor": [null, null],
+        "transformer_2": [null, null]
+    });
+    std::fs::write(dir.join("model_index.json"), serde_json::to_vec_pretty(&index)?)?;
+    Ok(())
+}
