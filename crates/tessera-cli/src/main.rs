@@ -4,6 +4,7 @@
 mod generate;
 mod output;
 mod progress;
+mod train;
 mod world;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     /// The world: render captioned physics clips, print prompt suites, expand prompts.
     #[command(subcommand)]
     World(world::WorldCommand),
+    /// Train a world model: a Wan-architecture transformer and text encoder on the world.
+    Train(train::TrainArgs),
     /// Score videos against a prompt suite (adherence, motion, physics, permanence,
     /// consistency, overall).
     Eval(world::EvalArgs),
@@ -37,6 +40,7 @@ fn main() {
         Command::Generate(args) => generate::run(args),
         Command::World(cmd) => world::run(cmd),
         Command::Eval(args) => world::eval(args),
+        Command::Train(args) => train::run(args),
     };
     if let Err(e) = result {
         // One clear line (plus causes, if any), no backtrace, nonzero exit. candle appends

@@ -10,9 +10,14 @@ use serde::{Deserialize, Serialize};
 pub struct TrainConfig {
     /// The run folder: checkpoints/, log.csv, curves.png, model/ (the exported folder).
     pub out: PathBuf,
-    /// A frozen video VAE in the diffusers layout (a folder with config.json and weights):
-    /// the transformer learns its latents.
-    pub vae: PathBuf,
+    /// What to train: "vae" (the video autoencoder, from scratch) or "transformer" (the
+    /// diffusion transformer and its text encoder, on a trained VAE's latents).
+    #[serde(default)]
+    pub stage: Stage,
+    /// The transformer stage's frozen VAE, in the diffusers layout (a folder with
+    /// config.json and weights; the VAE stage writes one in `out/model/vae`).
+    #[serde(default)]
+    pub vae: Option<PathBuf>,
     #[serde(default)]
     pub seed: u64,
     #[serde(default = "d_steps")]
@@ -39,6 +44,45 @@ pub struct TrainConfig {
     pub transformer: TransformerSize,
     #[serde(default)]
     pub text: TextSize,
+    #[serde(default)]
+    pub autoencoder: VaeSize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Vae,
+    #[default]
+    Transformer,
+}
+
+/// The VAE stage's model: a Wan 2.1 VAE (8x spatial, 4x temporal compression).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaeSize {
+    #[serde(default = "d_vae_base")]
+    pub base_dim: usize,
+    #[serde(default = "d_vae_z")]
+    pub z_dim: usize,
+    #[serde(default = "d_vae_mult")]
+    pub dim_mult: Vec<usize>,
+    #[serde(default = "d_vae_res")]
+    pub num_res_blocks: usize,
+    /// Weight of the KL term (the posterior stays near a unit Gaussian).
+    #[serde(default = "d_vae_kl")]
+    pub kl: f64,
+}
+
+fn d_vae_base() -> usize { 32 }
+fn d_vae_z() -> usize { 16 }
+fn d_vae_mult() -> Vec<usize> { vec![1, 2, 4, 4] }
+fn d_vae_res() -> usize { 1 }
+fn d_vae_kl() -> f64 { 1e-6 }
+
+impl Default for VaeSize {
+    fn default() -> Self {
+        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,13 +196,21 @@ pub struct Bucket {
 impl TrainConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let mut cfg: TrainConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut cfg: TrainConfig = toml::from_str(&text).map_err(|e| {
+            // One line: where, and what (toml's own message spans several lines).
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map_or(String::new(), |l| format!(" line {l}"));
+            anyhow::anyhow!("{}{at}: {}", path.display(), e.message().trim())
+        })?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.out, &mut cfg.vae] {
+        for p in std::iter::once(&mut cfg.out).chain(cfg.vae.as_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if cfg.stage == Stage::Transformer && cfg.vae.is_none() {
+            anyhow::bail!("{}: the transformer stage needs `vae = \"FOLDER\"` (a trained VAE, e.g. a VAE run's out/model/vae)", path.display());
         }
         cfg.buckets()?;
         Ok(cfg)

@@ -11,6 +11,7 @@ pub mod optim;
 pub mod plot;
 pub mod text;
 pub mod train;
+pub mod vae;
 
 pub use config::TrainConfig;
 pub use train::{train, StepReport};

@@ -76,7 +76,8 @@ pub struct Ema {
 
 impl Ema {
     pub fn new(vars: &[Var], decay: f64) -> Result<Self> {
-        Ok(Ema { decay, shadow: vars.iter().map(|v| v.as_tensor().copy()).collect::<Result<_>>()? })
+        // Detached: the average is a plain tensor, never part of a graph.
+        Ok(Ema { decay, shadow: vars.iter().map(|v| v.as_tensor().detach().copy()).collect::<Result<_>>()? })
     }
 
     pub fn update(&mut self, vars: &[Var]) -> Result<()> {

@@ -16,7 +16,7 @@ use tessera_models::wan::transformer::WanTransformer3DModel;
 use tessera_models::wan::vae::AutoencoderKLWan;
 use tessera_world::rng::Rng;
 
-use crate::config::TrainConfig;
+use crate::config::{Stage, TrainConfig};
 use crate::data::world_batch;
 use crate::flow::{mask_channels, masked_video, noise, noised, sample_t, MaskKind};
 use crate::optim::{clipped_grads, learning_rate, AdamW, Ema};
@@ -77,7 +77,8 @@ pub fn model_configs(cfg: &TrainConfig, z_dim: usize, vocab: usize) -> Result<(s
 /// Initialisation, in one place: norms at 1, biases at 0, the output projection at 0 (the
 /// model starts by predicting zero velocity, as DiT's zeroed output layer), the adaLN
 /// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
-fn init(vm: &VarMap, rng: &mut Rng) -> Result<()> {
+/// With `fan_in`, weights are N(0, 1/fan_in) instead (LeCun), for the convolutional VAE.
+pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
     let data = vm.data().lock().unwrap();
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
@@ -90,7 +91,13 @@ fn init(vm: &VarMap, rng: &mut Rng) -> Result<()> {
         } else if name.ends_with("bias") || name.starts_with("proj_out") {
             vec![0.0; n]
         } else {
-            let std = if name.contains("scale_shift_table") { 1.0 / (*dims.last().unwrap() as f64).sqrt() } else { 0.02 };
+            let std = if name.contains("scale_shift_table") {
+                1.0 / (*dims.last().unwrap() as f64).sqrt()
+            } else if fan_in && dims.len() >= 2 {
+                1.0 / ((n / dims[0]) as f64).sqrt()
+            } else {
+                0.02
+            };
             let t = noise(rng, &dims, &Device::Cpu, DType::F32)?;
             (t * std)?.flatten_all()?.to_vec1()?
         };
@@ -99,21 +106,30 @@ fn init(vm: &VarMap, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
-fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
+pub(crate) fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
     let data = vm.data().lock().unwrap();
     let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
 
-/// Trains (or resumes) the run described by `cfg`; `on_step` hears of every step.
+/// Trains (or resumes) the run described by `cfg`; `on_step` hears of every step. Returns
+/// the exported folder.
 pub fn train(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
+    match cfg.stage {
+        Stage::Vae => crate::vae::train_vae(cfg, resume, device, on_step),
+        Stage::Transformer => train_transformer(cfg, resume, device, on_step),
+    }
+}
+
+fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
+    let vae_path = cfg.vae.clone().context("the transformer stage needs `vae`")?;
     let buckets = cfg.buckets()?;
     std::fs::create_dir_all(cfg.out.join("checkpoints")).with_context(|| format!("cannot create {}", cfg.out.display()))?;
     let model_dir = cfg.out.join("model");
 
     // The frozen VAE and the tokenizer (written where the exported model will read it).
-    let vae = AutoencoderKLWan::load(&cfg.vae, DType::F32, device).with_context(|| format!("cannot load the VAE {}", cfg.vae.display()))?;
+    let vae = AutoencoderKLWan::load(&vae_path, DType::F32, device).with_context(|| format!("cannot load the VAE {}", vae_path.display()))?;
     let z_dim = vae.config().z_dim;
     let tok = crate::text::world_tokenizer()?;
     crate::text::save_tokenizer(&tok, &model_dir.join("tokenizer"))?;
@@ -127,8 +143,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn
     UMT5EncoderModel::new(&xcfg, VarBuilder::from_varmap(&text_vm, DType::F32, device))?;
     WanTransformer3DModel::new(&tcfg, VarBuilder::from_varmap(&tr_vm, DType::F32, device))?;
     let mut rng = Rng::new(cfg.seed);
-    init(&text_vm, &mut rng)?;
-    init(&tr_vm, &mut rng)?;
+    init(&text_vm, &mut rng, false)?;
+    init(&tr_vm, &mut rng, false)?;
     let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
     let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
     let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
@@ -205,7 +221,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn
     Ok(model_dir)
 }
 
-fn checkpoint_path(out: &Path, step: usize) -> PathBuf {
+pub(crate) fn checkpoint_path(out: &Path, step: usize) -> PathBuf {
     out.join("checkpoints").join(format!("step_{step:08}.safetensors"))
 }
 
@@ -226,7 +242,7 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
     Ok(best)
 }
 
-fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW, ema: &Ema) -> Result<()> {
+pub(crate) fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW, ema: &Ema) -> Result<()> {
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (i, (name, v)) in named.iter().enumerate() {
         map.insert(format!("param/{name}"), v.as_tensor().clone());
@@ -242,7 +258,7 @@ fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW
     Ok(())
 }
 
-fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
+pub(crate) fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
     let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let get = |k: &str| map.get(k).cloned().with_context(|| format!("checkpoint {} lacks {k}", path.display()));
     for (i, (name, v)) in named.iter().enumerate() {
@@ -258,7 +274,7 @@ fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &
 
 /// Keeps the log's header and the lines of steps up to `step` (a resumed run rewrites the
 /// rest).
-fn truncate_log(path: &Path, step: usize) -> Result<()> {
+pub(crate) fn truncate_log(path: &Path, step: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: Vec<&str> = text
         .lines()
@@ -295,7 +311,7 @@ fn export(cfg: &TrainConfig, dir: &Path, named: &[(String, Var)], ema: &Ema, tcf
     }
     let vae_dir = dir.join("vae");
     std::fs::create_dir_all(&vae_dir)?;
-    for e in std::fs::read_dir(&cfg.vae)? {
+    for e in std::fs::read_dir(cfg.vae.as_ref().context("no VAE")?)? {
         let p = e?.path();
         if p.is_file() {
             std::fs::copy(&p, vae_dir.join(p.file_name().unwrap()))?;

@@ -104,3 +104,47 @@ fn the_loss_falls() {
     let last: f64 = l[l.len() - 5..].iter().sum::<f64>() / 5.0;
     assert!(last < 0.9 * first, "loss {first:.3} -> {last:.3}: {l:?}");
 }
+
+#[test]
+fn the_vae_stage_trains_a_loadable_vae_that_the_transformer_stage_uses() {
+    let out = scratch("vae");
+    let text = format!(
+        r#"
+stage = "vae"
+out = "{}"
+steps = 30
+batch = 2
+lr = 3e-3
+warmup = 3
+checkpoint_every = 10
+[data]
+buckets = ["16x16x5"]
+[autoencoder]
+base_dim = 4
+z_dim = 4
+dim_mult = [1, 2, 2, 2]
+num_res_blocks = 1
+"#,
+        out.display()
+    );
+    std::fs::write(out.join("vae.toml"), text).unwrap();
+    let cfg = TrainConfig::load(&out.join("vae.toml")).unwrap();
+    let vae_dir = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let l = losses(&out);
+    let (first, last) = (l[..5].iter().sum::<f64>() / 5.0, l[l.len() - 5..].iter().sum::<f64>() / 5.0);
+    assert!(last < 0.8 * first, "reconstruction {first:.4} -> {last:.4}");
+    let vae = tessera_models::wan::vae::AutoencoderKLWan::load(&vae_dir, DType::F32, &Device::Cpu).unwrap();
+    let c = vae.config();
+    assert_eq!((c.latents_mean.len(), c.latents_std.len()), (4, 4));
+    assert!(c.latents_std.iter().all(|s| *s > 0.0));
+
+    // The transformer stage on that VAE.
+    let run = scratch("on-vae");
+    let mut t = tiny(&run, 2);
+    t.vae = Some(vae_dir.clone());
+    t.data.buckets = vec!["16x16x5".into()];
+    let model = train(&t, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let tr: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("transformer/config.json")).unwrap()).unwrap();
+    assert_eq!(tr["in_channels"], 2 * 4 + 4, "noise, mask and conditioning channels");
+    assert!(model.join("vae/diffusion_pytorch_model.safetensors").exists());
+}

@@ -210,6 +210,20 @@ impl AutoencoderKLWan {
     /// video: (B, 3, T, H, W) in [-1, 1], T = 4k+1. Returns the posterior mean
     /// (B, z, k+1, H/s, W/s) (`latent_dist.mode()`), un-normalised.
     pub fn encode(&self, video: &Tensor) -> Result<Tensor> {
+        let h = self.encode_moments(video)?;
+        h.narrow(1, 0, self.cfg.z_dim)
+    }
+
+    /// The posterior's mean and log-variance (each (B, z, k+1, H/s, W/s)), as diffusers'
+    /// DiagonalGaussianDistribution reads them (log-variance clamped to [-30, 20]): what
+    /// training samples from.
+    pub fn encode_posterior(&self, video: &Tensor) -> Result<(Tensor, Tensor)> {
+        let h = self.encode_moments(video)?;
+        let z = self.cfg.z_dim;
+        Ok((h.narrow(1, 0, z)?, h.narrow(1, z, z)?.clamp(-30f32, 20f32)?))
+    }
+
+    fn encode_moments(&self, video: &Tensor) -> Result<Tensor> {
         let x = match self.cfg.patch_size {
             Some(p) if p > 1 => patchify(video, p)?,
             _ => video.clone(),
@@ -228,8 +242,7 @@ impl AutoencoderKLWan {
             );
             start += len;
         }
-        let h = self.quant_conv.forward(&Tensor::cat(&outs, 2)?, None)?;
-        h.narrow(1, 0, self.cfg.z_dim)
+        self.quant_conv.forward(&Tensor::cat(&outs, 2)?, None)
     }
 
     /// z: (B, z, T', H', W') raw latents -> (B, 3, 4(T'-1)+1, H, W) in [-1, 1].

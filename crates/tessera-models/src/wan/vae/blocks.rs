@@ -150,7 +150,9 @@ impl CausalConv3d {
         }
         let out = match out {
             Some(o) => o,
-            None => candle_core::bail!("causal conv with no temporal taps"),
+            None => candle_core::bail!(
+                "a tensor that tracks gradients reached a VAE convolution loaded for inference (load the VAE from variables to train it)"
+            ),
         };
         let out = out.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         batch_to_frames(&out, b)
