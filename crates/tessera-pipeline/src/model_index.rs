@@ -10,7 +10,10 @@ use tessera_models::loading::read_json;
 use crate::{Error, Result};
 
 /// Pipeline classes whose folders this engine runs.
-pub const SUPPORTED_PIPELINES: &[&str] = &["WanPipeline"];
+/// `WanImageToVideoPipeline` is run when it has no CLIP image encoder (the layout of Wan 2.2
+/// image-to-video and of tessera's own world models: conditioning through mask and latent
+/// channels only).
+pub const SUPPORTED_PIPELINES: &[&str] = &["WanPipeline", "WanImageToVideoPipeline"];
 
 #[derive(Debug, Clone)]
 pub struct ModelIndex {

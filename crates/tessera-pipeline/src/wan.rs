@@ -154,7 +154,7 @@ impl WanPipeline {
         let s = self.vae_config.spatial_factor();
         [
             1,
-            self.transformer_config.in_channels,
+            self.transformer_config.out_channels(),
             (p.frames - 1) / self.temporal_factor() + 1,
             p.height / s,
             p.width / s,
@@ -270,6 +270,24 @@ impl WanPipeline {
         }
     }
 
+    /// For transformers with the image-to-video layout (in_channels = 2 z + 4): the mask and
+    /// conditioning channels, as WanImageToVideoPipeline builds them. With no frames given
+    /// (text to video) the mask is zero and the conditioning latents encode a mid-grey
+    /// (all-zero) video. None for plain text-to-video transformers.
+    pub fn conditioning(&self, p: &GenerateParams, progress: &mut dyn FnMut(Progress)) -> Result<Option<Tensor>> {
+        let z = self.transformer_config.out_channels();
+        if self.transformer_config.in_channels != 2 * z + 4 {
+            return Ok(None);
+        }
+        progress(Progress::Stage("encode conditioning"));
+        let vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
+        let video = Tensor::zeros((1, 3, p.frames, p.height, p.width), self.dtype, &self.device)?;
+        let cond = vae.normalize_latents(&vae.encode(&video)?)?;
+        let (_, _, f, h, w) = cond.dims5()?;
+        let mask = Tensor::zeros((1, 4, f, h, w), self.dtype, &self.device)?;
+        Ok(Some(Tensor::cat(&[&mask, &cond], 1)?))
+    }
+
     /// Runs the sampler and returns the final latents (1, C, T', H', W') in f32.
     pub fn denoise(
         &self,
@@ -286,6 +304,7 @@ impl WanPipeline {
         let mut latents = self.initial_latents(p)?;
         let timesteps = scheduler.timesteps().to_vec();
         let n = timesteps.len();
+        let extra = self.conditioning(p, progress)?;
 
         // Split the steps between the experts: t >= boundary goes to `transformer`.
         let boundary = self
@@ -314,6 +333,7 @@ impl WanPipeline {
                 WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
             let denoiser = WanDenoiser {
                 model: &model,
+                extra: extra.as_ref(),
                 cond,
                 uncond: if guidance::enabled(g) { uncond } else { None },
                 guidance: g,
@@ -370,6 +390,9 @@ impl WanPipeline {
 /// One expert with classifier-free guidance, as the body of diffusers' denoising loop.
 struct WanDenoiser<'a> {
     model: &'a WanTransformer3DModel,
+    /// Mask and conditioning-latent channels appended to the noisy latents, for models
+    /// with the image-to-video layout.
+    extra: Option<&'a Tensor>,
     cond: &'a Tensor,
     uncond: Option<&'a Tensor>,
     guidance: f64,
@@ -379,7 +402,10 @@ struct WanDenoiser<'a> {
 
 impl Denoiser for WanDenoiser<'_> {
     fn velocity(&self, x: &Tensor, t: f64, _step: usize) -> Result<Tensor> {
-        let x_in = x.to_dtype(self.dtype)?;
+        let x_in = match self.extra {
+            Some(e) => Tensor::cat(&[&x.to_dtype(self.dtype)?, e], 1)?,
+            None => x.to_dtype(self.dtype)?,
+        };
         let timestep = if self.expand_timesteps {
             // Wan 2.2 TI2V: one timestep per latent token (seq_len = T' * H'/2 * W'/2),
             // `mask * t` with an all-ones mask for text-to-video.
