@@ -165,6 +165,7 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     }
 
     let began = Instant::now();
+    let mut empty_cond: HashMap<(usize, usize, usize), Tensor> = HashMap::new();
     for step in start..cfg.steps {
         let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
         let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
@@ -178,8 +179,20 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         for i in 0..b {
             let kind = MaskKind::sample(&mut srng, cfg.flow.cond_probability);
             let m = kind.frames(batch.bucket.frames, &mut srng);
-            let given = masked_video(&batch.video.narrow(0, i, 1)?, &m)?;
-            conds.push(vae.normalize_latents(&vae.encode(&given)?)?);
+            let c = if kind == MaskKind::None {
+                // Nothing given: the latents of an all-zero video, the same for every
+                // sample of a bucket, encoded once.
+                let key = (batch.bucket.width, batch.bucket.height, batch.bucket.frames);
+                if !empty_cond.contains_key(&key) {
+                    let zeros = batch.video.narrow(0, 0, 1)?.zeros_like()?;
+                    empty_cond.insert(key, vae.normalize_latents(&vae.encode(&zeros)?)?);
+                }
+                empty_cond[&key].clone()
+            } else {
+                let given = masked_video(&batch.video.narrow(0, i, 1)?, &m)?;
+                vae.normalize_latents(&vae.encode(&given)?)?
+            };
+            conds.push(c);
             masks.push(mask_channels(&m, 1, h, w, device, DType::F32)?);
         }
         let cond = Tensor::cat(&conds, 0)?;
