@@ -171,8 +171,11 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
 
         // Data: clean latents, a conditioning mask per sample, captions with dropout.
+        let mut marks = vec![("start", Instant::now())];
         let batch = world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?;
+        marks.push(("render", Instant::now()));
         let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?; // (B, z, F, h, w)
+        marks.push(("encode", Instant::now()));
         let (b, _, f, h, w) = x0.dims5()?;
         let mut conds = Vec::with_capacity(b);
         let mut masks = Vec::with_capacity(b);
@@ -197,6 +200,7 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         }
         let cond = Tensor::cat(&conds, 0)?;
         let mask = Tensor::cat(&masks, 0)?;
+        marks.push(("conditioning", Instant::now()));
         let captions: Vec<String> = batch.captions.iter().map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() }).collect();
         let ts: Vec<f64> = (0..b).map(|_| sample_t(&mut srng, cfg.flow.shift)).collect();
         let eps = noise(&mut srng, &[b, z_dim, f, h, w], device, DType::F32)?;
@@ -207,16 +211,24 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         let transformer = WanTransformer3DModel::new(&tcfg, VarBuilder::from_varmap(&tr_vm, DType::F32, device))?;
         let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
         let ctx = encode_prompts(&tokenizer, &text, &refs, cfg.text.max_tokens, device)?;
+        marks.push(("text", Instant::now()));
         let input = Tensor::cat(&[&xt, &mask, &cond], 1)?;
         let t = Tensor::from_vec(ts.iter().map(|&t| (t * 1000.0) as f32).collect::<Vec<_>>(), b, device)?;
         let pred = transformer.forward(&input, &t, &ctx, None)?;
         let loss = (pred - target)?.sqr()?.mean_all()?;
+        marks.push(("forward", Instant::now()));
 
         // Step.
         let grads = loss.backward()?;
+        marks.push(("backward", Instant::now()));
         let (gs, grad_norm) = clipped_grads(&vars, &grads, cfg.grad_clip)?;
         opt.step(&vars, &gs, lr)?;
         ema.update(&vars)?;
+        marks.push(("update", Instant::now()));
+        if std::env::var_os("TESSERA_TRAIN_PROFILE").is_some() {
+            let parts: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
+            eprintln!("step {}: {}", step + 1, parts.join(", "));
+        }
 
         let loss_v = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss_v.is_finite() {
