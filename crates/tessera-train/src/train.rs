@@ -351,7 +351,7 @@ fn export(cfg: &TrainConfig, dir: &Path, named: &[(String, Var)], ema: &Ema, tcf
         "transformer": ["diffusers", "WanTransformer3DModel"],
         "vae": ["diffusers", "AutoencoderKLWan"],
         "text_encoder": ["transformers", "UMT5EncoderModel"],
-        "tokenizer": ["transformers", "T5TokenizerFast"],
+        "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
         "scheduler": ["diffusers", "UniPCMultistepScheduler"],
         "image_encoder": [null, null],
         "image_processor": [null, null],
