@@ -97,6 +97,10 @@ pub struct DataConfig {
     /// Probability of training on the short prompt rather than the detailed caption.
     #[serde(default = "d_half")]
     pub prompt_probability: f64,
+    /// Train on a folder of videos (mp4, gif) with caption sidecars (`NAME.txt`, or
+    /// `NAME.json` with `caption` and optionally `prompt`) instead of the world.
+    #[serde(default)]
+    pub folder: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,7 +170,7 @@ fn d_tokens() -> usize { 96 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { buckets: d_buckets(), fps: d_fps(), prompt_probability: d_half() }
+        DataConfig { buckets: d_buckets(), fps: d_fps(), prompt_probability: d_half(), folder: None }
     }
 }
 impl Default for FlowConfig {
@@ -204,7 +208,7 @@ impl TrainConfig {
         })?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in std::iter::once(&mut cfg.out).chain(cfg.vae.as_mut()) {
+        for p in std::iter::once(&mut cfg.out).chain(cfg.vae.as_mut()).chain(cfg.data.folder.as_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

@@ -1,7 +1,11 @@
-//! Training data: the world rendered on the fly, one bucket (size and length) per batch.
-//! Everything is a function of (seed, step), so a resumed run sees the same data.
+//! Training data: the world rendered on the fly, or a folder of the user's videos, one
+//! bucket (size and length) per batch. Everything is a function of (seed, step), so a
+//! resumed run sees the same data.
+
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Result, Tensor};
+use tessera_media::Frame;
 use tessera_world::rng::Rng;
 use tessera_world::scene::SceneOptions;
 
@@ -38,4 +42,100 @@ pub fn world_batch(seed: u64, step: usize, size: usize, buckets: &[Bucket], fps:
     }
     let video = Tensor::from_vec(data, (size, 3, t, h, w), device)?;
     Ok(Batch { bucket, video, captions })
+}
+
+/// A folder of videos with caption sidecars.
+pub struct Folder {
+    pub items: Vec<(PathBuf, String, Option<String>)>,
+}
+
+impl Folder {
+    /// Lists `dir`'s mp4 and gif files (name order) with their captions: `NAME.txt` (the
+    /// caption), or `NAME.json` with `caption` (and optionally `prompt`). A video without
+    /// a caption is an error: training on uncaptioned video teaches nothing about text.
+    pub fn open(dir: &Path) -> anyhow::Result<Folder> {
+        let mut videos: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read the data folder {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "mp4" | "gif")))
+            .collect();
+        videos.sort();
+        let mut items = Vec::new();
+        for v in videos {
+            let (txt, json) = (v.with_extension("txt"), v.with_extension("json"));
+            let (caption, prompt) = if txt.is_file() {
+                (std::fs::read_to_string(&txt)?.trim().to_string(), None)
+            } else if json.is_file() {
+                let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?).map_err(|e| anyhow::anyhow!("{}: {e}", json.display()))?;
+                let caption = j.get("caption").and_then(|c| c.as_str()).ok_or_else(|| anyhow::anyhow!("{} has no \"caption\"", json.display()))?;
+                (caption.to_string(), j.get("prompt").and_then(|p| p.as_str()).map(String::from))
+            } else {
+                anyhow::bail!("{} has no caption: add {} or {}", v.display(), txt.display(), json.display());
+            };
+            items.push((v, caption, prompt));
+        }
+        if items.is_empty() {
+            anyhow::bail!("{} holds no mp4 or gif videos", dir.display());
+        }
+        Ok(Folder { items })
+    }
+
+    /// The batch of `step`: videos picked from the folder, resampled to the data's frame
+    /// rate (nearest frame), scaled to cover the bucket and centre-cropped, shorter videos
+    /// holding their last frame.
+    pub fn batch(&self, seed: u64, step: usize, size: usize, buckets: &[Bucket], fps: f64, prompt_probability: f64, device: &Device) -> anyhow::Result<Batch> {
+        let mut rng = Rng::derive(seed ^ 0xF01D, step as u64);
+        let bucket = *rng.pick(buckets);
+        let (w, h, t) = (bucket.width, bucket.height, bucket.frames);
+        let mut data = Vec::with_capacity(size * 3 * t * h * w);
+        let mut captions = Vec::with_capacity(size);
+        for _ in 0..size {
+            let (path, caption, prompt) = &self.items[rng.below(self.items.len())];
+            let (frames, src_fps) = tessera_media::read_video(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let src_fps = if src_fps > 0.0 { src_fps } else { fps };
+            let picked: Vec<Frame> = (0..t)
+                .map(|k| {
+                    let i = ((k as f64 / fps) * src_fps).round() as usize;
+                    cover_crop(&frames[i.min(frames.len() - 1)], w, h)
+                })
+                .collect();
+            for c in 0..3 {
+                for f in &picked {
+                    data.extend(f.data.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0));
+                }
+            }
+            captions.push(match prompt {
+                Some(p) if rng.chance(prompt_probability) => p.clone(),
+                _ => caption.clone(),
+            });
+        }
+        Ok(Batch { bucket, video: Tensor::from_vec(data, (size, 3, t, h, w), device)?, captions })
+    }
+}
+
+/// Scales a frame (bilinear) so it covers w x h, then crops the centre.
+pub fn cover_crop(f: &Frame, w: usize, h: usize) -> Frame {
+    let s = (w as f64 / f.width as f64).max(h as f64 / f.height as f64);
+    let (sw, sh) = ((f.width as f64 * s).ceil() as usize, (f.height as f64 * s).ceil() as usize);
+    let (ox, oy) = ((sw - w) / 2, (sh - h) / 2);
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        let fy = ((y + oy) as f64 + 0.5) / s - 0.5;
+        let y0 = fy.floor().clamp(0.0, (f.height - 1) as f64) as usize;
+        let y1 = (y0 + 1).min(f.height - 1);
+        let ty = (fy - y0 as f64).clamp(0.0, 1.0);
+        for x in 0..w {
+            let fx = ((x + ox) as f64 + 0.5) / s - 0.5;
+            let x0 = fx.floor().clamp(0.0, (f.width - 1) as f64) as usize;
+            let x1 = (x0 + 1).min(f.width - 1);
+            let tx = (fx - x0 as f64).clamp(0.0, 1.0);
+            for c in 0..3 {
+                let p = |xx: usize, yy: usize| f.data[(yy * f.width + xx) * 3 + c] as f64;
+                let top = p(x0, y0) * (1.0 - tx) + p(x1, y0) * tx;
+                let bot = p(x0, y1) * (1.0 - tx) + p(x1, y1) * tx;
+                out[(y * w + x) * 3 + c] = (top * (1.0 - ty) + bot * ty).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    Frame::new(w, h, out).expect("sizes match")
 }

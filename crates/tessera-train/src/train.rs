@@ -164,6 +164,7 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         writeln!(log, "step,loss,lr,grad_norm,seconds")?;
     }
 
+    let folder = cfg.data.folder.as_deref().map(crate::data::Folder::open).transpose()?;
     let began = Instant::now();
     let mut empty_cond: HashMap<(usize, usize, usize), Tensor> = HashMap::new();
     for step in start..cfg.steps {
@@ -172,7 +173,10 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
 
         // Data: clean latents, a conditioning mask per sample, captions with dropout.
         let mut marks = vec![("start", Instant::now())];
-        let batch = world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?;
+        let batch = match &folder {
+            Some(f) => f.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?,
+            None => world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?,
+        };
         marks.push(("render", Instant::now()));
         let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?; // (B, z, F, h, w)
         marks.push(("encode", Instant::now()));

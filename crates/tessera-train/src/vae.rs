@@ -70,11 +70,15 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
     if start == 0 {
         writeln!(log, "step,loss,lr,grad_norm,seconds")?;
     }
+    let folder = cfg.data.folder.as_deref().map(crate::data::Folder::open).transpose()?;
     let began = Instant::now();
     for step in start..cfg.steps {
         let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
         let mut srng = Rng::derive(cfg.seed ^ 0x0AE5, step as u64);
-        let batch = world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?;
+        let batch = match &folder {
+            Some(f) => f.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?,
+            None => world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?,
+        };
         let model = AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
         let (mean, logvar) = model.encode_posterior(&batch.video)?;
         let eps = noise(&mut srng, mean.dims(), device, DType::F32)?;

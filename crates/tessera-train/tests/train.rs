@@ -148,3 +148,54 @@ num_res_blocks = 1
     assert_eq!(tr["in_channels"], 2 * 4 + 4, "noise, mask and conditioning channels");
     assert!(model.join("vae/diffusion_pytorch_model.safetensors").exists());
 }
+
+#[test]
+fn trains_on_a_folder_of_captioned_videos() {
+    let out = scratch("folder");
+    let data = out.join("videos");
+    std::fs::create_dir_all(&data).unwrap();
+    // Two clips of another size and frame rate: one with a .json sidecar, one with .txt.
+    for i in 0..2u64 {
+        let clip = tessera_world::sample_clip(3, i, &tessera_world::scene::SceneOptions { seconds: 1.0, cut_probability: 0.0 });
+        let mut r = clip.scene.renderer(64, 48, 24.0);
+        let frames: Vec<_> = (0..r.frame_count()).map(|k| r.frame(k)).collect();
+        tessera_media::write_video(&data.join(format!("c{i}.mp4")), &frames, 24.0, &Default::default()).unwrap();
+        if i == 0 {
+            std::fs::write(data.join("c0.json"), serde_json::json!({"caption": clip.caption, "prompt": clip.prompt}).to_string()).unwrap();
+        } else {
+            std::fs::write(data.join("c1.txt"), &clip.caption).unwrap();
+        }
+    }
+    let mut cfg = tiny(&out, 2);
+    cfg.data.folder = Some(data.clone());
+    train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
+    assert_eq!(losses(&out).len(), 2);
+    // A video without a caption is refused, by name.
+    std::fs::copy(data.join("c0.mp4"), data.join("c2.mp4")).unwrap();
+    let err = train(&tiny(&scratch("folder2"), 1).tap(|c| c.data.folder = Some(data.clone())), false, &Device::Cpu, &mut |_| {}).err().unwrap();
+    assert!(err.to_string().contains("c2.mp4 has no caption"), "{err}");
+}
+
+trait Tap: Sized {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+impl Tap for TrainConfig {}
+
+#[test]
+fn cover_crop_keeps_the_centre() {
+    // A 4x2 frame, left half black, right half white, cropped to 2x2: the centre columns.
+    let mut data = Vec::new();
+    for _ in 0..2 {
+        for x in 0..4 {
+            let v = if x < 2 { 0 } else { 255 };
+            data.extend([v, v, v]);
+        }
+    }
+    let f = tessera_media::Frame::new(4, 2, data).unwrap();
+    let c = tessera_train::data::cover_crop(&f, 2, 2);
+    assert_eq!((c.width, c.height), (2, 2));
+    assert_eq!((c.data[0], c.data[3]), (0, 255));
+}
