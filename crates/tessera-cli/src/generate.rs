@@ -22,33 +22,44 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "")]
     negative_prompt: String,
     /// A diffusers-format model folder (model_index.json, transformer/, vae/, text_encoder/,
-    /// tokenizer/, scheduler/).
+    /// tokenizer/, scheduler/). Default: the built-in model, models/tessera-world (or
+    /// $TESSERA_MODEL).
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
-    /// Output size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "832x480", value_parser = parse_size, value_name = "WIDTHxHEIGHT")]
-    size: (usize, usize),
-    /// Number of frames: 4k+1 for Wan's VAE (1 gives an image).
-    #[arg(long, default_value_t = 81)]
-    frames: usize,
-    /// Denoising steps.
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
+    /// Output size, WIDTHxHEIGHT [default: the model's (tessera.json), else 832x480].
+    #[arg(long, value_parser = parse_size, value_name = "WIDTHxHEIGHT")]
+    size: Option<(usize, usize)>,
+    /// Number of frames: 4k+1 for Wan's VAE (1 gives an image) [default: the model's
+    /// clip length, else 81].
+    #[arg(long, conflicts_with = "seconds")]
+    frames: Option<usize>,
+    /// Duration in seconds at the frame rate (--fps, else the model's): sets --frames to the
+    /// nearest 4k+1.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Denoising steps [default: the model's, else 50].
+    #[arg(long)]
+    steps: Option<usize>,
     /// Classifier-free guidance scale (1 disables guidance).
     #[arg(long, default_value_t = 5.0)]
     guidance: f64,
     /// Guidance scale for the second (low-noise) expert of two-expert models; defaults to --guidance.
     #[arg(long = "guidance-2")]
     guidance_2: Option<f64>,
-    /// Text tokens fed to the encoder (the prompt is truncated or padded to this length).
-    #[arg(long, default_value_t = 512)]
-    max_sequence_length: usize,
+    /// Text tokens fed to the encoder (the prompt is truncated or padded to this length)
+    /// [default: the model's, else 512 as the reference].
+    #[arg(long)]
+    max_sequence_length: Option<usize>,
     /// Seed of the initial noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Frame rate of the written video.
-    #[arg(long, default_value_t = 16.0)]
-    fps: f64,
+    /// Frame rate of the written video [default: the model's, else 16].
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Do not expand the prompt (world models expand short prompts into detailed captions
+    /// in the world's vocabulary first, as Sora does).
+    #[arg(long)]
+    no_expand: bool,
     /// A safetensors file with tensor `latents` (1, C, T, H, W): the initial noise instead
     /// of seeded noise (for parity checks across implementations).
     #[arg(long, value_name = "FILE")]
@@ -143,9 +154,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             bail!("output folder {} does not exist", parent.display());
         }
     }
-    if !(args.fps.is_finite() && args.fps > 0.0) {
-        bail!("--fps must be a positive number, got {}", args.fps);
-    }
     let dtype = parse_dtype(&args.dtype)?;
     let device = parse_device(&args.device)?;
     if dtype == DType::BF16 && device.is_cpu() {
@@ -153,22 +161,46 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     let model_dir = match args.model {
         Some(dir) => dir,
-        None => bail!("no --model given: pass a diffusers-format Wan folder (tessera does not download models)"),
+        None => builtin_model()?,
+    };
+    let defaults = ModelDefaults::read(&model_dir)?;
+    let fps = args.fps.or(defaults.fps).unwrap_or(16.0);
+    if !(fps.is_finite() && fps > 0.0) {
+        bail!("--fps must be a positive number, got {fps}");
+    }
+    let frames = match (args.frames, args.seconds) {
+        (Some(f), _) => f,
+        (None, Some(s)) => {
+            if !(s.is_finite() && s >= 0.0) {
+                bail!("--seconds must be zero or more, got {s}");
+            }
+            4 * ((s * fps / 4.0).round() as usize) + 1
+        }
+        (None, None) => defaults.frames.unwrap_or(81),
     };
     let mut reporter = Reporter::new(args.quiet);
     let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
-    let (width, height) = args.size;
+    let (width, height) = args.size.or(defaults.size).unwrap_or((832, 480));
+    // World models expand short prompts into a detailed caption first.
+    let prompt = if defaults.expand_prompts && !args.no_expand {
+        let clip = tessera_world::expand(&prompt, args.seed, &tessera_world::scene::SceneOptions { seconds: (frames.saturating_sub(1)) as f64 / fps, cut_probability: 0.0 })
+            .map_err(|e| anyhow!("{e} (or pass --no-expand to use the prompt as it is)"))?;
+        reporter.message(&format!("prompt expanded: {}", clip.caption));
+        clip.caption
+    } else {
+        prompt
+    };
     let params = GenerateParams {
         prompt,
         negative_prompt: args.negative_prompt,
         width,
         height,
-        frames: args.frames,
-        steps: args.steps,
+        frames,
+        steps: args.steps.or(defaults.steps).unwrap_or(50),
         guidance: args.guidance,
         guidance_2: args.guidance_2,
-        max_sequence_length: args.max_sequence_length,
+        max_sequence_length: args.max_sequence_length.or(defaults.max_sequence_length).unwrap_or(512),
         seed: args.seed,
         latents,
         flow_shift: args.shift,
@@ -183,7 +215,45 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         model_dir.display()
     ));
     let frames = pipeline.generate(&params, &mut |ev| reporter.event(ev))?;
-    crate::output::write(&args.output, format, &frames, args.fps)?;
+    crate::output::write(&args.output, format, &frames, fps)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
+}
+
+/// The built-in model's folder: $TESSERA_MODEL, else models/tessera-world in the source tree.
+fn builtin_model() -> Result<PathBuf> {
+    let dir = std::env::var_os("TESSERA_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tessera-world"));
+    if !dir.join("model_index.json").is_file() {
+        bail!(
+            "no --model given and the built-in model is not in this checkout ({} is missing); pass --model DIR (tessera does not download models)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// `tessera.json` beside a model's model_index.json: what the model was trained for
+/// (written by `tessera train`); every field optional.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ModelDefaults {
+    fps: Option<f64>,
+    size: Option<(usize, usize)>,
+    frames: Option<usize>,
+    steps: Option<usize>,
+    max_sequence_length: Option<usize>,
+    #[serde(default)]
+    expand_prompts: bool,
+}
+
+impl ModelDefaults {
+    fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("tessera.json");
+        if !path.is_file() {
+            return Ok(Self::default());
+        }
+        let bytes = std::fs::read(&path)?;
+        serde_json::from_slice(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
 }

@@ -28,6 +28,31 @@ fn train_then_generate() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (frames, _) = tessera_media::read_video(&out).unwrap();
     assert_eq!((frames.len(), frames[0].width), (5, 32));
+    // The model's own defaults (tessera.json): size, frame rate, and prompt expansion;
+    // --seconds counts frames at the model's 12 fps: 0.4 s -> 4.8 -> 5 frames.
+    let gif = dir.join("clip.gif");
+    let o = Command::new(bin)
+        .args(["generate", "red ball bouncing", "--model", model.to_str().unwrap(), "--seconds", "0.4", "--steps", "2", "-o", gif.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("prompt expanded: ") && err.contains("red ball"), "{err}");
+    let (frames, fps) = tessera_media::read_video(&gif).unwrap();
+    assert_eq!((frames.len(), frames[0].width, frames[0].height), (5, 32, 32));
+    assert!((fps - 12.0).abs() < 0.5, "{fps}");
+    // Words outside the world's vocabulary stop expansion, with the way around it.
+    let o = Command::new(bin)
+        .args(["generate", "a giraffe dances", "--model", model.to_str().unwrap(), "--steps", "1", "-q", "-o", gif.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("giraffe") && err.contains("--no-expand"), "{err}");
+    let o = Command::new(bin)
+        .args(["generate", "a giraffe dances", "--no-expand", "--model", model.to_str().unwrap(), "--frames", "1", "--steps", "1", "-q", "-o", dir.join("img.png").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = Command::new(bin).args(["train", "--config", dir.join("missing.toml").to_str().unwrap()]).output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).starts_with("error: "));
 }

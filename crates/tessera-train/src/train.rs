@@ -362,5 +362,20 @@ fn export(cfg: &TrainConfig, dir: &Path, named: &[(String, Var)], ema: &Ema, tcf
         "transformer_2": [null, null]
     });
     std::fs::write(dir.join("model_index.json"), serde_json::to_vec_pretty(&index)?)?;
+    // What `tessera generate` needs to know beyond diffusers' layout: the size, length and
+    // frame rate it was trained for, and that prompts in the world's vocabulary are
+    // expanded into captions first (models trained on the world).
+    let buckets = cfg.buckets()?;
+    let main = buckets.iter().find(|b| b.frames > 1).unwrap_or(&buckets[0]);
+    let extra = serde_json::json!({
+        "fps": cfg.data.fps,
+        "size": [main.width, main.height],
+        "frames": main.frames,
+        "steps": 20,
+        "max_sequence_length": cfg.text.max_tokens,
+        "expand_prompts": cfg.data.folder.is_none(),
+        "buckets": cfg.data.buckets,
+    });
+    std::fs::write(dir.join("tessera.json"), serde_json::to_vec_pretty(&extra)?)?;
     Ok(())
 }
