@@ -5,6 +5,7 @@
 //! `config.json`; nothing here is hard-coded to one checkpoint.
 
 pub mod conv;
+pub mod conv_train;
 pub mod error;
 pub mod fastmath;
 pub mod loading;

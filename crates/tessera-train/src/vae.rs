@@ -79,15 +79,21 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
             Some(f) => f.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?,
             None => world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?,
         };
+        let t0 = Instant::now();
         let model = AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
         let (mean, logvar) = model.encode_posterior(&batch.video)?;
+        let t1 = Instant::now();
         let eps = noise(&mut srng, mean.dims(), device, DType::F32)?;
         let zs = (&mean + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
         let recon = model.decode_unclamped(&zs)?;
         let mse = (recon - &batch.video)?.sqr()?.mean_all()?;
         let kl = ((mean.sqr()? + logvar.exp()?)? - 1.0)?.sub(&logvar)?.mean_all()?.affine(0.5, 0.0)?;
         let loss = (&mse + (kl * cfg.autoencoder.kl)?)?;
+        let t2 = Instant::now();
         let grads = loss.backward()?;
+        if std::env::var_os("TESSERA_TRAIN_PROFILE").is_some() {
+            eprintln!("step {}: encode {:.2}s, decode {:.2}s, backward {:.2}s", step + 1, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), t2.elapsed().as_secs_f64());
+        }
         let (gs, grad_norm) = clipped_grads(&vars, &grads, cfg.grad_clip)?;
         opt.step(&vars, &gs, lr)?;
         ema.update(&vars)?;

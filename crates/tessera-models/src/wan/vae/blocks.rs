@@ -72,6 +72,9 @@ pub fn batch_to_frames(x: &Tensor, b: usize) -> Result<Tensor> {
 pub struct CausalConv3d {
     /// One (C_out, C_in, kh, kw) kernel per temporal tap.
     taps: Vec<Tensor>,
+    /// Trained weights (a variable): the whole (C_out, C_in, kt, kh, kw) kernel, for the
+    /// differentiable gemm convolution (crate::conv_train).
+    trained: Option<Tensor>,
     /// The channels-last gemm path for f32 weights on the CPU (crate::conv).
     fast: Option<ConvKernel>,
     bias: Tensor,
@@ -95,7 +98,9 @@ impl CausalConv3d {
         let bias = vb.get(cout, "bias")?;
         // f32 on the CPU takes the gemm path, which keeps its own copy of the weights;
         // otherwise keep one 2D kernel per temporal tap.
-        // Trained weights (variables) take the differentiable per-tap path.
+        // Trained weights (variables) take the differentiable paths: the gemm convolution
+        // with a backward pass on the CPU in f32, else candle's conv2d per tap.
+        let trained = w.is_variable().then(|| w.clone());
         let (fast, taps) = if w.dtype() == DType::F32 && w.device().is_cpu() && !w.is_variable() {
             (Some(ConvKernel::new(&w, &bias)?), Vec::new())
         } else {
@@ -106,6 +111,7 @@ impl CausalConv3d {
         };
         Ok(Self {
             taps,
+            trained,
             fast,
             bias,
             stride_t,
@@ -128,6 +134,11 @@ impl CausalConv3d {
         }
         if let (Some(fast), true) = (&self.fast, x.dtype() == DType::F32 && x.device().is_cpu() && !x.track_op()) {
             return fast.forward(&x, self.pad_hw, self.stride_t);
+        }
+        if let Some(w) = &self.trained {
+            if let Some(y) = crate::conv_train::conv3d(&x, w, self.pad_hw, self.stride_t)? {
+                return y.broadcast_add(&self.bias.reshape((1, (), 1, 1, 1))?);
+            }
         }
         let (b, _, t, _, _) = x.dims5()?;
         let kt = self.taps.len();
