@@ -443,7 +443,20 @@ impl Resample {
             SpatialConv::Gemm(k) => {
                 batch_to_frames(&k.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?
             }
-            SpatialConv::Candle(c) => batch_to_frames(&c.forward(&f)?, b)?,
+            SpatialConv::Candle(c) => {
+                // Training the stride-1 upsampling conv: the differentiable gemm conv.
+                let up = matches!(self.mode, ResampleMode::Up2d | ResampleMode::Up3d);
+                let trained = match (up && c.weight().is_variable(), c.bias()) {
+                    (true, Some(bias)) => crate::conv_train::conv3d(&f.unsqueeze(2)?, &c.weight().unsqueeze(2)?, 1, 1)?
+                        .map(|y| y.squeeze(2)?.broadcast_add(&bias.reshape((1, (), 1, 1))?))
+                        .transpose()?,
+                    _ => None,
+                };
+                match trained {
+                    Some(y) => batch_to_frames(&y, b)?,
+                    None => batch_to_frames(&c.forward(&f)?, b)?,
+                }
+            }
         };
         if let (ResampleMode::Down3d, Some(tc)) = (self.mode, &self.time_conv) {
             let slot = cache.next();
