@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Scores a model with `tessera eval` on prompts it never saw: a prompt suite drawn from a
+# seed no training run uses, each prompt generated (with the model's own prompt expansion)
+# and scored against what the prompt states.
+#
+#   tools/eval_model.sh MODEL_DIR OUT_DIR [COUNT=100] [SEED=777] [SECONDS=1.33]
+set -euo pipefail
+model=$1 out=$2 count=${3:-100} seed=${4:-777} seconds=${5:-1.33}
+bin=${TESSERA:-target/release/tessera}
+mkdir -p "$out/videos"
+"$bin" world prompts --count "$count" --seed "$seed" --seconds "$seconds" \
+  | python3 -c 'import json,sys; [print(json.dumps({"prompt": json.loads(l)["prompt"]})) for l in sys.stdin]' \
+  > "$out/suite.jsonl"
+i=0
+while IFS= read -r line; do
+  prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt"])' "$line")
+  "$bin" generate "$prompt" --model "$model" --seconds "$seconds" --seed "$i" -q \
+    -o "$out/videos/$(printf %06d "$i").mp4"
+  i=$((i + 1))
+done < "$out/suite.jsonl"
+"$bin" eval --suite "$out/suite.jsonl" --videos "$out/videos" --out "$out/report.json" --html "$out/html" -q
