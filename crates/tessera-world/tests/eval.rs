@@ -159,3 +159,15 @@ fn time_reversed_fall_breaks_physics() {
     assert!(bad.physics <= 0.3, "{bad:?}");
     assert!(bad.motion < good.motion, "{bad:?}");
 }
+
+#[test]
+fn a_video_without_the_objects_earns_no_free_points() {
+    // Regression: with nothing to track, physics and permanence used to score 1.
+    let spec = roll_spec();
+    let mut empty = spec.clone();
+    empty.objects.clear();
+    let (_, frames) = render(&empty);
+    let s = score(&frames, &spec).scores;
+    assert!(s.physics <= 0.1 && s.permanence <= 0.1 && s.motion <= 0.1, "{s:?}");
+    assert!(s.overall <= 0.35, "{s:?}");
+}

@@ -108,6 +108,16 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
     motion(desc, spec, &a, &chains, &assignment, &mut checks);
     physics(desc, spec, &a, &mut checks);
     permanence(&a, &chains, &mut checks);
+    // A described object that never shows gives nothing to judge its physics or
+    // permanence by: that counts against both, so an empty video earns no free points.
+    for (o, m) in desc.objects.iter().zip(&assignment) {
+        if m.is_none() {
+            law_check(&mut checks, Dimension::Physics, "presence", 0.0, format!("{}: never seen, so its physics cannot hold", name(o)));
+            check(&mut checks, Dimension::Permanence, 0.0, format!("{}: never seen", name(o)));
+        } else {
+            law_check(&mut checks, Dimension::Physics, "presence", 1.0, format!("{}: seen", name(o)));
+        }
+    }
     consistency(&a, &mut checks);
     let mean = |d: Dimension| {
         let v: Vec<f64> = checks.iter().filter(|c| c.dimension == d).map(|c| c.score).collect();
