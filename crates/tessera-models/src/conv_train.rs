@@ -10,6 +10,11 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
+/// A raw pointer shared by tasks that write disjoint elements.
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Conv3dTrain {
     pub pad: usize,
@@ -57,11 +62,13 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 
 /// (B, C, T, H, W) -> channels-last, spatially padded (B, T, Hp, Wp, C).
 fn to_channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     let mut xs = vec![0f32; d.b * d.t * d.hp * d.wp * d.cin];
     let hw = d.h * d.w;
-    for bi in 0..d.b {
-        for ti in 0..d.t {
-            let frame = &mut xs[(bi * d.t + ti) * d.hp * d.wp * d.cin..][..d.hp * d.wp * d.cin];
+    // Parallel over (batch, frame): each writes its own padded frame.
+    xs.par_chunks_mut(d.hp * d.wp * d.cin).enumerate().for_each(|(bt, frame)| {
+        let (bi, ti) = (bt / d.t, bt % d.t);
+        {
             for ci in 0..d.cin {
                 let chan = &src[((bi * d.cin + ci) * d.t + ti) * hw..][..hw];
                 for y in 0..d.h {
@@ -71,7 +78,7 @@ fn to_channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
                 }
             }
         }
-    }
+    });
     xs
 }
 
@@ -168,38 +175,58 @@ impl CustomOp2 for Conv3dTrain {
                     matmul(frame, kk, d.cout, dcol.as_mut_ptr(), kk, 1, false, gv.as_ptr().add(g), 1, d.t_out * frame, wk.as_ptr(), 1, d.cout);
                 }
                 // col2im: scatter the columns back onto the input they were read from.
-                for p in 0..frame {
-                    let (y, x) = (p / d.wo, p % d.wo);
-                    let src = &dcol[p * kk..(p + 1) * kk];
-                    for dt in 0..d.kt {
-                        let fr = (bi * d.t + to * self.stride_t + dt) * plane;
-                        for dy in 0..d.k {
-                            for dx in 0..d.k {
-                                let tap = (dt * d.k + dy) * d.k + dx;
-                                let dst = (fr + (y + dy) * d.wp + x + dx) * d.cin;
-                                for (a, b) in dxs[dst..dst + d.cin].iter_mut().zip(&src[tap * d.cin..(tap + 1) * d.cin]) {
-                                    *a += *b;
+                // Pixels overlap, channels do not: split the channels between threads.
+                let threads = rayon::current_num_threads().clamp(1, d.cin);
+                let per = d.cin.div_ceil(threads);
+                let base = SendPtr(dxs.as_mut_ptr());
+                let dcol = &dcol;
+                rayon::scope(|sc| {
+                    for c0 in (0..d.cin).step_by(per) {
+                        let c1 = (c0 + per).min(d.cin);
+                        let base = &base;
+                        sc.spawn(move |_| {
+                            for p in 0..frame {
+                                let (y, x) = (p / d.wo, p % d.wo);
+                                let src = &dcol[p * kk..(p + 1) * kk];
+                                for dt in 0..d.kt {
+                                    let fr = (bi * d.t + to * self.stride_t + dt) * plane;
+                                    for dy in 0..d.k {
+                                        for dx in 0..d.k {
+                                            let tap = (dt * d.k + dy) * d.k + dx;
+                                            let dst = (fr + (y + dy) * d.wp + x + dx) * d.cin;
+                                            for c in c0..c1 {
+                                                // SAFETY: each task writes only channels
+                                                // c0..c1 of dxs (in bounds: dst + c <
+                                                // dxs.len()), so no two tasks touch the
+                                                // same element.
+                                                unsafe { *base.0.add(dst + c) += src[tap * d.cin + c] };
+                                            }
+                                        }
+                                    }
                                 }
                             }
-                        }
+                        });
                     }
-                }
+                });
             }
         }
         // Back to (B, C_in, T, H, W), dropping the padding; and (C_out, C_in, kt, k, k).
         let mut dx = vec![0f32; xv.len()];
         let hw = d.h * d.w;
-        for bi in 0..d.b {
-            for ti in 0..d.t {
-                let fr = (bi * d.t + ti) * plane;
-                for ci in 0..d.cin {
+        {
+            use rayon::prelude::*;
+            // Parallel over (batch, channel) planes of the result.
+            dx.par_chunks_mut(d.t * hw).enumerate().for_each(|(bc, out)| {
+                let (bi, ci) = (bc / d.cin, bc % d.cin);
+                for ti in 0..d.t {
+                    let fr = (bi * d.t + ti) * plane;
                     for y in 0..d.h {
                         for x in 0..d.w {
-                            dx[((bi * d.cin + ci) * d.t + ti) * hw + y * d.w + x] = dxs[(fr + (y + self.pad) * d.wp + x + self.pad) * d.cin + ci];
+                            out[ti * hw + y * d.w + x] = dxs[(fr + (y + self.pad) * d.wp + x + self.pad) * d.cin + ci];
                         }
                     }
                 }
-            }
+            });
         }
         let taps = d.kt * d.k * d.k;
         let mut dw = vec![0f32; wv.len()];
