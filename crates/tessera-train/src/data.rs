@@ -139,3 +139,26 @@ pub fn cover_crop(f: &Frame, w: usize, h: usize) -> Frame {
     }
     Frame::new(w, h, out).expect("sizes match")
 }
+
+/// Where a run's batches come from: the world, or the user's folder (`[data] folder`).
+pub enum Source {
+    World,
+    Folder(Folder),
+}
+
+impl Source {
+    pub fn open(cfg: &crate::config::DataConfig) -> anyhow::Result<Source> {
+        Ok(match &cfg.folder {
+            Some(dir) => Source::Folder(Folder::open(dir)?),
+            None => Source::World,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch(&self, seed: u64, step: usize, size: usize, buckets: &[Bucket], fps: f64, prompt_probability: f64, device: &Device) -> anyhow::Result<Batch> {
+        match self {
+            Source::World => Ok(world_batch(seed, step, size, buckets, fps, prompt_probability, device)?),
+            Source::Folder(f) => f.batch(seed, step, size, buckets, fps, prompt_probability, device),
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod data;
 pub mod flow;
 pub mod optim;
 pub mod plot;
+mod run;
 pub mod text;
 pub mod train;
 pub mod vae;

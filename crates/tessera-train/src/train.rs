@@ -2,11 +2,10 @@
 //! to read in a sitting (after nanoGPT's train.py).
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use tessera_models::tokenizer::WanTokenizer;
@@ -17,19 +16,9 @@ use tessera_models::wan::vae::AutoencoderKLWan;
 use tessera_world::rng::Rng;
 
 use crate::config::{Stage, TrainConfig};
-use crate::data::world_batch;
+use crate::data::Source;
 use crate::flow::{mask_channels, masked_video, noise, noised, sample_t, MaskKind};
-use crate::optim::{clipped_grads, learning_rate, AdamW, Ema};
-
-/// What the loop reports after each step.
-#[derive(Debug, Clone, Copy)]
-pub struct StepReport {
-    pub step: usize,
-    pub total: usize,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-}
+use crate::run::{init, profiling, sorted_vars, Run};
 
 /// The configs of the two trained models, derived from the run's config and the VAE.
 pub fn model_configs(cfg: &TrainConfig, z_dim: usize, vocab: usize) -> Result<(serde_json::Value, serde_json::Value)> {
@@ -74,44 +63,7 @@ pub fn model_configs(cfg: &TrainConfig, z_dim: usize, vocab: usize) -> Result<(s
     Ok((transformer, text))
 }
 
-/// Initialisation, in one place: norms at 1, biases at 0, the output projection at 0 (the
-/// model starts by predicting zero velocity, as DiT's zeroed output layer), the adaLN
-/// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
-/// With `fan_in`, weights are N(0, 1/fan_in) instead (LeCun), for the convolutional VAE.
-pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
-    let data = vm.data().lock().unwrap();
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    for name in names {
-        let v = &data[name];
-        let n = v.elem_count();
-        let dims = v.dims().to_vec();
-        let values: Vec<f32> = if name.contains("norm") && name.ends_with("weight") {
-            vec![1.0; n]
-        } else if name.ends_with("bias") || name.starts_with("proj_out") {
-            vec![0.0; n]
-        } else {
-            let std = if name.contains("scale_shift_table") {
-                1.0 / (*dims.last().unwrap() as f64).sqrt()
-            } else if fan_in && dims.len() >= 2 {
-                1.0 / ((n / dims[0]) as f64).sqrt()
-            } else {
-                0.02
-            };
-            let t = noise(rng, &dims, &Device::Cpu, DType::F32)?;
-            (t * std)?.flatten_all()?.to_vec1()?
-        };
-        v.set(&Tensor::from_vec(values, dims, v.device())?)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
-    let data = vm.data().lock().unwrap();
-    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
+pub use crate::run::StepReport;
 
 /// Trains (or resumes) the run described by `cfg`; `on_step` hears of every step. Returns
 /// the exported folder.
@@ -125,7 +77,6 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn
 fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
     let vae_path = cfg.vae.clone().context("the transformer stage needs `vae`")?;
     let buckets = cfg.buckets()?;
-    std::fs::create_dir_all(cfg.out.join("checkpoints")).with_context(|| format!("cannot create {}", cfg.out.display()))?;
     let model_dir = cfg.out.join("model");
 
     // The frozen VAE and the tokenizer (written where the exported model will read it).
@@ -146,37 +97,16 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     init(&text_vm, &mut rng, false)?;
     init(&tr_vm, &mut rng, false)?;
     let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
-    let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
-    let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
-    let mut ema = Ema::new(&vars, cfg.ema)?;
+    let mut run = Run::open(cfg, named, resume)?;
 
-    let mut start = 0;
-    if resume {
-        if let Some((step, path)) = latest_checkpoint(&cfg.out)? {
-            load_checkpoint(&path, &named, &mut opt, &mut ema)?;
-            start = step;
-        }
-    }
-    let log_path = cfg.out.join("log.csv");
-    truncate_log(&log_path, start)?;
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-    if start == 0 {
-        writeln!(log, "step,loss,lr,grad_norm,seconds")?;
-    }
-
-    let folder = cfg.data.folder.as_deref().map(crate::data::Folder::open).transpose()?;
-    let began = Instant::now();
+    let source = Source::open(&cfg.data)?;
     let mut empty_cond: HashMap<(usize, usize, usize), Tensor> = HashMap::new();
-    for step in start..cfg.steps {
-        let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
+    for step in run.start..cfg.steps {
         let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
 
         // Data: clean latents, a conditioning mask per sample, captions with dropout.
         let mut marks = vec![("start", Instant::now())];
-        let batch = match &folder {
-            Some(f) => f.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?,
-            None => world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?,
-        };
+        let batch = source.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?;
         marks.push(("render", Instant::now()));
         let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?; // (B, z, F, h, w)
         marks.push(("encode", Instant::now()));
@@ -223,119 +153,27 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         marks.push(("forward", Instant::now()));
 
         // Step.
-        let grads = loss.backward()?;
-        marks.push(("backward", Instant::now()));
-        let (gs, grad_norm) = clipped_grads(&vars, &grads, cfg.grad_clip)?;
-        opt.step(&vars, &gs, lr)?;
-        ema.update(&vars)?;
-        marks.push(("update", Instant::now()));
-        if std::env::var_os("TESSERA_TRAIN_PROFILE").is_some() {
-            let parts: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
+        let (backward, update) = run.step(step, &loss, &loss, on_step)?;
+        if profiling() {
+            let mut parts: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
+            parts.push(format!("backward {:.2}s, update {:.2}s", backward.as_secs_f64(), update.as_secs_f64()));
             eprintln!("step {}: {}", step + 1, parts.join(", "));
         }
-
-        let loss_v = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !loss_v.is_finite() {
-            bail!("the loss is {loss_v} at step {step}: lower the learning rate");
-        }
-        writeln!(log, "{},{loss_v:.6},{lr:.3e},{grad_norm:.4},{:.2}", step + 1, began.elapsed().as_secs_f64())?;
-        on_step(StepReport { step: step + 1, total: cfg.steps, loss: loss_v, lr, grad_norm });
-        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
-            log.flush()?;
-            save_checkpoint(&cfg.out, step + 1, &named, &opt, &ema)?;
-            crate::plot::write_curves(&log_path, &cfg.out.join("curves.png"))?;
-        }
     }
-    export(cfg, &model_dir, &named, &ema, &tcfg_json, &xcfg_json)?;
+    export(cfg, &model_dir, &run, &tcfg_json, &xcfg_json)?;
     Ok(model_dir)
-}
-
-pub(crate) fn checkpoint_path(out: &Path, step: usize) -> PathBuf {
-    out.join("checkpoints").join(format!("step_{step:08}.safetensors"))
-}
-
-/// The newest checkpoint: (step, path).
-pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
-    let dir = out.join("checkpoints");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
-    let mut best = None;
-    for e in entries {
-        let p = e?.path();
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        if let Some(n) = name.strip_prefix("step_").and_then(|r| r.strip_suffix(".safetensors")).and_then(|n| n.parse::<usize>().ok()) {
-            if best.as_ref().is_none_or(|(s, _)| n > *s) {
-                best = Some((n, p));
-            }
-        }
-    }
-    Ok(best)
-}
-
-pub(crate) fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW, ema: &Ema) -> Result<()> {
-    let mut map: HashMap<String, Tensor> = HashMap::new();
-    for (i, (name, v)) in named.iter().enumerate() {
-        map.insert(format!("param/{name}"), v.as_tensor().clone());
-        map.insert(format!("ema/{name}"), ema.shadow[i].clone());
-        map.insert(format!("adam_m/{name}"), opt.m[i].clone());
-        map.insert(format!("adam_v/{name}"), opt.v[i].clone());
-    }
-    map.insert("meta/step".into(), Tensor::new(&[step as u32, opt.t as u32], &Device::Cpu)?);
-    let path = checkpoint_path(out, step);
-    let tmp = path.with_extension("partial");
-    candle_core::safetensors::save(&map, &tmp)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(())
-}
-
-pub(crate) fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
-    let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let get = |k: &str| map.get(k).cloned().with_context(|| format!("checkpoint {} lacks {k}", path.display()));
-    for (i, (name, v)) in named.iter().enumerate() {
-        v.set(&get(&format!("param/{name}"))?.to_device(v.device())?)?;
-        ema.shadow[i] = get(&format!("ema/{name}"))?.to_device(v.device())?;
-        opt.m[i] = get(&format!("adam_m/{name}"))?.to_device(v.device())?;
-        opt.v[i] = get(&format!("adam_v/{name}"))?.to_device(v.device())?;
-    }
-    let meta: Vec<u32> = get("meta/step")?.to_vec1()?;
-    opt.t = meta[1] as usize;
-    Ok(())
-}
-
-/// Keeps the log's header and the lines of steps up to `step` (a resumed run rewrites the
-/// rest).
-pub(crate) fn truncate_log(path: &Path, step: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("step") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
-        .collect();
-    let mut out = kept.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    if step == 0 {
-        out.clear();
-    }
-    std::fs::write(path, out)?;
-    Ok(())
 }
 
 /// Writes the diffusers folder: the EMA weights of the transformer and text encoder, the
 /// tokenizer, the VAE it was trained on, and a flow-matching UniPC scheduler.
-fn export(cfg: &TrainConfig, dir: &Path, named: &[(String, Var)], ema: &Ema, tcfg: &serde_json::Value, xcfg: &serde_json::Value) -> Result<()> {
+fn export(cfg: &TrainConfig, dir: &Path, run: &Run, tcfg: &serde_json::Value, xcfg: &serde_json::Value) -> Result<()> {
     for (sub, prefix, config, file, config_json) in [
         ("transformer", "transformer.", tcfg, "diffusion_pytorch_model.safetensors", "config.json"),
         ("text_encoder", "text_encoder.", xcfg, "model.safetensors", "config.json"),
     ] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d)?;
-        let mut map: HashMap<String, Tensor> = HashMap::new();
-        for (i, (name, _)) in named.iter().enumerate() {
-            if let Some(k) = name.strip_prefix(prefix) {
-                map.insert(k.to_string(), ema.shadow[i].clone());
-            }
-        }
-        candle_core::safetensors::save(&map, d.join(file))?;
+        candle_core::safetensors::save(&run.ema_weights(prefix), d.join(file))?;
         std::fs::write(d.join(config_json), serde_json::to_vec_pretty(config)?)?;
     }
     let vae_dir = dir.join("vae");

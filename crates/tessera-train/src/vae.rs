@@ -4,22 +4,19 @@
 //! and standard deviation are measured on fresh world clips and written into the config,
 //! as Wan's `latents_mean` / `latents_std`, so the transformer sees unit-scale latents.
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor};
+use anyhow::Result;
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig};
 use tessera_world::rng::Rng;
 
 use crate::config::TrainConfig;
-use crate::data::world_batch;
+use crate::data::{world_batch, Source};
 use crate::flow::noise;
-use crate::optim::{clipped_grads, learning_rate, AdamW, Ema};
-use crate::train::{init, latest_checkpoint, load_checkpoint, save_checkpoint, sorted_vars, truncate_log, StepReport};
+use crate::run::{init, profiling, sorted_vars, Run, StepReport};
 
 /// The diffusers config of the run's VAE (latent statistics as given).
 pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_json::Value {
@@ -47,38 +44,16 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
 
 pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
     let buckets = cfg.buckets()?;
-    std::fs::create_dir_all(cfg.out.join("checkpoints"))?;
     let z = cfg.autoencoder.z_dim;
     let vcfg: AutoencoderKLWanConfig = serde_json::from_value(vae_config_json(cfg, &vec![0.0; z], &vec![1.0; z]))?;
     let vm = VarMap::new();
     AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
     init(&vm, &mut Rng::new(cfg.seed), true)?;
-    let named = sorted_vars(&vm, "vae.");
-    let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
-    let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
-    let mut ema = Ema::new(&vars, cfg.ema)?;
-    let mut start = 0;
-    if resume {
-        if let Some((step, path)) = latest_checkpoint(&cfg.out)? {
-            load_checkpoint(&path, &named, &mut opt, &mut ema)?;
-            start = step;
-        }
-    }
-    let log_path = cfg.out.join("log.csv");
-    truncate_log(&log_path, start)?;
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-    if start == 0 {
-        writeln!(log, "step,loss,lr,grad_norm,seconds")?;
-    }
-    let folder = cfg.data.folder.as_deref().map(crate::data::Folder::open).transpose()?;
-    let began = Instant::now();
-    for step in start..cfg.steps {
-        let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
+    let mut run = Run::open(cfg, sorted_vars(&vm, "vae."), resume)?;
+    let source = Source::open(&cfg.data)?;
+    for step in run.start..cfg.steps {
         let mut srng = Rng::derive(cfg.seed ^ 0x0AE5, step as u64);
-        let batch = match &folder {
-            Some(f) => f.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?,
-            None => world_batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?,
-        };
+        let batch = source.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?;
         let t0 = Instant::now();
         let model = AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
         let (mean, logvar) = model.encode_posterior(&batch.video)?;
@@ -90,36 +65,19 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         let kl = ((mean.sqr()? + logvar.exp()?)? - 1.0)?.sub(&logvar)?.mean_all()?.affine(0.5, 0.0)?;
         let loss = (&mse + (kl * cfg.autoencoder.kl)?)?;
         let t2 = Instant::now();
-        let grads = loss.backward()?;
-        if std::env::var_os("TESSERA_TRAIN_PROFILE").is_some() {
-            eprintln!("step {}: encode {:.2}s, decode {:.2}s, backward {:.2}s", step + 1, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), t2.elapsed().as_secs_f64());
-        }
-        let (gs, grad_norm) = clipped_grads(&vars, &grads, cfg.grad_clip)?;
-        opt.step(&vars, &gs, lr)?;
-        ema.update(&vars)?;
-        let loss_v = mse.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !loss_v.is_finite() {
-            bail!("the loss is {loss_v} at step {step}: lower the learning rate");
-        }
-        writeln!(log, "{},{loss_v:.6},{lr:.3e},{grad_norm:.4},{:.2}", step + 1, began.elapsed().as_secs_f64())?;
-        on_step(StepReport { step: step + 1, total: cfg.steps, loss: loss_v, lr, grad_norm });
-        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
-            log.flush()?;
-            save_checkpoint(&cfg.out, step + 1, &named, &opt, &ema)?;
-            crate::plot::write_curves(&log_path, &cfg.out.join("curves.png"))?;
+        let (backward, _) = run.step(step, &loss, &mse, on_step)?;
+        if profiling() {
+            eprintln!("step {}: encode {:.2}s, decode {:.2}s, backward {:.2}s", step + 1, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), backward.as_secs_f64());
         }
     }
-    export_vae(cfg, &vcfg, &named, &ema, device)
+    export_vae(cfg, &vcfg, &run, device)
 }
 
 /// Writes out/model/vae with the EMA weights and measured latent statistics.
-fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, named: &[(String, candle_core::Var)], ema: &Ema, device: &Device) -> Result<PathBuf> {
+fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, device: &Device) -> Result<PathBuf> {
     let dir = cfg.out.join("model").join("vae");
     std::fs::create_dir_all(&dir)?;
-    let mut map: HashMap<String, Tensor> = HashMap::new();
-    for (i, (name, _)) in named.iter().enumerate() {
-        map.insert(name.trim_start_matches("vae.").to_string(), ema.shadow[i].clone());
-    }
+    let map = run.ema_weights("vae.");
     let weights = dir.join("diffusion_pytorch_model.safetensors");
     candle_core::safetensors::save(&map, &weights)?;
     // Latent statistics over fresh clips (steps past the end of training).
@@ -141,6 +99,5 @@ fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, named: &[(String
     let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
     let std: Vec<f64> = sq.iter().zip(&mean).map(|(q, m)| (q / n - m * m).max(1e-8).sqrt()).collect();
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&vae_config_json(cfg, &mean, &std))?)?;
-    let _ = Path::new("");
     Ok(dir)
 }

@@ -1,0 +1,221 @@
+//! What both training stages share, around their own forward pass: the variables with
+//! their initialisation, AdamW and the EMA, resuming from the newest checkpoint, and after
+//! each step the update, the log line, the report, checkpoints and the curves.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use tessera_world::rng::Rng;
+
+use crate::config::TrainConfig;
+use crate::flow::noise;
+use crate::optim::{clipped_grads, learning_rate, AdamW, Ema};
+
+/// What the loop reports after each step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    pub step: usize,
+    pub total: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+}
+
+/// Initialisation, in one place: norms at 1, biases at 0, the output projection at 0 (the
+/// model starts by predicting zero velocity, as DiT's zeroed output layer), the adaLN
+/// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
+/// With `fan_in`, weights are N(0, 1/fan_in) instead (LeCun), for the convolutional VAE.
+pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
+    let data = vm.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let v = &data[name];
+        let n = v.elem_count();
+        let dims = v.dims().to_vec();
+        let values: Vec<f32> = if name.contains("norm") && name.ends_with("weight") {
+            vec![1.0; n]
+        } else if name.ends_with("bias") || name.starts_with("proj_out") {
+            vec![0.0; n]
+        } else {
+            let std = if name.contains("scale_shift_table") {
+                1.0 / (*dims.last().unwrap() as f64).sqrt()
+            } else if fan_in && dims.len() >= 2 {
+                1.0 / ((n / dims[0]) as f64).sqrt()
+            } else {
+                0.02
+            };
+            let t = noise(rng, &dims, &Device::Cpu, DType::F32)?;
+            (t * std)?.flatten_all()?.to_vec1()?
+        };
+        v.set(&Tensor::from_vec(values, dims, v.device())?)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
+    let data = vm.data().lock().unwrap();
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn checkpoint_path(out: &Path, step: usize) -> PathBuf {
+    out.join("checkpoints").join(format!("step_{step:08}.safetensors"))
+}
+
+/// The newest checkpoint: (step, path).
+pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
+    let dir = out.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+    let mut best = None;
+    for e in entries {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if let Some(n) = name.strip_prefix("step_").and_then(|r| r.strip_suffix(".safetensors")).and_then(|n| n.parse::<usize>().ok()) {
+            if best.as_ref().is_none_or(|(s, _)| n > *s) {
+                best = Some((n, p));
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW, ema: &Ema) -> Result<()> {
+    let mut map: HashMap<String, Tensor> = HashMap::new();
+    for (i, (name, v)) in named.iter().enumerate() {
+        map.insert(format!("param/{name}"), v.as_tensor().clone());
+        map.insert(format!("ema/{name}"), ema.shadow[i].clone());
+        map.insert(format!("adam_m/{name}"), opt.m[i].clone());
+        map.insert(format!("adam_v/{name}"), opt.v[i].clone());
+    }
+    map.insert("meta/step".into(), Tensor::new(&[step as u32, opt.t as u32], &Device::Cpu)?);
+    let path = checkpoint_path(out, step);
+    let tmp = path.with_extension("partial");
+    candle_core::safetensors::save(&map, &tmp)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
+    let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let get = |k: &str| map.get(k).cloned().with_context(|| format!("checkpoint {} lacks {k}", path.display()));
+    for (i, (name, v)) in named.iter().enumerate() {
+        v.set(&get(&format!("param/{name}"))?.to_device(v.device())?)?;
+        ema.shadow[i] = get(&format!("ema/{name}"))?.to_device(v.device())?;
+        opt.m[i] = get(&format!("adam_m/{name}"))?.to_device(v.device())?;
+        opt.v[i] = get(&format!("adam_v/{name}"))?.to_device(v.device())?;
+    }
+    let meta: Vec<u32> = get("meta/step")?.to_vec1()?;
+    opt.t = meta[1] as usize;
+    Ok(())
+}
+
+/// Keeps the log's header and the lines of steps up to `step` (a resumed run rewrites the
+/// rest).
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("step") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
+        .collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    if step == 0 {
+        out.clear();
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+
+/// One run's trained variables and bookkeeping.
+pub(crate) struct Run<'a> {
+    cfg: &'a TrainConfig,
+    /// Variables by checkpoint name, sorted.
+    named: Vec<(String, Var)>,
+    vars: Vec<Var>,
+    opt: AdamW,
+    ema: Ema,
+    /// The first step to run (after a resume, the checkpoint's).
+    pub start: usize,
+    log: File,
+    log_path: PathBuf,
+    began: Instant,
+}
+
+impl<'a> Run<'a> {
+    /// Sets up the optimizer and the EMA over `named`, resumes from the newest checkpoint
+    /// when asked, and opens the log (rewriting any lines past the resumed step).
+    pub fn open(cfg: &'a TrainConfig, named: Vec<(String, Var)>, resume: bool) -> Result<Self> {
+        std::fs::create_dir_all(cfg.out.join("checkpoints")).with_context(|| format!("cannot create {}", cfg.out.display()))?;
+        let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
+        let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
+        let mut ema = Ema::new(&vars, cfg.ema)?;
+        let mut start = 0;
+        if resume {
+            if let Some((step, path)) = latest_checkpoint(&cfg.out)? {
+                load_checkpoint(&path, &named, &mut opt, &mut ema)?;
+                start = step;
+            }
+        }
+        let log_path = cfg.out.join("log.csv");
+        truncate_log(&log_path, start)?;
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        if start == 0 {
+            writeln!(log, "step,loss,lr,grad_norm,seconds")?;
+        }
+        Ok(Run { cfg, named, vars, opt, ema, start, log, log_path, began: Instant::now() })
+    }
+
+    /// Backpropagates `loss` and updates the variables (clipped, AdamW at the step's
+    /// learning rate, EMA); logs `logged` (the loss the curves show), reports, and writes a
+    /// checkpoint and the curves when due. Returns the time taken by the backward pass and
+    /// by the update.
+    pub fn step(&mut self, step: usize, loss: &Tensor, logged: &Tensor, on_step: &mut dyn FnMut(StepReport)) -> Result<(Duration, Duration)> {
+        let cfg = self.cfg;
+        let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
+        let t0 = Instant::now();
+        let grads = loss.backward()?;
+        let t1 = Instant::now();
+        let (gs, grad_norm) = clipped_grads(&self.vars, &grads, cfg.grad_clip)?;
+        self.opt.step(&self.vars, &gs, lr)?;
+        self.ema.update(&self.vars)?;
+        let t2 = Instant::now();
+        let loss_v = logged.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !loss_v.is_finite() {
+            bail!("the loss is {loss_v} at step {step}: lower the learning rate");
+        }
+        writeln!(self.log, "{},{loss_v:.6},{lr:.3e},{grad_norm:.4},{:.2}", step + 1, self.began.elapsed().as_secs_f64())?;
+        on_step(StepReport { step: step + 1, total: cfg.steps, loss: loss_v, lr, grad_norm });
+        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
+            self.log.flush()?;
+            save_checkpoint(&cfg.out, step + 1, &self.named, &self.opt, &self.ema)?;
+            crate::plot::write_curves(&self.log_path, &cfg.out.join("curves.png"))?;
+        }
+        Ok((t1 - t0, t2 - t1))
+    }
+
+    /// The EMA weights of the variables named `prefix...`, keyed without the prefix: what
+    /// an export writes.
+    pub fn ema_weights(&self, prefix: &str) -> HashMap<String, Tensor> {
+        self.named
+            .iter()
+            .zip(&self.ema.shadow)
+            .filter_map(|((name, _), w)| name.strip_prefix(prefix).map(|k| (k.to_string(), w.clone())))
+            .collect()
+    }
+}
+
+/// Whether `TESSERA_TRAIN_PROFILE` asks for each step's timings on stderr.
+pub(crate) fn profiling() -> bool {
+    std::env::var_os("TESSERA_TRAIN_PROFILE").is_some()
+}
