@@ -401,7 +401,8 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             (color, size, count) = (None, None, None);
             continue;
         }
-        if w == "shown" || STOP.contains(&w) || w == "still" || STATIC.contains(&w) {
+        // ("back" ends "pulls back"; "in" of "zooms in" is a stop word.)
+        if w == "shown" || w == "back" || STOP.contains(&w) || w == "still" || STATIC.contains(&w) {
             if w == "still" && !camera_context {
                 // "sits still": resting.
                 let who = if subjects.is_empty() { last_subjects.clone() } else { std::mem::take(&mut subjects) };
@@ -409,12 +410,6 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
                     d.objects[k].action.get_or_insert(Action::Rest);
                 }
             }
-            if w == "back" {
-                continue;
-            }
-            continue;
-        }
-        if w == "back" || w == "in" {
             continue;
         }
         if !unknown.iter().any(|u| u == w) {
@@ -573,13 +568,11 @@ pub fn caption(spec: &Spec, rng: &mut Rng) -> String {
         s.push(rng.pick(&["There is a ramp.", "A ramp stands on the floor.", "There is a ramp on the floor."]).to_string());
     }
     if let Some(o) = spec.occluders.first() {
-        let w = occluder_word(o.kind);
         let phrase = match o.kind {
             OccluderKind::Pillar => rng.pick(&["a tall pillar", "a grey pillar", "a tall grey pillar"]),
             OccluderKind::Wall => rng.pick(&["a brick wall", "a low brick wall", "a short wall segment"]),
             OccluderKind::Tree => rng.pick(&["a tree", "a leafy tree", "a tall tree"]),
         };
-        let _ = w;
         s.push(format!("{} {}.", rng.pick(&["There is", "Nearby there is", "In the middle there is"]), phrase));
     }
     for (i, o) in spec.objects.iter().enumerate() {

@@ -13,7 +13,7 @@
 use tessera_media::Frame;
 
 use crate::rng::hash2;
-use crate::sim::{occluder_rects, shape_vertices, Pose, Trajectory};
+use crate::sim::{shape_vertices, Pose, Trajectory};
 use crate::spec::{Background, Floor, OccluderKind, Spec, View, FLOOR_ROW, WALL_X};
 
 type Rgb = [f32; 3];
@@ -107,7 +107,7 @@ mod colors {
     pub const NIGHT: ([u8; 3], [u8; 3], [u8; 3]) = ([24, 36, 110], [44, 58, 122], [50, 62, 104]);
     pub const SUN: [u8; 3] = [250, 198, 150];
     pub const STAR: [u8; 3] = [205, 210, 232];
-    pub const WALLPAPER: ([u8; 3], [u8; 3], [u8; 3]) = ([200, 170, 140], [186, 156, 128], [112, 92, 76]);
+    pub const WALLPAPER: ([u8; 3], [u8; 3]) = ([200, 170, 140], [186, 156, 128]);
     pub const GRASS: ([u8; 3], [u8; 3]) = ([98, 126, 52], [120, 128, 62]);
     pub const WOOD: ([u8; 3], [u8; 3]) = ([150, 104, 64], [124, 84, 56]);
     pub const STONE: ([u8; 3], [u8; 3]) = ([134, 134, 140], [100, 100, 106]);
@@ -124,9 +124,10 @@ mod colors {
 pub fn scene_colors() -> Vec<([u8; 3], bool)> {
     use colors::*;
     let mut v = Vec::new();
-    for (a, b, c) in [DAY, SUNSET, NIGHT, WALLPAPER] {
+    for (a, b, c) in [DAY, SUNSET, NIGHT] {
         v.extend([(a, false), (b, false), (c, false)]);
     }
+    v.extend([(WALLPAPER.0, false), (WALLPAPER.1, false)]);
     for (a, b) in [GRASS, WOOD, STONE, CHECKER] {
         v.extend([(a, true), (b, true)]);
     }
@@ -444,7 +445,6 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
-        let _ = occluder_rects;
     }
 }
 
@@ -532,9 +532,8 @@ fn sky(bg: Background, x: f32, y: f32, v: f32, s: f32, col: usize, row: usize, w
             hills(rgb(hill), c)
         }
         Background::Indoor => {
-            let (a, b, skirting) = colors::WALLPAPER;
+            let (a, b) = colors::WALLPAPER;
             let stripe = ((x / 0.35).rem_euclid(2.0) - 1.0).abs();
-            let _ = skirting;
             mix(rgb(a), rgb(b), coverage((stripe - 0.5) * 0.35 / s))
         }
     }

@@ -93,11 +93,6 @@ impl Analysis {
     pub fn dt(&self) -> f32 {
         (1.0 / self.fps) as f32
     }
-
-    /// Whether a sighting's blob touches the frame's left or right edge or top.
-    pub fn at_edge(&self, s: &Sighting) -> bool {
-        s.blob.touches_border
-    }
 }
 
 impl Analysis {

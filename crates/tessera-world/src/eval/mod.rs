@@ -82,10 +82,6 @@ pub struct Check {
 pub struct Evaluation {
     pub scores: Scores,
     pub checks: Vec<Check>,
-    /// Per frame: the centres of the objects found (pixels, in the analysed size), for
-    /// plots.
-    #[serde(skip)]
-    pub analysis_size: (usize, usize),
 }
 
 /// A video to score: RGB8 frames of one size and their frame rate.
@@ -103,7 +99,7 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
     let a = analyse(&frames, video.fps);
     let chains = chains(&a);
     let mut checks = Vec::new();
-    let assignment = assign(desc, &chains, &a);
+    let assignment = assign(desc, &chains);
     adherence(desc, &a, &chains, &assignment, &mut checks);
     motion(desc, spec, &a, &chains, &assignment, &mut checks);
     physics(desc, spec, &a, &mut checks);
@@ -132,7 +128,7 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
         overall: 0.0,
     };
     s.overall = (s.adherence + s.motion + s.physics + s.permanence + s.consistency) / 5.0;
-    Evaluation { scores: s, checks, analysis_size: (a.width, a.height) }
+    Evaluation { scores: s, checks }
 }
 
 /// An object through the whole video: its tracks (in time order, across gaps and cuts).
@@ -183,7 +179,7 @@ fn chains(a: &Analysis) -> Vec<Chain> {
 }
 
 /// Matches each described object to a chain (or none).
-fn assign(desc: &Description, chains: &[Chain], _a: &Analysis) -> Vec<Option<usize>> {
+fn assign(desc: &Description, chains: &[Chain]) -> Vec<Option<usize>> {
     let mut used = vec![false; chains.len()];
     let mut out = Vec::new();
     for o in &desc.objects {
@@ -342,7 +338,7 @@ fn scene_look(a: &Analysis) -> Look {
     // Colours of the top of the sky, just above the horizon, and of the floor band, from
     // the first frame's object-free pixels, against the renderer's own empty scenes.
     let refs = reference_colors(a.width as f64 / a.height as f64);
-    let obs = a_observed(a);
+    let obs = a.observed_scene();
     let mut best = (f32::MAX, Background::Day, Floor::Grass, Lighting::Bright);
     for r in &refs {
         let d = dist(r.sky_top, obs.0) + dist(r.sky_low, obs.1) + dist(r.floor, obs.2) + 1.5 * (r.floor_contrast - obs.3).abs();
@@ -355,11 +351,6 @@ fn scene_look(a: &Analysis) -> Look {
 
 fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
-}
-
-/// (sky top colour, sky colour near the horizon, floor colour, floor luminance spread).
-fn a_observed(a: &Analysis) -> ([f32; 3], [f32; 3], [f32; 3], f32) {
-    a.observed_scene()
 }
 
 /// Positions of one chain over time within a track, as (t, x, y, bottom).
@@ -486,12 +477,7 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
         let px = 1.0 / ppm;
         let s = &tr.sightings;
         let label = format!("{} object", tr.color);
-        let near_other = |q: &Sighting| {
-            a.tracks.iter().any(|o| {
-                !std::ptr::eq(o, tr)
-                    && o.sightings.iter().any(|p| p.frame == q.frame && (p.x - q.x).hypot(p.y - q.y) < (p.radius + q.radius) * 1.6)
-            })
-        };
+        let near_other = |q: &Sighting| near_another(a, tr, q, 0, 1.6);
         // Free flight: runs of consecutive clean airborne frames, split at local minima.
         let full = s.iter().map(|q| q.blob.area).fold(0f32, f32::max);
         let airborne = |q: &Sighting| q.bottom > (0.1f32).max(2.0 * px) && !q.blob.touches_border && q.blob.area >= 0.8 * full && !near_other(q);
@@ -606,6 +592,15 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
     }
 }
 
+/// Whether another track than `track` is within `reach` times the two radii of sighting
+/// `q`, within `frames` frames of it (objects in contact, or one hiding the other).
+fn near_another(a: &Analysis, track: &Track, q: &Sighting, frames: usize, reach: f32) -> bool {
+    a.tracks.iter().any(|o| {
+        !std::ptr::eq(o, track)
+            && o.sightings.iter().any(|p| p.frame.abs_diff(q.frame) <= frames && (p.x - q.x).hypot(p.y - q.y) < (p.radius + q.radius) * reach)
+    })
+}
+
 /// Least-squares parabola y = c0 + c1 t + c2 t^2; returns (2 c2, rms residual).
 fn fit_parabola(pts: &[(f32, f32)]) -> (f32, f32) {
     let n = pts.len() as f64;
@@ -658,7 +653,6 @@ fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> [f64; 3] {
 
 fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
     use Dimension::Permanence as D;
-    let last_frame = a.frames - 1;
     for c in chains {
         let label = format!("{} object", c.color);
         for (n, &ti) in c.tracks.iter().enumerate() {
@@ -670,12 +664,7 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
             // Appearing: from the frame's edge, at the shot's start, or emerging (partly
             // hidden at first). Popping into view whole mid-frame is not permanence.
             // (Objects also pass in front of each other: next to another, it may be hidden.)
-            let beside_other = |q: &Sighting| {
-                a.tracks.iter().any(|o| {
-                    !std::ptr::eq(o, t)
-                        && o.sightings.iter().any(|p| p.frame.abs_diff(q.frame) <= 1 && (p.x - q.x).hypot(p.y - q.y) < (p.radius + q.radius) * 1.3)
-                })
-            };
+            let beside_other = |q: &Sighting| near_another(a, t, q, 1, 1.3);
             // (And fast objects cross the frame's edge between two frames: within one
             // frame's travel of the edge counts as leaving or entering through it.)
             let near_edge = |q: &Sighting, other: Option<&Sighting>| {
@@ -725,7 +714,6 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
                 }
             }
         }
-        let _ = last_frame;
     }
 }
 
@@ -754,9 +742,6 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
             law_check(checks, D, "jumps", 1.0 - 5.0 * jumps as f64 / steps.len() as f64, format!("{label}: {jumps} jump(s) in {} steps", steps.len()));
         }
     }
-    // Track fragments: an object's track broken into many pieces flickers in and out.
-    let fragments = a.tracks.iter().filter(|t| t.sightings.len() < 3).count();
-    let _ = fragments;
     // Flicker: the frame's brightness jumping and coming back.
     let b = &a.brightness;
     if b.len() >= 3 {
