@@ -284,8 +284,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         reports.push(VideoReport::new(name, line.prompt.clone(), e.scores, e.checks));
         if a.html.is_some() {
-            let k = frames.len().min(4);
-            thumbs.push((0..k).map(|j| frames[j * (frames.len() - 1) / (k - 1).max(1)].clone()).collect());
+            thumbs.push(tessera_world::report::thumbnail_frames(&frames));
         }
         progress.count("eval", "video", i + 1, suite.len());
     }

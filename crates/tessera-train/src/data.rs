@@ -18,6 +18,15 @@ pub struct Batch {
     pub captions: Vec<String>,
 }
 
+/// Appends a clip's frames, (T, H, W, 3) bytes, as (3, T, H, W) values in [-1, 1].
+fn push_clip(data: &mut Vec<f32>, frames: &[Frame]) {
+    for c in 0..3 {
+        for f in frames {
+            data.extend(f.data.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0));
+        }
+    }
+}
+
 /// The batch of `step`: a bucket drawn from `buckets`, `size` world clips rendered at it,
 /// each captioned with its prompt or its detailed caption.
 pub fn world_batch(seed: u64, step: usize, size: usize, buckets: &[Bucket], fps: f64, prompt_probability: f64, device: &Device) -> Result<Batch> {
@@ -32,12 +41,7 @@ pub fn world_batch(seed: u64, step: usize, size: usize, buckets: &[Bucket], fps:
         let clip = tessera_world::sample_clip(seed, (step * size + i) as u64, &opts);
         let mut r = clip.scene.renderer(w, h, fps);
         let frames: Vec<_> = (0..t).map(|k| r.frame(k.min(r.frame_count() - 1))).collect();
-        // (T, H, W, 3) bytes -> (3, T, H, W) in [-1, 1].
-        for c in 0..3 {
-            for f in &frames {
-                data.extend(f.data.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0));
-            }
-        }
+        push_clip(&mut data, &frames);
         captions.push(if rng.chance(prompt_probability) { clip.prompt } else { clip.caption });
     }
     let video = Tensor::from_vec(data, (size, 3, t, h, w), device)?;
@@ -99,11 +103,7 @@ impl Folder {
                     cover_crop(&frames[i.min(frames.len() - 1)], w, h)
                 })
                 .collect();
-            for c in 0..3 {
-                for f in &picked {
-                    data.extend(f.data.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0));
-                }
-            }
+            push_clip(&mut data, &picked);
             captions.push(match prompt {
                 Some(p) if rng.chance(prompt_probability) => p.clone(),
                 _ => caption.clone(),

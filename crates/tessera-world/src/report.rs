@@ -67,8 +67,8 @@ impl Report {
         out
     }
 
-    /// Writes `dir/index.html` with a thumbnail strip per video (`thumbs[i]`: a few of its
-    /// frames), a bar plot per dimension, and each video's failed checks.
+    /// Writes `dir/index.html` with a thumbnail strip per video (`thumbs[i]`: its
+    /// [`thumbnail_frames`]), a bar plot per dimension, and each video's failed checks.
     pub fn write_html(&self, dir: &Path, thumbs: &[Vec<Frame>]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir.join("thumbs"))?;
         for (i, frames) in thumbs.iter().enumerate() {
@@ -135,14 +135,20 @@ fn bar_plot(name: &str, values: &[f64], mean: f64) -> String {
     s
 }
 
-/// Up to four frames side by side, each scaled (nearest) to `height` pixels high.
+/// The frames a video's thumbnail strip shows: up to four, evenly spaced from the first
+/// to the last.
+pub fn thumbnail_frames(frames: &[Frame]) -> Vec<Frame> {
+    let k = frames.len().min(4);
+    (0..k).map(|i| frames[i * (frames.len() - 1) / (k - 1).max(1)].clone()).collect()
+}
+
+/// Frames side by side, each scaled (nearest) to `height` pixels high.
 fn strip(frames: &[Frame], height: usize) -> Option<Frame> {
     let first = frames.first()?;
-    let k = frames.len().min(4);
-    let picks: Vec<&Frame> = (0..k).map(|i| &frames[i * (frames.len() - 1) / (k - 1).max(1)]).collect();
+    let k = frames.len();
     let w = (first.width * height / first.height).max(1);
     let mut data = vec![0u8; w * k * height * 3];
-    for (j, f) in picks.iter().enumerate() {
+    for (j, f) in frames.iter().enumerate() {
         for y in 0..height {
             let sy = y * f.height / height;
             for x in 0..w {
