@@ -150,10 +150,25 @@ pub struct Reference {
     pub floor_contrast: f32,
 }
 
-pub fn reference_colors(aspect: f64) -> Vec<Reference> {
-    use crate::spec::{CameraMotion, Framing, Lighting, Shot};
+///
+/// Rendered once per frame shape and kept: every video an evaluation scores asks again.
+pub fn reference_colors(aspect: f64) -> std::sync::Arc<Vec<Reference>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Vec<Reference>>>>> = OnceLock::new();
     let w = 96usize;
     let h = ((w as f64 / aspect).round() as usize).clamp(8, 512);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(r) = cache.lock().unwrap().get(&h) {
+        return r.clone();
+    }
+    let refs = Arc::new(render_references(w, h));
+    cache.lock().unwrap().insert(h, refs.clone());
+    refs
+}
+
+fn render_references(w: usize, h: usize) -> Vec<Reference> {
+    use crate::spec::{CameraMotion, Framing, Lighting, Shot};
     let mut out = Vec::new();
     for &background in Background::ALL {
         for &floor_kind in Floor::ALL {

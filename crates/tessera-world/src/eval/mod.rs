@@ -340,7 +340,7 @@ fn scene_look(a: &Analysis) -> Look {
     let refs = reference_colors(a.width as f64 / a.height as f64);
     let obs = a.observed_scene();
     let mut best = (f32::MAX, Background::Day, Floor::Grass, Lighting::Bright);
-    for r in &refs {
+    for r in refs.iter() {
         let d = dist(r.sky_top, obs.0) + dist(r.sky_low, obs.1) + dist(r.floor, obs.2) + 1.5 * (r.floor_contrast - obs.3).abs();
         if d < best.0 {
             best = (d, r.background, r.floor_kind, r.lighting);
