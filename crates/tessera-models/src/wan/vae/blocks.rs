@@ -345,6 +345,9 @@ pub struct Resample {
 #[derive(Debug, Clone)]
 enum SpatialConv {
     Gemm(ConvKernel),
+    /// Trained (variable) weights of the stride-1 upsampling conv: the differentiable gemm
+    /// convolution (crate::conv_train), candle's conv2d where that does not apply.
+    Trained(Conv2d),
     Candle(Conv2d),
 }
 
@@ -393,6 +396,7 @@ impl Resample {
             {
                 SpatialConv::Gemm(ConvKernel::new(conv.weight(), b)?)
             }
+            (true, Some(_)) if conv.weight().is_variable() => SpatialConv::Trained(conv),
             _ => SpatialConv::Candle(conv),
         };
         Ok(Self {
@@ -443,20 +447,14 @@ impl Resample {
             SpatialConv::Gemm(k) => {
                 batch_to_frames(&k.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?
             }
-            SpatialConv::Candle(c) => {
-                // Training the stride-1 upsampling conv: the differentiable gemm conv.
-                let up = matches!(self.mode, ResampleMode::Up2d | ResampleMode::Up3d);
-                let trained = match (up && c.weight().is_variable(), c.bias()) {
-                    (true, Some(bias)) => crate::conv_train::conv3d(&f.unsqueeze(2)?, &c.weight().unsqueeze(2)?, 1, 1)?
-                        .map(|y| y.squeeze(2)?.broadcast_add(&bias.reshape((1, (), 1, 1))?))
-                        .transpose()?,
-                    _ => None,
+            SpatialConv::Trained(c) => {
+                let y = match (crate::conv_train::conv3d(&f.unsqueeze(2)?, &c.weight().unsqueeze(2)?, 1, 1)?, c.bias()) {
+                    (Some(y), Some(bias)) => y.squeeze(2)?.broadcast_add(&bias.reshape((1, (), 1, 1))?)?,
+                    _ => c.forward(&f)?,
                 };
-                match trained {
-                    Some(y) => batch_to_frames(&y, b)?,
-                    None => batch_to_frames(&c.forward(&f)?, b)?,
-                }
+                batch_to_frames(&y, b)?
             }
+            SpatialConv::Candle(c) => batch_to_frames(&c.forward(&f)?, b)?,
         };
         if let (ResampleMode::Down3d, Some(tc)) = (self.mode, &self.time_conv) {
             let slot = cache.next();
