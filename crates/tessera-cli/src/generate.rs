@@ -32,11 +32,11 @@ pub struct GenerateArgs {
     /// Number of frames: 4k+1 for Wan's VAE (1 gives an image) [default: the model's
     /// clip length, else 81].
     #[arg(long, conflicts_with = "seconds")]
-    frames: Option<usize>,
+    pub frames: Option<usize>,
     /// Duration in seconds at the frame rate (--fps, else the model's): sets --frames to the
     /// nearest 4k+1.
     #[arg(long)]
-    seconds: Option<f64>,
+    pub seconds: Option<f64>,
     /// Denoising steps [default: the model's, else 50].
     #[arg(long)]
     steps: Option<usize>,
@@ -79,6 +79,8 @@ pub struct GenerateArgs {
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    pub task: crate::tasks::TaskArgs,
 }
 
 pub fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
@@ -141,6 +143,18 @@ fn read_latents(path: &Path) -> Result<Tensor> {
     }
 }
 
+/// `tessera image PROMPT --size WxH -o out.png`: a one-frame generation.
+pub fn run_image(mut args: GenerateArgs) -> Result<()> {
+    if args.seconds.is_some() || args.frames.is_some_and(|f| f != 1) {
+        bail!("`tessera image` makes one frame: drop --seconds/--frames (or use `tessera generate`)");
+    }
+    if args.task.any() {
+        bail!("`tessera image` takes a prompt only; image-to-video, extension and the other tasks are `tessera generate` flags");
+    }
+    args.frames = Some(1);
+    run(args)
+}
+
 pub fn run(args: GenerateArgs) -> Result<()> {
     let prompt = match (args.prompt_positional, args.prompt) {
         (Some(_), Some(_)) => bail!("give the prompt once: either as an argument or with --prompt"),
@@ -191,20 +205,28 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     } else {
         prompt
     };
+    let steps = args.steps.or(defaults.steps).unwrap_or(50);
     let params = GenerateParams {
         prompt,
         negative_prompt: args.negative_prompt,
         width,
         height,
         frames,
-        steps: args.steps.or(defaults.steps).unwrap_or(50),
+        steps,
         guidance: args.guidance,
         guidance_2: args.guidance_2,
         max_sequence_length: args.max_sequence_length.or(defaults.max_sequence_length).unwrap_or(512),
         seed: args.seed,
         latents,
         flow_shift: args.shift,
+        given: None,
+        edit: None,
     };
+    // Given frames, input videos, or longer than the model's window: the task path.
+    let window = defaults.frames.unwrap_or(frames);
+    if args.task.any() || frames > window {
+        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, &mut reporter);
+    }
     pipeline.validate(&params)?;
     reporter.message(&format!(
         "generating {}x{}, {} frames, {} steps with {}",

@@ -4,6 +4,7 @@
 mod generate;
 mod output;
 mod progress;
+mod tasks;
 mod train;
 mod world;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Generate a video (or an image) from a text prompt.
     Generate(generate::GenerateArgs),
+    /// Generate an image: `tessera image PROMPT --size WxH -o out.png`.
+    Image(generate::GenerateArgs),
     /// The world: render captioned physics clips, print prompt suites, expand prompts.
     #[command(subcommand)]
     World(world::WorldCommand),
@@ -38,6 +41,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Image(args) => generate::run_image(args),
         Command::World(cmd) => world::run(cmd),
         Command::Eval(args) => world::eval(args),
         Command::Train(args) => train::run(args),

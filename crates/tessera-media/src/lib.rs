@@ -9,6 +9,7 @@ mod h264;
 mod mp4;
 mod png_io;
 mod quantize;
+pub mod resize;
 mod yuv;
 
 use std::io::Write;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use frame::{frames_from_f32, quantize, Frame, Video};
 pub use h264::Quality;
+pub use resize::{fit, resample, Fit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,6 +56,8 @@ enum Kind {
     Mp4,
     Gif,
     Png,
+    /// Read only (inputs: images to animate).
+    Jpeg,
 }
 
 fn kind(path: &Path) -> Result<Kind> {
@@ -66,6 +70,7 @@ fn kind(path: &Path) -> Result<Kind> {
         "mp4" => Ok(Kind::Mp4),
         "gif" => Ok(Kind::Gif),
         "png" => Ok(Kind::Png),
+        "jpg" | "jpeg" => Ok(Kind::Jpeg),
         _ => Err(Error::UnknownExtension {
             path: path.to_path_buf(),
             ext,
@@ -135,6 +140,7 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
         }
         Kind::Gif => gif_io::encode(frames, fps).map_err(|m| format_err(path, m))?,
         Kind::Png => png_io::encode(first).map_err(|m| format_err(path, m))?,
+        Kind::Jpeg => return Err(jpeg_not_written(path)),
     };
     write_atomic(path, &bytes)
 }
@@ -158,6 +164,9 @@ enum WriterKind {
 impl VideoWriter {
     pub fn create(path: &Path, fps: f64, opts: &WriteOptions) -> Result<Self> {
         let k = kind(path)?;
+        if k == Kind::Jpeg {
+            return Err(jpeg_not_written(path));
+        }
         if !(fps.is_finite() && fps > 0.0) {
             return Err(Error::Invalid(format!(
                 "frame rate {fps} for {} is not a positive number",
@@ -200,7 +209,33 @@ impl VideoWriter {
     }
 }
 
-/// Reads all frames and the frame rate of an MP4 (H.264), GIF or PNG (one frame, 0 fps).
+fn jpeg_not_written(path: &Path) -> Error {
+    Error::Invalid(format!("{}: tessera reads JPEG but does not write it; use .mp4, .gif or .png", path.display()))
+}
+
+/// Baseline and progressive JPEG (jpeg-decoder), greyscale and CMYK converted to RGB8.
+fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Frame, String> {
+    let mut dec = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    let px = dec.decode().map_err(|e| format!("not a readable JPEG ({e})"))?;
+    let info = dec.info().ok_or("not a readable JPEG (no header)")?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let rgb: Vec<u8> = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => px,
+        jpeg_decoder::PixelFormat::L8 => px.iter().flat_map(|&v| [v, v, v]).collect(),
+        jpeg_decoder::PixelFormat::L16 => px.chunks(2).flat_map(|v| [v[0], v[0], v[0]]).collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => px
+            .chunks(4)
+            .flat_map(|c| {
+                let k = 255 - c[3] as u32;
+                [c[0], c[1], c[2]].map(|v| ((255 - v as u32) * k / 255) as u8)
+            })
+            .collect(),
+    };
+    Frame::new(w, h, rgb).map_err(|e| e.to_string())
+}
+
+/// Reads all frames and the frame rate of an MP4 (H.264), GIF, PNG or JPEG (one frame,
+/// 0 fps).
 pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
     let kind = kind(path)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
@@ -211,6 +246,7 @@ pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
         Kind::Mp4 => mp4::demux(&bytes).and_then(|s| h264::decode(&s).map(|f| (f, s.fps))),
         Kind::Gif => gif_io::decode(&bytes),
         Kind::Png => png_io::decode(&bytes).map(|f| (vec![f], 0.0)),
+        Kind::Jpeg => decode_jpeg(&bytes).map(|f| (vec![f], 0.0)),
     };
     r.map_err(|m| format_err(path, m))
 }

@@ -2,13 +2,16 @@
 //! transformer -> VAE decode -> frames. Library only: it reports progress through a
 //! callback and never prints (DESIGN.md).
 
+pub mod conditioning;
 pub mod error;
 pub mod guidance;
 pub mod model_index;
 pub mod noise;
 pub mod sampler;
 pub mod scheduler;
+pub mod tasks;
 pub mod wan;
 
 pub use error::{Error, Result};
+pub use conditioning::{Edit, Given};
 pub use wan::{GenerateParams, Progress, WanPipeline};

@@ -16,22 +16,23 @@ pub trait Denoiser {
 }
 
 /// Runs the scheduler's steps `steps` (a range of step indices, so a two-expert model can
-/// hand the latents from one expert to the next mid-schedule), calling `on_step(i, n)`
-/// after each step with i counted from 1. `set_timesteps` must have been called.
+/// hand the latents from one expert to the next mid-schedule, and an edit can start
+/// mid-schedule). After each step, `after_step(i, latents)` (i counted from 1) sees the
+/// latents and returns the ones to continue from (conditioning by replacement changes
+/// them; otherwise return them as they are). `set_timesteps` must have been called.
 pub fn sample(
     model: &dyn Denoiser,
     scheduler: &mut Scheduler,
     mut latents: Tensor,
     steps: Range<usize>,
-    on_step: &mut dyn FnMut(usize, usize),
+    after_step: &mut dyn FnMut(usize, Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
     let timesteps = scheduler.timesteps().to_vec();
-    let n = timesteps.len();
     for i in steps {
         let t = timesteps[i];
         let v = model.velocity(&latents, t, i)?;
         latents = scheduler.step(&v, t, &latents)?;
-        on_step(i + 1, n);
+        latents = after_step(i + 1, latents)?;
     }
     Ok(latents)
 }

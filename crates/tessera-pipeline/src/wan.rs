@@ -17,6 +17,7 @@ use tessera_models::wan::config::WanTransformerConfig;
 use tessera_models::wan::transformer::WanTransformer3DModel;
 use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig};
 
+use crate::conditioning::{edit_start, latent_known, mask_channels, Edit, Given, Replace};
 use crate::error::invalid;
 use crate::guidance;
 use crate::model_index::ModelIndex;
@@ -43,6 +44,11 @@ pub struct GenerateParams {
     pub latents: Option<Tensor>,
     /// Overrides the scheduler config's shift.
     pub flow_shift: Option<f64>,
+    /// Frames that are given (image-to-video, extension, keyframes...): see
+    /// [`crate::conditioning`]. Same size and frame count as the generation.
+    pub given: Option<Given>,
+    /// Video-to-video (SDEdit) from this video at this strength.
+    pub edit: Option<Edit>,
 }
 
 impl Default for GenerateParams {
@@ -60,6 +66,8 @@ impl Default for GenerateParams {
             seed: 0,
             latents: None,
             flow_shift: None,
+            given: None,
+            edit: None,
         }
     }
 }
@@ -129,6 +137,10 @@ impl WanPipeline {
             &self.dir.join("scheduler/scheduler_config.json"),
             class,
         )?)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     pub fn dir(&self) -> &Path {
@@ -203,6 +215,20 @@ impl WanPipeline {
                 }
             }
         }
+        let want_video = [1, 3, p.frames, p.height, p.width];
+        if let Some(g) = &p.given {
+            if g.video.dims() != want_video {
+                return invalid(format!("given frames have shape {:?}, expected {want_video:?}", g.video.dims()));
+            }
+        }
+        if let Some(e) = &p.edit {
+            if e.video.dims() != want_video {
+                return invalid(format!("the video to edit has shape {:?}, expected {want_video:?}", e.video.dims()));
+            }
+            if !(0.0..=1.0).contains(&e.strength) {
+                return invalid(format!("--strength must be between 0 and 1, got {}", e.strength));
+            }
+        }
         if let Some(l) = &p.latents {
             let want = self.latent_shape(p);
             if l.dims() != want {
@@ -270,22 +296,53 @@ impl WanPipeline {
         }
     }
 
-    /// For transformers with the image-to-video layout (in_channels = 2 z + 4): the mask and
-    /// conditioning channels, as WanImageToVideoPipeline builds them. With no frames given
-    /// (text to video) the mask is zero and the conditioning latents encode a mid-grey
-    /// (all-zero) video. None for plain text-to-video transformers.
-    pub fn conditioning(&self, p: &GenerateParams, progress: &mut dyn FnMut(Progress)) -> Result<Option<Tensor>> {
-        let z = self.transformer_config.out_channels();
-        if self.transformer_config.in_channels != 2 * z + 4 {
-            return Ok(None);
+    /// Whether the transformer has the image-to-video layout (in_channels = 2 z + 4): it
+    /// reads a frame mask and conditioning latents.
+    pub fn has_mask_channels(&self) -> bool {
+        self.transformer_config.in_channels == 2 * self.transformer_config.out_channels() + 4
+    }
+
+    /// Encodes a (1, 3, T, H, W) video in [-1, 1] to normalised latents (f32).
+    fn encode_latents(&self, vae: &AutoencoderKLWan, video: &Tensor) -> Result<Tensor> {
+        let z = vae.encode(&video.to_dtype(self.dtype)?.to_device(&self.device)?)?;
+        Ok(vae.normalize_latents(&z)?.to_dtype(DType::F32)?)
+    }
+
+    /// Everything the VAE encoder contributes before denoising, with the VAE loaded once
+    /// (and dropped before the transformer loads):
+    /// - for image-to-video-layout transformers, the mask and conditioning channels as
+    ///   WanImageToVideoPipeline builds them (with no frames given: a zero mask and the
+    ///   latents of an all-zero video);
+    /// - for text-to-video transformers with given frames, the replacement latents;
+    /// - for an edit, the input's latents.
+    fn prepare(&self, p: &GenerateParams, noise: &Tensor, progress: &mut dyn FnMut(Progress)) -> Result<Prepared> {
+        let layout = self.has_mask_channels();
+        let replace_needed = !layout && p.given.as_ref().is_some_and(|g| latent_known(&g.mask, self.temporal_factor()).iter().any(|&k| k));
+        if !layout && !replace_needed && p.edit.is_none() {
+            return Ok(Prepared::default());
         }
         progress(Progress::Stage("encode conditioning"));
         let vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
-        let video = Tensor::zeros((1, 3, p.frames, p.height, p.width), self.dtype, &self.device)?;
-        let cond = vae.normalize_latents(&vae.encode(&video)?)?;
-        let (_, _, f, h, w) = cond.dims5()?;
-        let mask = Tensor::zeros((1, 4, f, h, w), self.dtype, &self.device)?;
-        Ok(Some(Tensor::cat(&[&mask, &cond], 1)?))
+        let mut out = Prepared::default();
+        if layout {
+            let (mask, video) = match &p.given {
+                Some(g) => (g.mask.clone(), g.video.clone()),
+                None => (vec![false; p.frames], Tensor::zeros((1, 3, p.frames, p.height, p.width), DType::F32, &self.device)?),
+            };
+            let cond = self.encode_latents(&vae, &video)?.to_dtype(self.dtype)?;
+            let (_, _, _, h, w) = cond.dims5()?;
+            let m = mask_channels(&mask, 1, h, w, &self.device, self.dtype)?;
+            out.extra = Some(Tensor::cat(&[&m, &cond], 1)?);
+        } else if let (true, Some(g)) = (replace_needed, &p.given) {
+            let known = latent_known(&g.mask, self.temporal_factor());
+            let f = known.len();
+            let known = Tensor::from_vec(known.iter().map(|&k| k as u8 as f32).collect::<Vec<_>>(), (1, 1, f, 1, 1), &self.device)?;
+            out.replace = Some(Replace { x0: self.encode_latents(&vae, &g.filled()?)?, noise: noise.clone(), known });
+        }
+        if let Some(e) = &p.edit {
+            out.edit = Some(self.encode_latents(&vae, &e.video)?);
+        }
+        Ok(out)
     }
 
     /// Runs the sampler and returns the final latents (1, C, T', H', W') in f32.
@@ -301,10 +358,30 @@ impl WanPipeline {
             scheduler.set_shift(shift)?;
         }
         scheduler.set_timesteps(p.steps)?;
-        let mut latents = self.initial_latents(p)?;
+        let noise = self.initial_latents(p)?;
         let timesteps = scheduler.timesteps().to_vec();
         let n = timesteps.len();
-        let extra = self.conditioning(p, progress)?;
+        let prepared = self.prepare(p, &noise, progress)?;
+        let extra = prepared.extra;
+        let replace = prepared.replace;
+
+        // SDEdit: start mid-schedule from the input's latents noised to that step.
+        let mut begin = 0;
+        let mut latents = noise;
+        if let (Some(e), Some(x0)) = (&p.edit, &prepared.edit) {
+            begin = edit_start(n, e.strength);
+            if begin >= n {
+                return Ok(x0.clone()); // strength 0: nothing to redo
+            }
+            scheduler.set_begin_index(begin);
+            latents = scheduler.scale_noise(x0, &latents, timesteps[begin])?;
+        }
+        // Noise level after i steps (sigmas has n + 1 entries, the last 0).
+        let sigmas: Vec<f64> = (0..=n).map(|i| scheduler.sigma_at(i).unwrap_or(0.0)).collect();
+        let sigma = |i: usize| sigmas[i.min(n)];
+        if let Some(r) = &replace {
+            latents = r.apply(&latents, sigma(begin))?;
+        }
 
         // Split the steps between the experts: t >= boundary goes to `transformer`.
         let boundary = self
@@ -317,8 +394,8 @@ impl WanPipeline {
         };
         let g2 = p.guidance_2.unwrap_or(p.guidance);
         let segments = [
-            ("transformer", 0..split, p.guidance),
-            ("transformer_2", split..n, g2),
+            ("transformer", begin.min(split)..split, p.guidance),
+            ("transformer_2", begin.max(split)..n, g2),
         ];
         for (name, range, g) in segments {
             if range.is_empty() {
@@ -341,8 +418,12 @@ impl WanPipeline {
                 dtype: self.dtype,
             };
             progress(Progress::Stage("denoise"));
-            latents = sample(&denoiser, &mut scheduler, latents, range, &mut |i, _| {
-                progress(Progress::Step { step: i, total: n })
+            latents = sample(&denoiser, &mut scheduler, latents, range, &mut |i, x| {
+                progress(Progress::Step { step: i - begin, total: n - begin });
+                match &replace {
+                    Some(r) => Ok(r.apply(&x, sigma(i))?),
+                    None => Ok(x),
+                }
             })?;
         }
         Ok(latents)
@@ -385,6 +466,14 @@ impl WanPipeline {
         let latents = self.denoise(p, &cond, uncond.as_ref(), progress)?;
         self.decode(&latents, progress)
     }
+}
+
+/// What the VAE encoder prepared: see [`WanPipeline::prepare`].
+#[derive(Default)]
+struct Prepared {
+    extra: Option<Tensor>,
+    replace: Option<Replace>,
+    edit: Option<Tensor>,
 }
 
 /// One expert with classifier-free guidance, as the body of diffusers' denoising loop.

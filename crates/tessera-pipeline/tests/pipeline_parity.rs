@@ -51,6 +51,8 @@ fn run_case(name: &str) {
         seed: 0,
         latents: Some(refs["latents"].clone()),
         flow_shift: None,
+        given: None,
+        edit: None,
     };
     pipe.validate(&params).unwrap();
     let mut stages = Vec::new();

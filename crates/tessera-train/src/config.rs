@@ -101,6 +101,12 @@ pub struct DataConfig {
     /// `NAME.json` with `caption` and optionally `prompt`) instead of the world.
     #[serde(default)]
     pub folder: Option<PathBuf>,
+    /// Transformer stage: each rendered and encoded batch (clips, masks, conditioning
+    /// latents) trains this many consecutive steps, each with fresh noise, timesteps and
+    /// caption dropout. Encoding costs more than the transformer's step on a CPU, so this
+    /// buys steps for the same compute; 1 draws new clips every step.
+    #[serde(default = "d_reuse")]
+    pub reuse: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +162,7 @@ fn d_buckets() -> Vec<String> {
     ["128x128x17", "160x96x17", "96x160x17", "128x128x1"].map(String::from).to_vec()
 }
 fn d_fps() -> f64 { 12.0 }
+fn d_reuse() -> usize { 4 }
 fn d_half() -> f64 { 0.5 }
 fn d_shift() -> f64 { 3.0 }
 fn d_dropout() -> f64 { 0.1 }
@@ -170,7 +177,7 @@ fn d_tokens() -> usize { 96 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { buckets: d_buckets(), fps: d_fps(), prompt_probability: d_half(), folder: None }
+        DataConfig { buckets: d_buckets(), fps: d_fps(), prompt_probability: d_half(), folder: None, reuse: d_reuse() }
     }
 }
 impl Default for FlowConfig {
@@ -217,6 +224,9 @@ impl TrainConfig {
             anyhow::bail!("{}: the transformer stage needs `vae = \"FOLDER\"` (a trained VAE, e.g. a VAE run's out/model/vae)", path.display());
         }
         cfg.buckets()?;
+        if cfg.data.reuse == 0 {
+            anyhow::bail!("{}: data.reuse must be at least 1", path.display());
+        }
         Ok(cfg)
     }
 

@@ -69,24 +69,8 @@ impl MaskKind {
     }
 }
 
-/// Wan's mask channels for a pixel-frame mask: the first frame repeated four times, then
-/// grouped by four per latent frame: (4, F) with F = (T - 1) / 4 + 1, broadcast to
-/// (B, 4, F, h, w).
-pub fn mask_channels(mask: &[bool], b: usize, h: usize, w: usize, device: &Device, dtype: DType) -> Result<Tensor> {
-    let mut rep: Vec<f32> = vec![mask[0] as u8 as f32; 4];
-    rep.extend(mask[1..].iter().map(|&x| x as u8 as f32));
-    let f = rep.len() / 4;
-    let t = Tensor::from_vec(rep, (f, 4), device)?.t()?.contiguous()?; // (4, F)
-    t.reshape((1, 4, f, 1, 1))?.broadcast_as((b, 4, f, h, w))?.to_dtype(dtype)?.contiguous()
-}
-
-/// Zeroes the frames that are not given: the video the conditioning latents are encoded
-/// from (zero is mid-grey in [-1, 1], as Wan's image-to-video pipeline pads).
-pub fn masked_video(video: &Tensor, mask: &[bool]) -> Result<Tensor> {
-    let m: Vec<f32> = mask.iter().map(|&x| x as u8 as f32).collect();
-    let m = Tensor::from_vec(m, (1, 1, mask.len(), 1, 1), video.device())?.to_dtype(video.dtype())?;
-    video.broadcast_mul(&m)
-}
+// The mask layout lives with the pipeline, which builds the same channels at inference.
+pub use tessera_pipeline::conditioning::{mask_channels, masked_video};
 
 /// A timestep in (0, 1), uniform then shifted: s t / (1 + (s - 1) t).
 pub fn sample_t(rng: &mut Rng, shift: f64) -> f64 {

@@ -83,8 +83,12 @@ impl Ema {
         Ok(Ema { decay, shadow: vars.iter().map(|v| v.as_tensor().detach().copy()).collect::<Result<_>>()? })
     }
 
-    pub fn update(&mut self, vars: &[Var]) -> Result<()> {
-        let d = self.decay;
+    /// Folds in the weights after update number `n` (0-based). The decay warms up as
+    /// min(decay, (1 + n) / (10 + n)) (TensorFlow's ExponentialMovingAverage with
+    /// num_updates): with a fixed 0.999 a 1,000-step run would still carry 37% of the
+    /// random initialisation in its average.
+    pub fn update(&mut self, vars: &[Var], n: usize) -> Result<()> {
+        let d = self.decay.min((1.0 + n as f64) / (10.0 + n as f64));
         for (s, v) in self.shadow.iter_mut().zip(vars) {
             *s = ((&*s * d)? + (v.as_tensor().detach() * (1.0 - d))?)?;
         }
@@ -140,9 +144,24 @@ mod tests {
             let loss = (x.as_tensor().sqr().unwrap() * 3.0).unwrap().sum_all().unwrap();
             let (gs, _) = clipped_grads(&vars, &loss.backward().unwrap(), 0.5).unwrap();
             opt.step(&vars, &gs, 0.1).unwrap();
-            ema.update(&vars).unwrap();
+            ema.update(&vars, 0).unwrap();
         }
         assert!(!opt.m[0].track_op() && !opt.v[0].track_op() && !ema.shadow[0].track_op());
+    }
+
+    #[test]
+    fn ema_warms_up() {
+        let x = Var::from_tensor(&Tensor::new(&[0f32], &Device::Cpu).unwrap()).unwrap();
+        let mut ema = Ema::new(&[x.clone()], 0.999).unwrap();
+        x.set(&Tensor::new(&[1f32], &Device::Cpu).unwrap()).unwrap();
+        // First update: decay 1/10, so the average is 0.9 of the new weights.
+        ema.update(&[x.clone()], 0).unwrap();
+        let v = ema.shadow[0].to_vec1::<f32>().unwrap()[0];
+        assert!((v - 0.9).abs() < 1e-6, "{v}");
+        // Late updates use the configured decay.
+        ema.update(&[x.clone()], 1_000_000).unwrap();
+        let w = ema.shadow[0].to_vec1::<f32>().unwrap()[0];
+        assert!((w - (0.9 * 0.999 + 0.001)).abs() < 1e-6, "{w}");
     }
 
     #[test]

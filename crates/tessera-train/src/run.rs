@@ -188,7 +188,7 @@ impl<'a> Run<'a> {
         let t1 = Instant::now();
         let (gs, grad_norm) = clipped_grads(&self.vars, &grads, cfg.grad_clip)?;
         self.opt.step(&self.vars, &gs, lr)?;
-        self.ema.update(&self.vars)?;
+        self.ema.update(&self.vars, step)?;
         let t2 = Instant::now();
         let loss_v = logged.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss_v.is_finite() {

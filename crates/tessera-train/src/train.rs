@@ -101,44 +101,24 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
 
     let source = Source::open(&cfg.data)?;
     let mut empty_cond: HashMap<(usize, usize, usize), Tensor> = HashMap::new();
+    // The encoded batch of the current group of `reuse` steps. A group's data is a
+    // function of (seed, its first step), so a resumed run rebuilds it exactly.
+    let reuse = cfg.data.reuse.max(1);
+    let mut group: Option<(usize, Encoded)> = None;
     for step in run.start..cfg.steps {
-        let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
-
-        // Data: clean latents, a conditioning mask per sample, captions with dropout.
         let mut marks = vec![("start", Instant::now())];
-        let batch = source.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, cfg.data.prompt_probability, device)?;
-        marks.push(("render", Instant::now()));
-        let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?; // (B, z, F, h, w)
-        marks.push(("encode", Instant::now()));
-        let (b, _, f, h, w) = x0.dims5()?;
-        let mut conds = Vec::with_capacity(b);
-        let mut masks = Vec::with_capacity(b);
-        for i in 0..b {
-            let kind = MaskKind::sample(&mut srng, cfg.flow.cond_probability);
-            let m = kind.frames(batch.bucket.frames, &mut srng);
-            let c = if kind == MaskKind::None {
-                // Nothing given: the latents of an all-zero video, the same for every
-                // sample of a bucket, encoded once.
-                let key = (batch.bucket.width, batch.bucket.height, batch.bucket.frames);
-                if !empty_cond.contains_key(&key) {
-                    let zeros = batch.video.narrow(0, 0, 1)?.zeros_like()?;
-                    empty_cond.insert(key, vae.normalize_latents(&vae.encode(&zeros)?)?);
-                }
-                empty_cond[&key].clone()
-            } else {
-                let given = masked_video(&batch.video.narrow(0, i, 1)?, &m)?;
-                vae.normalize_latents(&vae.encode(&given)?)?
-            };
-            conds.push(c);
-            masks.push(mask_channels(&m, 1, h, w, device, DType::F32)?);
+        let first = step - step % reuse;
+        if group.as_ref().map(|g| g.0) != Some(first) {
+            group = Some((first, encode_group(cfg, &source, &vae, first, &buckets, &mut empty_cond, device)?));
+            marks.push(("render+encode", Instant::now()));
         }
-        let cond = Tensor::cat(&conds, 0)?;
-        let mask = Tensor::cat(&masks, 0)?;
-        marks.push(("conditioning", Instant::now()));
-        let captions: Vec<String> = batch.captions.iter().map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() }).collect();
+        let Encoded { x0, cond, mask, captions } = &group.as_ref().unwrap().1;
+        let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
+        let (b, _, f, h, w) = x0.dims5()?;
+        let captions: Vec<String> = captions.iter().map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() }).collect();
         let ts: Vec<f64> = (0..b).map(|_| sample_t(&mut srng, cfg.flow.shift)).collect();
         let eps = noise(&mut srng, &[b, z_dim, f, h, w], device, DType::F32)?;
-        let (xt, target) = noised(&x0, &eps, &ts)?;
+        let (xt, target) = noised(x0, &eps, &ts)?;
 
         // Forward through models rebuilt from the variables (they keep derived weights).
         let text = UMT5EncoderModel::new(&xcfg, VarBuilder::from_varmap(&text_vm, DType::F32, device))?;
@@ -146,7 +126,7 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
         let ctx = encode_prompts(&tokenizer, &text, &refs, cfg.text.max_tokens, device)?;
         marks.push(("text", Instant::now()));
-        let input = Tensor::cat(&[&xt, &mask, &cond], 1)?;
+        let input = Tensor::cat(&[&xt, mask, cond], 1)?;
         let t = Tensor::from_vec(ts.iter().map(|&t| (t * 1000.0) as f32).collect::<Vec<_>>(), b, device)?;
         let pred = transformer.forward(&input, &t, &ctx, None)?;
         let loss = (pred - target)?.sqr()?.mean_all()?;
@@ -162,6 +142,54 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     }
     export(cfg, &model_dir, &run, &tcfg_json, &xcfg_json)?;
     Ok(model_dir)
+}
+
+/// A batch ready for the transformer: clean latents, the frame mask's channels, the
+/// conditioning latents, and the captions (before dropout).
+struct Encoded {
+    x0: Tensor,
+    cond: Tensor,
+    mask: Tensor,
+    captions: Vec<String>,
+}
+
+/// Renders (or reads) the batch of step `first`, draws each sample's conditioning mask and
+/// encodes the clips and their given frames.
+fn encode_group(
+    cfg: &TrainConfig,
+    source: &Source,
+    vae: &AutoencoderKLWan,
+    first: usize,
+    buckets: &[crate::config::Bucket],
+    empty_cond: &mut HashMap<(usize, usize, usize), Tensor>,
+    device: &Device,
+) -> Result<Encoded> {
+    let mut mrng = Rng::derive(cfg.seed ^ 0x3A5C, first as u64);
+    let batch = source.batch(cfg.seed, first, cfg.batch, buckets, cfg.data.fps, cfg.data.prompt_probability, device)?;
+    let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?; // (B, z, F, h, w)
+    let (b, _, _, h, w) = x0.dims5()?;
+    let mut conds = Vec::with_capacity(b);
+    let mut masks = Vec::with_capacity(b);
+    for i in 0..b {
+        let kind = MaskKind::sample(&mut mrng, cfg.flow.cond_probability);
+        let m = kind.frames(batch.bucket.frames, &mut mrng);
+        let c = if kind == MaskKind::None {
+            // Nothing given: the latents of an all-zero video, the same for every sample of
+            // a bucket, encoded once.
+            let key = (batch.bucket.width, batch.bucket.height, batch.bucket.frames);
+            if !empty_cond.contains_key(&key) {
+                let zeros = batch.video.narrow(0, 0, 1)?.zeros_like()?;
+                empty_cond.insert(key, vae.normalize_latents(&vae.encode(&zeros)?)?);
+            }
+            empty_cond[&key].clone()
+        } else {
+            let given = masked_video(&batch.video.narrow(0, i, 1)?, &m)?;
+            vae.normalize_latents(&vae.encode(&given)?)?
+        };
+        conds.push(c);
+        masks.push(mask_channels(&m, 1, h, w, device, DType::F32)?);
+    }
+    Ok(Encoded { x0, cond: Tensor::cat(&conds, 0)?, mask: Tensor::cat(&masks, 0)?, captions: batch.captions })
 }
 
 /// Writes the diffusers folder: the EMA weights of the transformer and text encoder, the
