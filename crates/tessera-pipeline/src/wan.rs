@@ -373,7 +373,8 @@ impl WanPipeline {
             if begin >= n {
                 return Ok(x0.clone()); // strength 0: nothing to redo
             }
-            scheduler.set_begin_index(begin);
+            // As WanVideoToVideoPipeline: no begin index; the scheduler finds its place
+            // from the first timestep it is given.
             latents = scheduler.scale_noise(x0, &latents, timesteps[begin])?;
         }
         // Noise level after i steps (sigmas has n + 1 entries, the last 0).

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Writes the parity fixtures of the tasks issue: diffusers' WanImageToVideoPipeline
+(first frame; first and last frame) on a tiny random Wan image-to-video model without an
+image encoder (the layout of Wan 2.2 A14B I2V and of tessera's own models), and
+WanVideoToVideoPipeline (SDEdit) on the tiny Wan 2.1 text-to-video fixture.
+
+Never needed to build or test tessera: the outputs are committed. Re-run after changing
+a case (needs torch, diffusers 0.42, transformers, tokenizers; see make_fixtures.py):
+
+    venv/bin/python tools/task_fixtures.py
+
+Outputs
+  crates/tessera-models/tests/fixtures/wan21_i2v/     the model folder (wan21's VAE, text
+                                                      encoder and tokenizer; a 36-channel
+                                                      transformer)
+  crates/tessera-pipeline/tests/fixtures/tasks.json   the cases
+  crates/tessera-pipeline/tests/fixtures/task_*.safetensors  inputs (image, last_image,
+                                                      video as [-1,1] tensors), noise, frames
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import MODELS, PIPE, make_transformer, save  # noqa: E402
+
+from diffusers import WanImageToVideoPipeline, WanVideoToVideoPipeline  # noqa: E402
+from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
+
+torch.set_grad_enabled(False)
+W, H = 48, 32
+
+
+def build_i2v():
+    src, dst = os.path.join(MODELS, "wan21"), os.path.join(MODELS, "wan21_i2v")
+    shutil.rmtree(dst, ignore_errors=True)
+    for sub in ("scheduler", "text_encoder", "tokenizer", "vae"):
+        shutil.copytree(os.path.join(src, sub), os.path.join(dst, sub))
+    make_transformer(31, in_channels=36).save_pretrained(os.path.join(dst, "transformer"))
+    with open(os.path.join(src, "model_index.json")) as f:
+        index = json.load(f)
+    index["_class_name"] = "WanImageToVideoPipeline"
+    index["image_encoder"] = [None, None]
+    index["image_processor"] = [None, None]
+    with open(os.path.join(dst, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+    return dst
+
+
+def picture(seed):
+    """A W x H RGB image with structure (gradients and a square), as uint8."""
+    g = np.random.default_rng(seed)
+    y, x = np.mgrid[0:H, 0:W]
+    img = np.stack([x * 255 / W, y * 255 / H, np.full_like(x, 128.0)], -1)
+    a, b = g.integers(0, W - 12), g.integers(0, H - 12)
+    img[b:b + 12, a:a + 12] = g.integers(0, 255, 3)
+    return img.astype(np.uint8)
+
+
+def to_tensor(img):
+    """uint8 (H, W, 3) -> (3, H, W) in [-1, 1], as diffusers' image processor."""
+    return torch.from_numpy(img).float().permute(2, 0, 1) / 255.0 * 2.0 - 1.0
+
+
+def main():
+    cases = []
+    model = build_i2v()
+    pipe = WanImageToVideoPipeline.from_pretrained(model)
+    frames_n, steps = 9, 3
+    common = dict(prompt="A red ball bounces on a wooden floor.", negative_prompt="blurry, static",
+                  height=H, width=W, num_frames=frames_n, num_inference_steps=steps, guidance_scale=4.0,
+                  max_sequence_length=16)
+    lat_shape = (1, 16, (frames_n - 1) // 4 + 1, H // 8, W // 8)
+    g = torch.Generator().manual_seed(5)
+    for name, last in (("i2v_first", False), ("i2v_first_last", True)):
+        first_img, last_img = picture(1), picture(2)
+        latents = torch.randn(*lat_shape, generator=g)
+        kw = dict(common, image=Image.fromarray(first_img))
+        if last:
+            kw["last_image"] = Image.fromarray(last_img)
+        frames = pipe(latents=latents.clone(), output_type="np", **kw).frames[0]
+        frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
+        tensors = dict(latents=latents, frames=frames, image=to_tensor(first_img))
+        if last:
+            tensors["last_image"] = to_tensor(last_img)
+        file = f"task_{name}.safetensors"
+        save(os.path.join(PIPE, file), tensors)
+        cases.append(dict(name=name, model="wan21_i2v", file=file, **{k: v for k, v in common.items()}))
+        print(f"{name}: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+
+    # SDEdit on the text-to-video fixture: the noise is drawn by the pipeline after the
+    # (deterministic, argmax) encode, so the same generator reproduces it here.
+    v2v = WanVideoToVideoPipeline.from_pretrained(os.path.join(MODELS, "wan21"))
+    video = [picture(10 + i) for i in range(frames_n)]
+    for strength in (0.6, 1.0):
+        name = f"v2v_{int(strength * 100)}"
+        seed = 7
+        out = v2v(video=[Image.fromarray(f) for f in video], strength=strength,
+                  generator=torch.Generator().manual_seed(seed), output_type="np",
+                  **{k: v for k, v in common.items() if k != "num_frames"}).frames[0]
+        noise = randn_tensor(lat_shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+        frames = torch.from_numpy(np.ascontiguousarray(out)).float()
+        tensors = dict(latents=noise, frames=frames, video=torch.stack([to_tensor(f) for f in video], 1))
+        file = f"task_{name}.safetensors"
+        save(os.path.join(PIPE, file), tensors)
+        cases.append(dict(name=name, model="wan21", file=file, strength=strength, **common))
+        print(f"{name}: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+    with open(os.path.join(PIPE, "tasks.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
