@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
+use tessera_pipeline::moderation::Policy;
 use tessera_pipeline::{GenerateParams, WanPipeline};
 
 use crate::output::OutputFormat;
@@ -81,6 +82,13 @@ pub struct GenerateArgs {
     quiet: bool,
     #[command(flatten)]
     pub task: crate::tasks::TaskArgs,
+    /// A prompt policy file (TOML) instead of the default policy.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Where refused prompts are logged (JSON Lines) [default: $TESSERA_AUDIT_LOG, else
+    /// ~/.local/state/tessera/audit.jsonl].
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
 }
 
 pub fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
@@ -161,6 +169,20 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (Some(p), None) | (None, Some(p)) => p,
         (None, None) => bail!("no prompt: pass it as an argument or with --prompt"),
     };
+    // The content policy comes before any work.
+    let policy = match &args.policy {
+        Some(p) => Policy::load(p)?,
+        None => Policy::default_policy(),
+    };
+    if let Some(refusal) = policy.check(&prompt) {
+        let log = args.audit_log.clone().or_else(default_audit_log);
+        if let Some(log) = log {
+            if let Err(e) = tessera_pipeline::moderation::audit(&log, "cli", &policy, &prompt, &refusal) {
+                eprintln!("warning: {e}");
+            }
+        }
+        bail!("{refusal}");
+    }
     // Everything a user can get wrong is checked before any weight is loaded.
     let format = OutputFormat::from_path(&args.output)?;
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -240,6 +262,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     crate::output::write(&args.output, format, &frames, fps)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
+}
+
+/// $TESSERA_AUDIT_LOG, else ~/.local/state/tessera/audit.jsonl (XDG's state folder).
+fn default_audit_log() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TESSERA_AUDIT_LOG") {
+        return Some(PathBuf::from(p));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("tessera/audit.jsonl"))
 }
 
 /// The built-in model's folder: $TESSERA_MODEL, else models/tessera-world in the source tree.

@@ -6,6 +6,7 @@ pub mod conditioning;
 pub mod error;
 pub mod guidance;
 pub mod model_index;
+pub mod moderation;
 pub mod noise;
 pub mod sampler;
 pub mod scheduler;
