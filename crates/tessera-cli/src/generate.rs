@@ -82,6 +82,9 @@ pub struct GenerateArgs {
     quiet: bool,
     #[command(flatten)]
     pub task: crate::tasks::TaskArgs,
+    /// Write outputs without the invisible watermark (tessera says so on stderr).
+    #[arg(long)]
+    pub no_provenance: bool,
     /// A prompt policy file (TOML) instead of the default policy.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -247,7 +250,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     // Given frames, input videos, or longer than the model's window: the task path.
     let window = defaults.frames.unwrap_or(frames);
     if args.task.any() || frames > window {
-        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, &mut reporter);
+        let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
+        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, mark, &mut reporter);
     }
     pipeline.validate(&params)?;
     reporter.message(&format!(
@@ -259,9 +263,21 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         model_dir.display()
     ));
     let frames = pipeline.generate(&params, &mut |ev| reporter.event(ev))?;
-    crate::output::write(&args.output, format, &frames, fps)?;
+    let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
+    crate::output::write(&args.output, format, &frames, fps, mark)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
+}
+
+/// The watermark payload, or None (said on stderr even with --quiet) with --no-provenance.
+fn provenance(off: bool, prompt: &str, seed: u64, reporter: &mut Reporter) -> Option<tessera_media::watermark::Payload> {
+    if off {
+        eprintln!("note: --no-provenance: the output carries no watermark");
+        return None;
+    }
+    let p = crate::output::generation_payload(prompt, seed);
+    reporter.message(&format!("watermark id {:08x}", p.id));
+    Some(p)
 }
 
 /// $TESSERA_AUDIT_LOG, else ~/.local/state/tessera/audit.jsonl (XDG's state folder).

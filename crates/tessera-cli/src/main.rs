@@ -6,6 +6,7 @@ mod output;
 mod progress;
 mod tasks;
 mod train;
+mod verify;
 mod world;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     World(world::WorldCommand),
     /// Train a world model: a Wan-architecture transformer and text encoder on the world.
     Train(train::TrainArgs),
+    /// What provenance a file carries: tessera's invisible watermark (and, later, C2PA).
+    Verify(verify::VerifyArgs),
     /// Score videos against a prompt suite (adherence, motion, physics, permanence,
     /// consistency, overall).
     Eval(world::EvalArgs),
@@ -45,6 +48,7 @@ fn main() {
         Command::World(cmd) => world::run(cmd),
         Command::Eval(args) => world::eval(args),
         Command::Train(args) => train::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     if let Err(e) = result {
         // One clear line (plus causes, if any), no backtrace, nonzero exit. candle appends

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
+use tessera_media::watermark::Payload;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputFormat {
@@ -35,8 +36,10 @@ impl OutputFormat {
     }
 }
 
-/// `frames`: (T, H, W, 3) f32 in [0, 1], as diffusers' `output_type="np"`.
-pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64) -> Result<()> {
+/// `frames`: (T, H, W, 3) f32 in [0, 1], as diffusers' `output_type="np"`. Video and
+/// image outputs carry the invisible watermark when `mark` is set; `.safetensors` is the
+/// raw tensor (for parity checks) and is never marked.
+pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, mark: Option<Payload>) -> Result<()> {
     let frames = frames.to_dtype(DType::F32)?;
     match format {
         OutputFormat::Safetensors => {
@@ -54,9 +57,20 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64) -> Re
             }
             // Same quantisation as diffusers' numpy_to_pil: (x * 255).round() as u8.
             let data: Vec<f32> = frames.flatten_all()?.to_vec1()?;
-            let frames = tessera_media::frames_from_f32(&data, t, h, w)?;
+            let mut frames = tessera_media::frames_from_f32(&data, t, h, w)?;
+            if let Some(p) = mark {
+                tessera_media::watermark::embed(&mut frames, p);
+            }
             tessera_media::write_video(path, &frames, fps, &Default::default())?;
         }
     }
     Ok(())
+}
+
+/// The watermark payload of one generation: a 32-bit id from the prompt, the seed and the
+/// time (so two runs of one prompt differ), printed for the user to match later.
+pub fn generation_payload(prompt: &str, seed: u64) -> Payload {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let h = tessera_pipeline::moderation::prompt_hash(&format!("{prompt}\u{0}{seed}\u{0}{nanos}"));
+    Payload { id: u32::from_str_radix(&h[..8], 16).unwrap_or(0) }
 }
