@@ -85,6 +85,9 @@ pub struct GenerateArgs {
     /// Write outputs without the invisible watermark (tessera says so on stderr).
     #[arg(long)]
     pub no_provenance: bool,
+    /// Also draw a small visible "TESSERA" mark that moves across the video.
+    #[arg(long)]
+    pub visible_watermark: bool,
     /// A prompt policy file (TOML) instead of the default policy.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -251,7 +254,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let window = defaults.frames.unwrap_or(frames);
     if args.task.any() || frames > window {
         let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
-        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, mark, &mut reporter);
+        let marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
+        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, marks, &mut reporter);
     }
     pipeline.validate(&params)?;
     reporter.message(&format!(
@@ -264,7 +268,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     ));
     let frames = pipeline.generate(&params, &mut |ev| reporter.event(ev))?;
     let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
-    crate::output::write(&args.output, format, &frames, fps, mark)?;
+    let mut marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
+    crate::output::write(&args.output, format, &frames, fps, &mut marks)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
 }

@@ -39,7 +39,7 @@ impl OutputFormat {
 /// `frames`: (T, H, W, 3) f32 in [0, 1], as diffusers' `output_type="np"`. Video and
 /// image outputs carry the invisible watermark when `mark` is set; `.safetensors` is the
 /// raw tensor (for parity checks) and is never marked.
-pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, mark: Option<Payload>) -> Result<()> {
+pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks: &mut Marks) -> Result<()> {
     let frames = frames.to_dtype(DType::F32)?;
     match format {
         OutputFormat::Safetensors => {
@@ -58,13 +58,40 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, mark:
             // Same quantisation as diffusers' numpy_to_pil: (x * 255).round() as u8.
             let data: Vec<f32> = frames.flatten_all()?.to_vec1()?;
             let mut frames = tessera_media::frames_from_f32(&data, t, h, w)?;
-            if let Some(p) = mark {
-                tessera_media::watermark::embed(&mut frames, p);
+            for f in frames.iter_mut() {
+                marks.apply(f);
             }
             tessera_media::write_video(path, &frames, fps, &Default::default())?;
         }
     }
     Ok(())
+}
+
+/// What is drawn into every output frame: the visible mark (when asked for), then the
+/// invisible watermark (unless provenance is off).
+pub struct Marks {
+    pub invisible: Option<Payload>,
+    pub visible: bool,
+    pub fps: f64,
+    embedder: Option<tessera_media::watermark::Embedder>,
+    index: usize,
+}
+
+impl Marks {
+    pub fn new(invisible: Option<Payload>, visible: bool, fps: f64) -> Self {
+        Marks { invisible, visible, fps, embedder: None, index: 0 }
+    }
+
+    /// Marks the next frame of the output.
+    pub fn apply(&mut self, f: &mut tessera_media::Frame) {
+        if self.visible {
+            tessera_media::visible::stamp(f, self.index, self.fps);
+        }
+        if let Some(p) = self.invisible {
+            self.embedder.get_or_insert_with(|| tessera_media::watermark::Embedder::new(f.width, f.height, p)).mark(f);
+        }
+        self.index += 1;
+    }
 }
 
 /// The watermark payload of one generation: a 32-bit id from the prompt, the seed and the

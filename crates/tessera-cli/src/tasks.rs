@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
-use tessera_media::watermark::{Embedder, Payload};
 use tessera_media::{Fit, Frame, VideoWriter};
 use tessera_pipeline::tasks::Session;
 use tessera_pipeline::{GenerateParams, WanPipeline};
 
-use crate::output::OutputFormat;
+use crate::output::{Marks, OutputFormat};
 use crate::progress::Reporter;
 
 #[derive(Args, Debug, Default)]
@@ -151,25 +150,23 @@ fn frames_for(seconds: f64, fps: f64) -> Result<usize> {
 /// Streams frames to the output: MP4 keeps only the compressed stream, so a minute costs
 /// its file size; .safetensors collects them (as f32 in [0, 1]).
 enum Out {
-    Video(VideoWriter, Option<Payload>, Option<Embedder>),
+    Video(VideoWriter, Marks),
     Tensor(Vec<Frame>),
 }
 
 impl Out {
-    fn create(path: &Path, format: OutputFormat, fps: f64, mark: Option<Payload>) -> Result<Self> {
+    fn create(path: &Path, format: OutputFormat, fps: f64, marks: Marks) -> Result<Self> {
         Ok(match format {
             OutputFormat::Safetensors => Out::Tensor(Vec::new()),
-            _ => Out::Video(VideoWriter::create(path, fps, &Default::default())?, mark, None),
+            _ => Out::Video(VideoWriter::create(path, fps, &Default::default())?, marks),
         })
     }
 
     fn push(&mut self, f: Frame) -> tessera_pipeline::Result<()> {
         match self {
-            Out::Video(w, mark, embedder) => {
+            Out::Video(w, marks) => {
                 let mut f = f;
-                if let Some(p) = mark {
-                    embedder.get_or_insert_with(|| Embedder::new(f.width, f.height, *p)).mark(&mut f);
-                }
+                marks.apply(&mut f);
                 w.push(f).map_err(|e| tessera_pipeline::Error::Invalid(e.to_string()))
             }
             Out::Tensor(v) => {
@@ -181,7 +178,7 @@ impl Out {
 
     fn finish(self, path: &Path, format: OutputFormat, fps: f64) -> Result<usize> {
         match self {
-            Out::Video(w, _, _) => {
+            Out::Video(w, _) => {
                 w.finish()?;
                 Ok(0)
             }
@@ -189,7 +186,7 @@ impl Out {
                 let (t, h, w) = (v.len(), v[0].height, v[0].width);
                 let data: Vec<f32> = v.iter().flat_map(|f| f.data.iter().map(|&x| x as f32 / 255.0)).collect();
                 let tensor = candle_core::Tensor::from_vec(data, (t, h, w, 3), &candle_core::Device::Cpu)?;
-                crate::output::write(path, format, &tensor, fps, None)?;
+                crate::output::write(path, format, &tensor, fps, &mut Marks::new(None, false, fps))?;
                 Ok(t)
             }
         }
@@ -207,7 +204,7 @@ pub fn run(
     fps: f64,
     output: &Path,
     format: OutputFormat,
-    mark: Option<Payload>,
+    marks: Marks,
     reporter: &mut Reporter,
 ) -> Result<()> {
     task.check()?;
@@ -242,7 +239,7 @@ pub fn run(
     };
     params.frames = window;
     let out_fps = fps;
-    let mut out = Out::create(output, format, out_fps, mark)?;
+    let mut out = Out::create(output, format, out_fps, marks)?;
     let mut sink = |f: Frame| out.push(f);
     let mut progress = |ev: tessera_pipeline::Progress| reporter.event(ev);
 

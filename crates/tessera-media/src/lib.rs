@@ -10,6 +10,7 @@ mod mp4;
 mod png_io;
 mod quantize;
 pub mod resize;
+pub mod visible;
 pub mod watermark;
 mod yuv;
 
