@@ -88,7 +88,7 @@ impl Marks {
             tessera_media::visible::stamp(f, self.index, self.fps);
         }
         if let Some(p) = self.invisible {
-            self.embedder.get_or_insert_with(|| tessera_media::watermark::Embedder::new(f.width, f.height, p)).mark(f);
+            self.embedder.get_or_insert_with(|| tessera_media::watermark::Embedder::new(f.width, f.height, p)).mark(f, self.index);
         }
         self.index += 1;
     }
