@@ -53,6 +53,34 @@ def build_i2v():
     return dst
 
 
+def build_i2v_clip():
+    """A Wan 2.1 image-to-video folder: the transformer reads CLIP features of the image
+    (image_dim, added_kv_proj_dim) from a tiny CLIPVisionModel image encoder."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+    src, dst = os.path.join(MODELS, "wan21"), os.path.join(MODELS, "wan21_i2v_clip")
+    shutil.rmtree(dst, ignore_errors=True)
+    for sub in ("scheduler", "text_encoder", "tokenizer", "vae"):
+        shutil.copytree(os.path.join(src, sub), os.path.join(dst, sub))
+    shutil.copytree(os.path.join(MODELS, "wan21_i2v_transformer"), os.path.join(dst, "transformer"))
+    torch.manual_seed(41)
+    enc = CLIPVisionModel(CLIPVisionConfig(hidden_size=20, intermediate_size=40, num_hidden_layers=3,
+                                           num_attention_heads=2, image_size=32, patch_size=8,
+                                           hidden_act="gelu", layer_norm_eps=1e-5)).eval()
+    from make_fixtures import perturb
+    perturb(enc, 0.05, 42)
+    enc.save_pretrained(os.path.join(dst, "image_encoder"))
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        os.path.join(dst, "image_processor"))
+    with open(os.path.join(src, "model_index.json")) as f:
+        index = json.load(f)
+    index["_class_name"] = "WanImageToVideoPipeline"
+    index["image_encoder"] = ["transformers", "CLIPVisionModel"]
+    index["image_processor"] = ["transformers", "CLIPImageProcessor"]
+    with open(os.path.join(dst, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+    return dst
+
+
 def picture(seed):
     """A W x H RGB image with structure (gradients and a square), as uint8."""
     g = np.random.default_rng(seed)
@@ -93,6 +121,20 @@ def main():
         save(os.path.join(PIPE, file), tensors)
         cases.append(dict(name=name, model="wan21_i2v", file=file, **{k: v for k, v in common.items()}))
         print(f"{name}: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+
+    # Wan 2.1 image-to-video with CLIP image features.
+    clip_pipe = WanImageToVideoPipeline.from_pretrained(build_i2v_clip())
+    first_img = picture(3)
+    latents = torch.randn(*lat_shape, generator=g)
+    # 512 text tokens: diffusers' attention processor splits image from text context at
+    # L - 512, so it is only right with max_sequence_length = 512 (as real checkpoints use).
+    clip_common = dict(common, max_sequence_length=512)
+    frames = clip_pipe(latents=latents.clone(), output_type="np", image=Image.fromarray(first_img), **clip_common).frames[0]
+    frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
+    file = "task_i2v_clip.safetensors"
+    save(os.path.join(PIPE, file), dict(latents=latents, frames=frames, image=to_tensor(first_img)))
+    cases.append(dict(name="i2v_clip", model="wan21_i2v_clip", file=file, **clip_common))
+    print(f"i2v_clip: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
 
     # SDEdit on the text-to-video fixture: the noise is drawn by the pipeline after the
     # (deterministic, argmax) encode, so the same generator reproduces it here.

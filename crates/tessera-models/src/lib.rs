@@ -4,6 +4,7 @@
 //! spacetime patches of the Wan VAE's latents. Every size comes from the checkpoint's
 //! `config.json`; nothing here is hard-coded to one checkpoint.
 
+pub mod clip_vision;
 pub mod conv;
 pub mod conv_train;
 pub mod error;

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use tessera_models::clip_vision::{ClipImageProcessorConfig, ClipVisionModel};
 use tessera_models::tokenizer::WanTokenizer;
 use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
 use tessera_models::wan::config::WanTransformerConfig;
@@ -342,7 +343,41 @@ impl WanPipeline {
         if let Some(e) = &p.edit {
             out.edit = Some(self.encode_latents(&vae, &e.video)?);
         }
+        drop(vae);
+        if self.transformer_config.image_dim.is_some() {
+            out.image = Some(self.image_features(p, progress)?);
+        }
         Ok(out)
+    }
+
+    /// CLIP features of the given first frame (and, for first-and-last-frame checkpoints
+    /// with `pos_embed_seq_len`, the last frame), as WanImageToVideoPipeline.encode_image:
+    /// the image encoder's penultimate hidden states. The frame is the one given to the
+    /// video (already fitted to its size), where diffusers takes the image as passed.
+    fn image_features(&self, p: &GenerateParams, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
+        let Some(g) = p.given.as_ref().filter(|g| g.mask[0]) else {
+            return invalid("this model (Wan 2.1 image-to-video) needs an image: pass --image");
+        };
+        self.index.require("image_encoder")?;
+        progress(Progress::Stage("encode image"));
+        let enc = ClipVisionModel::load(&self.dir.join("image_encoder"), self.dtype, &self.device)?;
+        let proc_path = self.dir.join("image_processor/preprocessor_config.json");
+        let proc = if proc_path.is_file() { ClipImageProcessorConfig::load(&proc_path)? } else { serde_json::from_str("{}").map_err(|e| crate::Error::Invalid(e.to_string()))? };
+        let mut frames = vec![0];
+        let last = g.mask.len() - 1;
+        if last > 0 && g.mask[last] && self.transformer_config.pos_embed_seq_len.is_some() {
+            frames.push(last);
+        }
+        let mut feats = Vec::new();
+        for i in frames {
+            // (1, 3, 1, H, W) in [-1, 1] -> RGB8 rows, as the image the user gave.
+            let f = g.video.narrow(2, i, 1)?.squeeze(2)?.squeeze(0)?.permute((1, 2, 0))?.to_dtype(DType::F32)?;
+            let (h, w, _) = f.dims3()?;
+            let rgb: Vec<u8> = f.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8).collect();
+            let px = proc.preprocess(&rgb, w, h, enc.config().image_size, &self.device)?.to_dtype(self.dtype)?;
+            feats.push(enc.forward(&px)?);
+        }
+        Ok(Tensor::cat(&feats, 0)?.to_dtype(self.dtype)?)
     }
 
     /// Runs the sampler and returns the final latents (1, C, T', H', W') in f32.
@@ -364,6 +399,7 @@ impl WanPipeline {
         let prepared = self.prepare(p, &noise, progress)?;
         let extra = prepared.extra;
         let replace = prepared.replace;
+        let image = prepared.image;
 
         // SDEdit: start mid-schedule from the input's latents noised to that step.
         let mut begin = 0;
@@ -412,6 +448,7 @@ impl WanPipeline {
             let denoiser = WanDenoiser {
                 model: &model,
                 extra: extra.as_ref(),
+                image: image.as_ref(),
                 cond,
                 uncond: if guidance::enabled(g) { uncond } else { None },
                 guidance: g,
@@ -473,6 +510,7 @@ impl WanPipeline {
 #[derive(Default)]
 struct Prepared {
     extra: Option<Tensor>,
+    image: Option<Tensor>,
     replace: Option<Replace>,
     edit: Option<Tensor>,
 }
@@ -483,6 +521,8 @@ struct WanDenoiser<'a> {
     /// Mask and conditioning-latent channels appended to the noisy latents, for models
     /// with the image-to-video layout.
     extra: Option<&'a Tensor>,
+    /// CLIP image features for Wan 2.1 image-to-video checkpoints (`image_dim` set).
+    image: Option<&'a Tensor>,
     cond: &'a Tensor,
     uncond: Option<&'a Tensor>,
     guidance: f64,
@@ -506,10 +546,10 @@ impl Denoiser for WanDenoiser<'_> {
         } else {
             Tensor::full(t as f32, 1, x.device())?
         };
-        let cond = self.model.forward(&x_in, &timestep, self.cond, None)?;
+        let cond = self.model.forward(&x_in, &timestep, self.cond, self.image)?;
         let v = match self.uncond {
             Some(uncond) => {
-                let u = self.model.forward(&x_in, &timestep, uncond, None)?;
+                let u = self.model.forward(&x_in, &timestep, uncond, self.image)?;
                 guidance::cfg(&cond, &u, self.guidance)?
             }
             None => cond,

@@ -83,3 +83,10 @@ fn video_to_video_matches_diffusers() {
     run_case("v2v_60");
     run_case("v2v_100");
 }
+
+/// Wan 2.1 image-to-video: the transformer also reads CLIP features of the image
+/// (a CLIPVisionModel image encoder, its penultimate hidden states).
+#[test]
+fn image_to_video_with_clip_image_encoder_matches_diffusers() {
+    run_case("i2v_clip");
+}
