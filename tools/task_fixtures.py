@@ -136,6 +136,25 @@ def main():
     cases.append(dict(name="i2v_clip", model="wan21_i2v_clip", file=file, **clip_common))
     print(f"i2v_clip: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
 
+    # Wan 2.2 TI2V image-to-video (expand_timesteps): the first latent frame is the
+    # image's, its tokens at timestep 0. The fixture folder is a WanPipeline; its parts make
+    # the image-to-video pipeline.
+    from diffusers import WanPipeline
+    t2v = WanPipeline.from_pretrained(os.path.join(MODELS, "wan22_ti2v"))
+    ti2v = WanImageToVideoPipeline(tokenizer=t2v.tokenizer, text_encoder=t2v.text_encoder, vae=t2v.vae,
+                                   scheduler=t2v.scheduler, transformer=t2v.transformer, expand_timesteps=True)
+    th, tw = 64, 96
+    ti2v_common = dict(common, height=th, width=tw)
+    img = np.array(Image.fromarray(picture(4)).resize((tw, th), Image.NEAREST))
+    lat = (1, t2v.vae.config.z_dim, (frames_n - 1) // 4 + 1, th // 16, tw // 16)
+    latents = torch.randn(*lat, generator=g)
+    frames = ti2v(latents=latents.clone(), output_type="np", image=Image.fromarray(img), **ti2v_common).frames[0]
+    frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
+    file = "task_ti2v.safetensors"
+    save(os.path.join(PIPE, file), dict(latents=latents, frames=frames, image=to_tensor(img)))
+    cases.append(dict(name="ti2v", model="wan22_ti2v", file=file, **ti2v_common))
+    print(f"ti2v: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+
     # SDEdit on the text-to-video fixture: the noise is drawn by the pipeline after the
     # (deterministic, argmax) encode, so the same generator reproduces it here.
     v2v = WanVideoToVideoPipeline.from_pretrained(os.path.join(MODELS, "wan21"))

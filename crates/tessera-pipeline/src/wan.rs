@@ -318,8 +318,13 @@ impl WanPipeline {
     /// - for an edit, the input's latents.
     fn prepare(&self, p: &GenerateParams, noise: &Tensor, progress: &mut dyn FnMut(Progress)) -> Result<Prepared> {
         let layout = self.has_mask_channels();
-        let replace_needed = !layout && p.given.as_ref().is_some_and(|g| latent_known(&g.mask, self.temporal_factor()).iter().any(|&k| k));
-        if !layout && !replace_needed && p.edit.is_none() {
+        // Wan 2.2 TI2V given only its first frame: diffusers' WanImageToVideoPipeline with
+        // expand_timesteps (the first latent frame clean, its tokens at timestep 0).
+        let ti2v_first = !layout
+            && self.index.expand_timesteps
+            && p.given.as_ref().is_some_and(|g| g.mask[0] && g.mask[1..].iter().all(|&m| !m));
+        let replace_needed = !layout && !ti2v_first && p.given.as_ref().is_some_and(|g| latent_known(&g.mask, self.temporal_factor()).iter().any(|&k| k));
+        if !layout && !replace_needed && !ti2v_first && p.edit.is_none() {
             return Ok(Prepared::default());
         }
         progress(Progress::Stage("encode conditioning"));
@@ -334,6 +339,8 @@ impl WanPipeline {
             let (_, _, _, h, w) = cond.dims5()?;
             let m = mask_channels(&mask, 1, h, w, &self.device, self.dtype)?;
             out.extra = Some(Tensor::cat(&[&m, &cond], 1)?);
+        } else if let (true, Some(g)) = (ti2v_first, &p.given) {
+            out.first_frame = Some(self.encode_latents(&vae, &g.video.narrow(2, 0, 1)?)?);
         } else if let (true, Some(g)) = (replace_needed, &p.given) {
             let known = latent_known(&g.mask, self.temporal_factor());
             let f = known.len();
@@ -400,6 +407,7 @@ impl WanPipeline {
         let extra = prepared.extra;
         let replace = prepared.replace;
         let image = prepared.image;
+        let first_frame = prepared.first_frame;
 
         // SDEdit: start mid-schedule from the input's latents noised to that step.
         let mut begin = 0;
@@ -449,6 +457,7 @@ impl WanPipeline {
                 model: &model,
                 extra: extra.as_ref(),
                 image: image.as_ref(),
+                first_frame: first_frame.as_ref(),
                 cond,
                 uncond: if guidance::enabled(g) { uncond } else { None },
                 guidance: g,
@@ -463,6 +472,9 @@ impl WanPipeline {
                     None => Ok(x),
                 }
             })?;
+        }
+        if let Some(c) = &first_frame {
+            latents = with_first_frame(&latents, c)?;
         }
         Ok(latents)
     }
@@ -506,11 +518,22 @@ impl WanPipeline {
     }
 }
 
+/// `x` with latent frame 0 replaced by `c` (1, z, 1, h, w), in x's dtype.
+fn with_first_frame(x: &Tensor, c: &Tensor) -> Result<Tensor> {
+    let t = x.dim(2)?;
+    let c = c.to_dtype(x.dtype())?;
+    if t == 1 {
+        return Ok(c);
+    }
+    Ok(Tensor::cat(&[&c, &x.narrow(2, 1, t - 1)?], 2)?)
+}
+
 /// What the VAE encoder prepared: see [`WanPipeline::prepare`].
 #[derive(Default)]
 struct Prepared {
     extra: Option<Tensor>,
     image: Option<Tensor>,
+    first_frame: Option<Tensor>,
     replace: Option<Replace>,
     edit: Option<Tensor>,
 }
@@ -523,6 +546,9 @@ struct WanDenoiser<'a> {
     extra: Option<&'a Tensor>,
     /// CLIP image features for Wan 2.1 image-to-video checkpoints (`image_dim` set).
     image: Option<&'a Tensor>,
+    /// Wan 2.2 TI2V image-to-video: the first frame's clean latents (1, z, 1, h, w); the
+    /// model sees them in place of latent frame 0, whose tokens get timestep 0.
+    first_frame: Option<&'a Tensor>,
     cond: &'a Tensor,
     uncond: Option<&'a Tensor>,
     guidance: f64,
@@ -532,17 +558,28 @@ struct WanDenoiser<'a> {
 
 impl Denoiser for WanDenoiser<'_> {
     fn velocity(&self, x: &Tensor, t: f64, _step: usize) -> Result<Tensor> {
+        let x = match self.first_frame {
+            Some(c) => with_first_frame(x, c)?,
+            None => x.clone(),
+        };
+        let x = &x;
         let x_in = match self.extra {
             Some(e) => Tensor::cat(&[&x.to_dtype(self.dtype)?, e], 1)?,
             None => x.to_dtype(self.dtype)?,
         };
         let timestep = if self.expand_timesteps {
             // Wan 2.2 TI2V: one timestep per latent token (seq_len = T' * H'/2 * W'/2),
-            // `mask * t` with an all-ones mask for text-to-video.
+            // `mask * t`: all t for text-to-video; 0 for latent frame 0's tokens when the
+            // first frame is given.
             let (_, _, tl, hl, wl) = x.dims5()?;
             let p = &self.model.config().patch_size;
-            let tokens = (tl / p[0]) * (hl / p[1]) * (wl / p[2]);
-            Tensor::full(t as f32, (1, tokens), x.device())?
+            let per_frame = (hl / p[1]) * (wl / p[2]);
+            let tokens = (tl / p[0]) * per_frame;
+            let mut ts = vec![t as f32; tokens];
+            if self.first_frame.is_some() {
+                ts[..per_frame].iter_mut().for_each(|v| *v = 0.0);
+            }
+            Tensor::from_vec(ts, (1, tokens), x.device())?
         } else {
             Tensor::full(t as f32, 1, x.device())?
         };

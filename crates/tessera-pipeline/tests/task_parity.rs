@@ -90,3 +90,11 @@ fn video_to_video_matches_diffusers() {
 fn image_to_video_with_clip_image_encoder_matches_diffusers() {
     run_case("i2v_clip");
 }
+
+/// Wan 2.2 TI2V (text-to-video weights with per-token timesteps): the image's latents
+/// replace latent frame 0 and its tokens run at timestep 0, as diffusers'
+/// WanImageToVideoPipeline does with expand_timesteps.
+#[test]
+fn ti2v_image_to_video_matches_diffusers() {
+    run_case("ti2v");
+}
