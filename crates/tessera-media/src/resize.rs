@@ -54,23 +54,9 @@ pub fn fit(f: &Frame, w: usize, h: usize, how: Fit) -> Frame {
     let oy = (sh as isize - h as isize) / 2;
     let mut out = vec![128u8; w * h * 3];
     for y in 0..h {
-        let yy = y as isize + oy;
-        if yy < 0 || yy >= sh as isize {
-            continue;
-        }
-        let fy = (yy as f64 + 0.5) / sy - 0.5;
-        let y0 = fy.floor().clamp(0.0, (src.height - 1) as f64) as usize;
-        let y1 = (y0 + 1).min(src.height - 1);
-        let ty = (fy - y0 as f64).clamp(0.0, 1.0);
+        let Some((y0, y1, ty)) = taps(y as isize + oy, sh, sy, src.height) else { continue };
         for x in 0..w {
-            let xx = x as isize + ox;
-            if xx < 0 || xx >= sw as isize {
-                continue;
-            }
-            let fx = (xx as f64 + 0.5) / sx - 0.5;
-            let x0 = fx.floor().clamp(0.0, (src.width - 1) as f64) as usize;
-            let x1 = (x0 + 1).min(src.width - 1);
-            let tx = (fx - x0 as f64).clamp(0.0, 1.0);
+            let Some((x0, x1, tx)) = taps(x as isize + ox, sw, sx, src.width) else { continue };
             for c in 0..3 {
                 let p = |xx: usize, yy: usize| src.data[(yy * src.width + xx) * 3 + c] as f64;
                 let top = p(x0, y0) * (1.0 - tx) + p(x1, y0) * tx;
@@ -80,6 +66,18 @@ pub fn fit(f: &Frame, w: usize, h: usize, how: Fit) -> Frame {
         }
     }
     Frame { width: w, height: h, data: out }
+}
+
+/// Bilinear taps along one axis for position `i` of the scaled image (`scaled` long, at
+/// `scale` times the `n` source samples): the two source indices and the weight of the
+/// second. None outside the scaled image (padding).
+fn taps(i: isize, scaled: usize, scale: f64, n: usize) -> Option<(usize, usize, f64)> {
+    if i < 0 || i >= scaled as isize {
+        return None;
+    }
+    let f = (i as f64 + 0.5) / scale - 0.5;
+    let i0 = f.floor().clamp(0.0, (n - 1) as f64) as usize;
+    Some((i0, (i0 + 1).min(n - 1), (f - i0 as f64).clamp(0.0, 1.0)))
 }
 
 /// Averages k x k blocks (edges: the partial blocks that remain).

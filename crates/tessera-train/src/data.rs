@@ -100,7 +100,7 @@ impl Folder {
             let picked: Vec<Frame> = (0..t)
                 .map(|k| {
                     let i = ((k as f64 / fps) * src_fps).round() as usize;
-                    cover_crop(&frames[i.min(frames.len() - 1)], w, h)
+                    tessera_media::fit(&frames[i.min(frames.len() - 1)], w, h, tessera_media::Fit::Crop)
                 })
                 .collect();
             push_clip(&mut data, &picked);
@@ -111,33 +111,6 @@ impl Folder {
         }
         Ok(Batch { bucket, video: Tensor::from_vec(data, (size, 3, t, h, w), device)?, captions })
     }
-}
-
-/// Scales a frame (bilinear) so it covers w x h, then crops the centre.
-pub fn cover_crop(f: &Frame, w: usize, h: usize) -> Frame {
-    let s = (w as f64 / f.width as f64).max(h as f64 / f.height as f64);
-    let (sw, sh) = ((f.width as f64 * s).ceil() as usize, (f.height as f64 * s).ceil() as usize);
-    let (ox, oy) = ((sw - w) / 2, (sh - h) / 2);
-    let mut out = vec![0u8; w * h * 3];
-    for y in 0..h {
-        let fy = ((y + oy) as f64 + 0.5) / s - 0.5;
-        let y0 = fy.floor().clamp(0.0, (f.height - 1) as f64) as usize;
-        let y1 = (y0 + 1).min(f.height - 1);
-        let ty = (fy - y0 as f64).clamp(0.0, 1.0);
-        for x in 0..w {
-            let fx = ((x + ox) as f64 + 0.5) / s - 0.5;
-            let x0 = fx.floor().clamp(0.0, (f.width - 1) as f64) as usize;
-            let x1 = (x0 + 1).min(f.width - 1);
-            let tx = (fx - x0 as f64).clamp(0.0, 1.0);
-            for c in 0..3 {
-                let p = |xx: usize, yy: usize| f.data[(yy * f.width + xx) * 3 + c] as f64;
-                let top = p(x0, y0) * (1.0 - tx) + p(x1, y0) * tx;
-                let bot = p(x0, y1) * (1.0 - tx) + p(x1, y1) * tx;
-                out[(y * w + x) * 3 + c] = (top * (1.0 - ty) + bot * ty).round().clamp(0.0, 255.0) as u8;
-            }
-        }
-    }
-    Frame::new(w, h, out).expect("sizes match")
 }
 
 /// Where a run's batches come from: the world, or the user's folder (`[data] folder`).

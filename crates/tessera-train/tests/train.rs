@@ -185,7 +185,7 @@ trait Tap: Sized {
 impl Tap for TrainConfig {}
 
 #[test]
-fn cover_crop_keeps_the_centre() {
+fn folder_frames_are_cropped_to_the_centre() {
     // A 4x2 frame, left half black, right half white, cropped to 2x2: the centre columns.
     let mut data = Vec::new();
     for _ in 0..2 {
@@ -195,7 +195,7 @@ fn cover_crop_keeps_the_centre() {
         }
     }
     let f = tessera_media::Frame::new(4, 2, data).unwrap();
-    let c = tessera_train::data::cover_crop(&f, 2, 2);
+    let c = tessera_media::fit(&f, 2, 2, tessera_media::Fit::Crop);
     assert_eq!((c.width, c.height), (2, 2));
     assert_eq!((c.data[0], c.data[3]), (0, 255));
 }
