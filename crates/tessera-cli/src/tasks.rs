@@ -130,13 +130,14 @@ fn read_image(path: &Path, w: usize, h: usize, fit: Fit) -> Result<Frame> {
 }
 
 /// An input video, fitted to the output size and resampled to `fps`.
-fn read_clip(path: &Path, w: usize, h: usize, fps: f64, fit: Fit) -> Result<(Vec<Frame>, f64)> {
+fn read_clip(path: &Path, w: usize, h: usize, fps: f64, fit: Fit) -> Result<Vec<Frame>> {
     let (frames, src_fps) = tessera_media::read_video(path).map_err(|e| anyhow!("{e}"))?;
     if frames.is_empty() {
         bail!("{} has no frames", path.display());
     }
-    let fitted: Vec<Frame> = frames.iter().map(|f| tessera_media::fit(f, w, h, fit)).collect();
-    Ok((tessera_media::resample(&fitted, src_fps, fps), src_fps))
+    // Pick the frames at the output rate first, so only those are resized.
+    let picked = tessera_media::resample(&frames, src_fps, fps);
+    Ok(picked.iter().map(|f| tessera_media::fit(f, w, h, fit)).collect())
 }
 
 /// Frames at `fps` for `seconds` (at least one).
@@ -176,18 +177,17 @@ impl Out {
         }
     }
 
-    fn finish(self, path: &Path, format: OutputFormat, fps: f64) -> Result<usize> {
+    fn finish(self, path: &Path, format: OutputFormat, fps: f64) -> Result<()> {
         match self {
             Out::Video(w, _) => {
                 w.finish()?;
-                Ok(0)
+                Ok(())
             }
             Out::Tensor(v) => {
                 let (t, h, w) = (v.len(), v[0].height, v[0].width);
                 let data: Vec<f32> = v.iter().flat_map(|f| f.data.iter().map(|&x| x as f32 / 255.0)).collect();
                 let tensor = candle_core::Tensor::from_vec(data, (t, h, w, 3), &candle_core::Device::Cpu)?;
-                crate::output::write(path, format, &tensor, fps, &mut Marks::new(None, false, fps))?;
-                Ok(t)
+                crate::output::write(path, format, &tensor, fps, &mut Marks::new(None, false, fps))
             }
         }
     }
@@ -245,7 +245,7 @@ pub fn run(
 
     if let Some(dir) = task.extend {
         let path = task.video.as_ref().expect("clap requires --video with --extend");
-        let (video, _) = read_clip(path, w, h, fps, fit)?;
+        let video = read_clip(path, w, h, fps, fit)?;
         let new = new_seconds("--extend")?;
         let mut session = Session::new(pipeline, params, &mut progress)?;
         match dir {
@@ -253,8 +253,8 @@ pub fn run(
             Direction::Backward => session.extend_backward(&video, new, &mut sink, &mut progress)?,
         }
     } else if let [a, b] = &task.connect[..] {
-        let (a, _) = read_clip(a, w, h, fps, fit)?;
-        let (b, _) = read_clip(b, w, h, fps, fit)?;
+        let a = read_clip(a, w, h, fps, fit)?;
+        let b = read_clip(b, w, h, fps, fit)?;
         let new = new_seconds("--connect")?;
         let mut session = Session::new(pipeline, params, &mut progress)?;
         session.connect(&a, &b, new, &mut sink, &mut progress)?;
@@ -273,7 +273,7 @@ pub fn run(
         let mut session = Session::new(pipeline, params, &mut progress)?;
         session.interpolate(&video, factor, &mut sink, &mut progress)?;
     } else if let Some(path) = &task.edit {
-        let (video, _) = read_clip(path, w, h, fps, fit)?;
+        let video = read_clip(path, w, h, fps, fit)?;
         let mut session = Session::new(pipeline, params, &mut progress)?;
         session.edit(&video, task.strength.unwrap_or(0.7), &mut sink, &mut progress)?;
     } else if task.looped {
