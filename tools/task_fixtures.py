@@ -96,6 +96,16 @@ def to_tensor(img):
     return torch.from_numpy(img).float().permute(2, 0, 1) / 255.0 * 2.0 - 1.0
 
 
+def record(cases, name, model, frames, tensors, **case):
+    """Saves one case: the reference frames (diffusers' np output) with its inputs, and
+    its entry for tasks.json."""
+    frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
+    file = f"task_{name}.safetensors"
+    save(os.path.join(PIPE, file), dict(tensors, frames=frames))
+    cases.append(dict(name=name, model=model, file=file, **case))
+    print(f"{name}: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+
+
 def main():
     cases = []
     model = build_i2v()
@@ -113,14 +123,10 @@ def main():
         if last:
             kw["last_image"] = Image.fromarray(last_img)
         frames = pipe(latents=latents.clone(), output_type="np", **kw).frames[0]
-        frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
-        tensors = dict(latents=latents, frames=frames, image=to_tensor(first_img))
+        tensors = dict(latents=latents, image=to_tensor(first_img))
         if last:
             tensors["last_image"] = to_tensor(last_img)
-        file = f"task_{name}.safetensors"
-        save(os.path.join(PIPE, file), tensors)
-        cases.append(dict(name=name, model="wan21_i2v", file=file, **{k: v for k, v in common.items()}))
-        print(f"{name}: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+        record(cases, name, "wan21_i2v", frames, tensors, **common)
 
     # Wan 2.1 image-to-video with CLIP image features.
     clip_pipe = WanImageToVideoPipeline.from_pretrained(build_i2v_clip())
@@ -130,11 +136,7 @@ def main():
     # L - 512, so it is only right with max_sequence_length = 512 (as real checkpoints use).
     clip_common = dict(common, max_sequence_length=512)
     frames = clip_pipe(latents=latents.clone(), output_type="np", image=Image.fromarray(first_img), **clip_common).frames[0]
-    frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
-    file = "task_i2v_clip.safetensors"
-    save(os.path.join(PIPE, file), dict(latents=latents, frames=frames, image=to_tensor(first_img)))
-    cases.append(dict(name="i2v_clip", model="wan21_i2v_clip", file=file, **clip_common))
-    print(f"i2v_clip: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+    record(cases, "i2v_clip", "wan21_i2v_clip", frames, dict(latents=latents, image=to_tensor(first_img)), **clip_common)
 
     # Wan 2.2 TI2V image-to-video (expand_timesteps): the first latent frame is the
     # image's, its tokens at timestep 0. The fixture folder is a WanPipeline; its parts make
@@ -149,11 +151,7 @@ def main():
     lat = (1, t2v.vae.config.z_dim, (frames_n - 1) // 4 + 1, th // 16, tw // 16)
     latents = torch.randn(*lat, generator=g)
     frames = ti2v(latents=latents.clone(), output_type="np", image=Image.fromarray(img), **ti2v_common).frames[0]
-    frames = torch.from_numpy(np.ascontiguousarray(frames)).float()
-    file = "task_ti2v.safetensors"
-    save(os.path.join(PIPE, file), dict(latents=latents, frames=frames, image=to_tensor(img)))
-    cases.append(dict(name="ti2v", model="wan22_ti2v", file=file, **ti2v_common))
-    print(f"ti2v: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+    record(cases, "ti2v", "wan22_ti2v", frames, dict(latents=latents, image=to_tensor(img)), **ti2v_common)
 
     # SDEdit on the text-to-video fixture: the noise is drawn by the pipeline after the
     # (deterministic, argmax) encode, so the same generator reproduces it here.
@@ -166,12 +164,8 @@ def main():
                   generator=torch.Generator().manual_seed(seed), output_type="np",
                   **{k: v for k, v in common.items() if k != "num_frames"}).frames[0]
         noise = randn_tensor(lat_shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
-        frames = torch.from_numpy(np.ascontiguousarray(out)).float()
-        tensors = dict(latents=noise, frames=frames, video=torch.stack([to_tensor(f) for f in video], 1))
-        file = f"task_{name}.safetensors"
-        save(os.path.join(PIPE, file), tensors)
-        cases.append(dict(name=name, model="wan21", file=file, strength=strength, **common))
-        print(f"{name}: frames {tuple(frames.shape)} mean {frames.mean():.4f} std {frames.std():.4f}")
+        tensors = dict(latents=noise, video=torch.stack([to_tensor(f) for f in video], 1))
+        record(cases, name, "wan21", out, tensors, strength=strength, **common)
     with open(os.path.join(PIPE, "tasks.json"), "w") as f:
         json.dump(cases, f, indent=1)
 
