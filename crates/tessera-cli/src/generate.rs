@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use tessera_pipeline::moderation::Policy;
-use tessera_pipeline::{GenerateParams, WanPipeline};
+use tessera_pipeline::{builtin_model, GenerateParams, ModelDefaults, WanPipeline};
 
 use crate::output::OutputFormat;
 use crate::progress::Reporter;
@@ -216,7 +216,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             if !(s.is_finite() && s >= 0.0) {
                 bail!("--seconds must be zero or more, got {s}");
             }
-            4 * ((s * fps / 4.0).round() as usize) + 1
+            tessera_pipeline::frames_for_seconds(s, fps)
         }
         (None, None) => defaults.frames.unwrap_or(81),
     };
@@ -280,7 +280,7 @@ fn provenance(off: bool, prompt: &str, seed: u64, reporter: &mut Reporter) -> Op
         eprintln!("note: --no-provenance: the output carries no watermark");
         return None;
     }
-    let p = crate::output::generation_payload(prompt, seed);
+    let p = tessera_pipeline::defaults::generation_payload(prompt, seed);
     reporter.message(&format!("watermark id {:08x}", p.id));
     Some(p)
 }
@@ -296,40 +296,3 @@ fn default_audit_log() -> Option<PathBuf> {
     Some(state.join("tessera/audit.jsonl"))
 }
 
-/// The built-in model's folder: $TESSERA_MODEL, else models/tessera-world in the source tree.
-fn builtin_model() -> Result<PathBuf> {
-    let dir = std::env::var_os("TESSERA_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tessera-world"));
-    if !dir.join("model_index.json").is_file() {
-        bail!(
-            "no --model given and the built-in model is not in this checkout ({} is missing); pass --model DIR (tessera does not download models)",
-            dir.display()
-        );
-    }
-    Ok(dir)
-}
-
-/// `tessera.json` beside a model's model_index.json: what the model was trained for
-/// (written by `tessera train`); every field optional.
-#[derive(Debug, Default, serde::Deserialize)]
-struct ModelDefaults {
-    fps: Option<f64>,
-    size: Option<(usize, usize)>,
-    frames: Option<usize>,
-    steps: Option<usize>,
-    max_sequence_length: Option<usize>,
-    #[serde(default)]
-    expand_prompts: bool,
-}
-
-impl ModelDefaults {
-    fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join("tessera.json");
-        if !path.is_file() {
-            return Ok(Self::default());
-        }
-        let bytes = std::fs::read(&path)?;
-        serde_json::from_slice(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
-    }
-}

@@ -4,6 +4,7 @@
 mod generate;
 mod output;
 mod progress;
+mod serve;
 mod tasks;
 mod train;
 mod verify;
@@ -35,6 +36,8 @@ enum Command {
     Train(train::TrainArgs),
     /// What provenance a file carries: tessera's invisible watermark (and, later, C2PA).
     Verify(verify::VerifyArgs),
+    /// Serve the OpenAI-compatible /v1/videos API, its job queue and the web studio.
+    Serve(serve::ServeArgs),
     /// Score videos against a prompt suite (adherence, motion, physics, permanence,
     /// consistency, overall).
     Eval(world::EvalArgs),
@@ -49,6 +52,7 @@ fn main() {
         Command::Eval(args) => world::eval(args),
         Command::Train(args) => train::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     if let Err(e) = result {
         // One clear line (plus causes, if any), no backtrace, nonzero exit. candle appends

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
-use tessera_media::watermark::Payload;
+pub use tessera_media::marks::Marks;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputFormat {
@@ -65,39 +65,4 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks
         }
     }
     Ok(())
-}
-
-/// What is drawn into every output frame: the visible mark (when asked for), then the
-/// invisible watermark (unless provenance is off).
-pub struct Marks {
-    pub invisible: Option<Payload>,
-    pub visible: bool,
-    pub fps: f64,
-    embedder: Option<tessera_media::watermark::Embedder>,
-    index: usize,
-}
-
-impl Marks {
-    pub fn new(invisible: Option<Payload>, visible: bool, fps: f64) -> Self {
-        Marks { invisible, visible, fps, embedder: None, index: 0 }
-    }
-
-    /// Marks the next frame of the output.
-    pub fn apply(&mut self, f: &mut tessera_media::Frame) {
-        if self.visible {
-            tessera_media::visible::stamp(f, self.index, self.fps);
-        }
-        if let Some(p) = self.invisible {
-            self.embedder.get_or_insert_with(|| tessera_media::watermark::Embedder::new(f.width, f.height, p)).mark(f, self.index);
-        }
-        self.index += 1;
-    }
-}
-
-/// The watermark payload of one generation: a 32-bit id from the prompt, the seed and the
-/// time (so two runs of one prompt differ), printed for the user to match later.
-pub fn generation_payload(prompt: &str, seed: u64) -> Payload {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let h = tessera_pipeline::moderation::prompt_hash(&format!("{prompt}\u{0}{seed}\u{0}{nanos}"));
-    Payload { id: u32::from_str_radix(&h[..8], 16).unwrap_or(0) }
 }

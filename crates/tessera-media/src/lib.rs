@@ -9,6 +9,7 @@ mod h264;
 mod mp4;
 mod png_io;
 mod quantize;
+pub mod marks;
 pub mod resize;
 pub mod visible;
 pub mod watermark;

@@ -3,6 +3,7 @@
 //! callback and never prints (DESIGN.md).
 
 pub mod conditioning;
+pub mod defaults;
 pub mod error;
 pub mod guidance;
 pub mod model_index;
@@ -15,4 +16,5 @@ pub mod wan;
 
 pub use error::{Error, Result};
 pub use conditioning::{Edit, Given};
+pub use defaults::{builtin_model, frames_for_seconds, ModelDefaults};
 pub use wan::{GenerateParams, Progress, WanPipeline};

@@ -1,0 +1,102 @@
+//! `tessera serve`: parsing and wiring only; the server is tessera_server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    /// Data folder: the SQLite database, stored videos, temporary files, the audit log.
+    #[arg(long, value_name = "DIR", default_value = "tessera-data")]
+    data: PathBuf,
+    /// postgres://USER:PASSWORD@HOST/DB to share one queue between servers, or
+    /// sqlite://PATH [default: SQLite in the data folder].
+    #[arg(long, value_name = "URL", env = "TESSERA_DATABASE_URL")]
+    database_url: Option<String>,
+    /// s3://BUCKET/PREFIX (credentials, region and endpoint from the AWS_* variables) or a
+    /// folder [default: DATA/files].
+    #[arg(long, value_name = "URL", env = "TESSERA_STORAGE")]
+    storage: Option<String>,
+    /// Worker threads generating videos in this process (0: only accept requests).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// An accepted API key (repeatable; also $TESSERA_API_KEYS, comma-separated). With
+    /// keys, requests need `Authorization: Bearer KEY` and each key sees its own videos.
+    #[arg(long = "api-key", value_name = "KEY")]
+    api_keys: Vec<String>,
+    /// A model folder to serve (repeatable; the first is the default) [default: the
+    /// built-in model].
+    #[arg(long = "model", value_name = "DIR")]
+    models: Vec<PathBuf>,
+    /// cpu, or cuda[:N] when built with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Seconds a worker holds a job without renewing its lease; after that another worker
+    /// takes it over.
+    #[arg(long, default_value_t = 30.0)]
+    lease_seconds: f64,
+    /// Hours finished videos' files are kept (`expires_at`).
+    #[arg(long, default_value_t = 168.0)]
+    retention_hours: f64,
+    /// Requests per minute per key (0: unlimited).
+    #[arg(long, default_value_t = 120)]
+    rate_limit: u32,
+    /// Queued plus running jobs per key.
+    #[arg(long, default_value_t = 8)]
+    max_jobs: i64,
+    /// Largest request body in MiB (uploaded images and videos).
+    #[arg(long, default_value_t = 64)]
+    max_body_mib: usize,
+    /// Longest video in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    max_seconds: f64,
+    /// Largest frame, in pixels (width x height).
+    #[arg(long, default_value_t = 1280 * 720)]
+    max_pixels: usize,
+    /// A prompt policy file (TOML) instead of the default policy.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Where refused prompts are logged [default: DATA/audit.jsonl].
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let mut keys = args.api_keys;
+    if let Ok(env) = std::env::var("TESSERA_API_KEYS") {
+        keys.extend(env.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
+    }
+    if !(args.lease_seconds > 0.0) {
+        anyhow::bail!("--lease-seconds must be more than 0");
+    }
+    let mut config = tessera_server::Config::new(args.data);
+    config.database_url = args.database_url;
+    config.storage = args.storage;
+    config.workers = args.workers;
+    config.api_keys = keys;
+    config.models = args.models;
+    config.device = args.device;
+    config.lease = Duration::from_secs_f64(args.lease_seconds);
+    config.retention = Duration::from_secs_f64(args.retention_hours.max(0.0) * 3600.0);
+    config.rate_limit = args.rate_limit;
+    config.max_jobs = args.max_jobs;
+    config.max_body = args.max_body_mib << 20;
+    config.max_seconds = args.max_seconds;
+    config.max_pixels = args.max_pixels;
+    config.policy = args.policy;
+    config.audit_log = args.audit_log;
+    let summary = format!(
+        "{} worker(s), {}",
+        config.workers,
+        if config.api_keys.is_empty() { "no API keys (anyone who can connect may use it)".to_string() } else { format!("{} API key(s)", config.api_keys.len()) }
+    );
+    tessera_server::serve(config, &args.addr, |addr| {
+        // One line a script can wait for and parse.
+        eprintln!("tessera serve: listening on http://{addr} ({summary})");
+    })
+}

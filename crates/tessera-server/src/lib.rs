@@ -1,0 +1,263 @@
+//! `tessera serve`: OpenAI's Videos API (`/v1/videos`) over tessera's pipeline.
+//!
+//! request ──> validate ──> database row ──> worker claims ──> pipeline (progress to the
+//! row) ──> storage ──> content endpoint (DESIGN.md). Any number of servers pointed at one
+//! PostgreSQL database and one S3 bucket form one service: any of them accepts requests,
+//! every one's workers claim jobs with leases.
+//!
+//! As axum's examples: `app(state)` builds the router, so tests call it without a socket.
+
+pub mod api;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod s3;
+pub mod storage;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{DType, Device};
+use sha2::{Digest, Sha256};
+use tessera_pipeline::moderation::Policy;
+use tessera_pipeline::{ModelDefaults, WanPipeline};
+
+pub use api::app;
+
+/// Everything `tessera serve` can be told; `Config::new` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data folder: the SQLite database, local storage, temporary files, audit log.
+    pub data: PathBuf,
+    /// `sqlite://PATH` or `postgres://...` [default: SQLite at DATA/tessera.sqlite].
+    pub database_url: Option<String>,
+    /// `s3://bucket/prefix` or a folder [default: DATA/files].
+    pub storage: Option<String>,
+    /// Worker threads in this process (0: accept requests only).
+    pub workers: usize,
+    /// Accepted API keys; none means no authentication.
+    pub api_keys: Vec<String>,
+    /// Model folders; the first is the default. Empty: the built-in model.
+    pub models: Vec<PathBuf>,
+    pub device: String,
+    /// How long a claimed job stays a worker's without a renewal.
+    pub lease: Duration,
+    /// How often an idle worker looks for work.
+    pub poll: Duration,
+    /// How long finished videos' files are kept (`expires_at`).
+    pub retention: Duration,
+    /// Requests per minute per key.
+    pub rate_limit: u32,
+    /// Queued plus running jobs per key.
+    pub max_jobs: i64,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    pub max_seconds: f64,
+    /// Largest width x height.
+    pub max_pixels: usize,
+    pub policy: Option<PathBuf>,
+    /// Refused prompts (JSON Lines) [default: DATA/audit.jsonl].
+    pub audit_log: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn new(data: PathBuf) -> Self {
+        Config {
+            data,
+            database_url: None,
+            storage: None,
+            workers: 1,
+            api_keys: Vec::new(),
+            models: Vec::new(),
+            device: "cpu".into(),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(250),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            rate_limit: 120,
+            max_jobs: 8,
+            max_body: 64 << 20,
+            max_seconds: 60.0,
+            max_pixels: 1280 * 720,
+            policy: None,
+            audit_log: None,
+        }
+    }
+}
+
+/// A model this server runs: its folder, its defaults (tessera.json) and its pipeline.
+pub struct Model {
+    pub name: String,
+    pub created: i64,
+    pub defaults: ModelDefaults,
+    pub pipeline: WanPipeline,
+}
+
+pub struct Models {
+    list: Vec<Arc<Model>>,
+}
+
+/// Names OpenAI's SDKs send by default: they mean this server's default model, so code
+/// written for Sora runs with only its base URL changed.
+pub const ALIASES: &[&str] = &["sora-2", "sora-2-pro"];
+
+impl Models {
+    pub fn load(dirs: &[PathBuf], device: &Device) -> Result<Self> {
+        let dirs = if dirs.is_empty() { vec![tessera_pipeline::builtin_model()?] } else { dirs.to_vec() };
+        let mut list = Vec::new();
+        for dir in dirs {
+            let dir = dir.canonicalize().with_context(|| format!("model folder {}", dir.display()))?;
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+            let pipeline = WanPipeline::open(&dir, device, DType::F32)?;
+            let defaults = ModelDefaults::read(&dir)?;
+            let created = std::fs::metadata(dir.join("model_index.json"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            if list.iter().any(|m: &Arc<Model>| m.name == name) {
+                bail!("two models are named {name:?} (models are named by their folder)");
+            }
+            list.push(Arc::new(Model { name, created, defaults, pipeline }));
+        }
+        Ok(Models { list })
+    }
+
+    pub fn default_model(&self) -> &Arc<Model> {
+        &self.list[0]
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Model>> {
+        if ALIASES.contains(&name) {
+            return Some(self.default_model());
+        }
+        self.list.iter().find(|m| m.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.list.iter()
+    }
+}
+
+/// The server's shared state.
+pub struct State {
+    pub config: Config,
+    pub db: Arc<dyn db::Queue>,
+    pub storage: storage::Storage,
+    pub models: Models,
+    pub policy: Policy,
+    pub stats: jobs::Stats,
+    /// Set on SIGINT/SIGTERM: workers stop claiming and abandon the job in hand (its lease
+    /// lapses and a worker redoes it).
+    pub shutdown: AtomicBool,
+    /// key id -> request times in the last minute.
+    pub limiter: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
+    /// key id -> key: ids (not keys) are what the database stores as owners.
+    pub keys: Vec<(String, String)>,
+}
+
+/// A key's id: what the database stores, so keys themselves are never written down.
+pub fn key_id(key: &str) -> String {
+    let h = Sha256::digest(key.as_bytes());
+    format!("key_{}", h[..8].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl State {
+    /// Opens the database (running its migrations), the storage and the models. Blocking:
+    /// call it outside the async runtime (or in spawn_blocking).
+    pub fn open(config: Config) -> Result<Self> {
+        std::fs::create_dir_all(&config.data).with_context(|| format!("cannot create data folder {}", config.data.display()))?;
+        let url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.data.join("tessera.sqlite").display()));
+        let db: Arc<dyn db::Queue> = Arc::from(db::open(&url)?);
+        let storage_url = config.storage.clone().unwrap_or_else(|| config.data.join("files").display().to_string());
+        let storage = storage::Storage::open(&storage_url)?;
+        let device = parse_device(&config.device)?;
+        let models = Models::load(&config.models, &device)?;
+        let policy = match &config.policy {
+            Some(p) => Policy::load(p)?,
+            None => Policy::default_policy(),
+        };
+        let keys = config.api_keys.iter().map(|k| (key_id(k), k.clone())).collect();
+        Ok(State {
+            config,
+            db,
+            storage,
+            models,
+            policy,
+            stats: Default::default(),
+            shutdown: AtomicBool::new(false),
+            limiter: Mutex::new(HashMap::new()),
+            keys,
+        })
+    }
+
+    pub fn audit_log(&self) -> PathBuf {
+        self.config.audit_log.clone().unwrap_or_else(|| self.config.data.join("audit.jsonl"))
+    }
+}
+
+fn parse_device(s: &str) -> Result<Device> {
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let n = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(r) => r.strip_prefix(':').and_then(|n| n.parse().ok()).ok_or_else(|| anyhow!("--device {s:?} is not cpu or cuda[:N]"))?,
+        None => bail!("--device {s:?} is not cpu or cuda[:N]"),
+    };
+    Device::new_cuda(n).map_err(|e| anyhow!("--device {s}: CUDA is not available ({e})"))
+}
+
+/// Runs the server until SIGINT or SIGTERM: HTTP on `addr`, `config.workers` workers.
+/// `ready` gets the bound address (the port may have been 0).
+pub fn serve(config: Config, addr: &str, ready: impl FnOnce(std::net::SocketAddr)) -> Result<()> {
+    let workers = config.workers;
+    let state = Arc::new(State::open(config)?);
+    let handles = jobs::start(state.clone(), workers);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        ready(listener.local_addr()?);
+        axum::serve(listener, app(state.clone()))
+            .with_graceful_shutdown(async {
+                let ctrl_c = tokio::signal::ctrl_c();
+                #[cfg(unix)]
+                {
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = ctrl_c.await;
+            })
+            .await
+            .context("server error")
+    });
+    state.shutdown.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    drop(rt);
+    result
+}
+
+/// PostgreSQL for tests: $TESSERA_TEST_POSTGRES_URL. Unset, Postgres tests are skipped
+/// (said on stderr), unless $TESSERA_REQUIRE_SERVICES=1 (CI), where that is a failure.
+pub fn test_postgres_url() -> Option<String> {
+    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("TESSERA_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("TESSERA_TEST_POSTGRES_URL is not set but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)");
+            }
+            eprintln!("skipped: set TESSERA_TEST_POSTGRES_URL (bash .ci/services.sh starts PostgreSQL)");
+            None
+        }
+    }
+}
