@@ -43,8 +43,8 @@ pub struct ServeArgs {
     /// Hours finished videos' files are kept (`expires_at`).
     #[arg(long, default_value_t = 168.0)]
     retention_hours: f64,
-    /// Requests per minute per key (0: unlimited).
-    #[arg(long, default_value_t = 120)]
+    /// Requests per minute per API key (0: unlimited). Only with --api-key.
+    #[arg(long, default_value_t = 600)]
     rate_limit: u32,
     /// Queued plus running jobs per key.
     #[arg(long, default_value_t = 8)]

@@ -83,9 +83,10 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A sliding window of one minute per key (per process: N servers allow N times this).
+/// Without keys there is no one to limit.
 fn rate_limit(state: &State, owner: &str) -> ApiResult<()> {
     let limit = state.config.rate_limit as usize;
-    if limit == 0 {
+    if limit == 0 || state.keys.is_empty() {
         return Ok(());
     }
     let now = Instant::now();
@@ -323,7 +324,7 @@ fn check_media(bytes: &[u8], param: &'static str, video: bool) -> ApiResult<&'st
         return Err(ApiError::invalid(param, format!("`{param}` is not {what}")));
     };
     // Decode it now (a corrupt file is the caller's error, not a failed job later).
-    let path = std::env::temp_dir().join(format!("tessera-upload-{}.{ext}", db::new_id()));
+    let path = std::env::temp_dir().join(format!("tessera-upload-{}.{ext}", db::new_id()));  // decoded to check, then removed
     std::fs::write(&path, bytes).map_err(ApiError::internal)?;
     let read = tessera_media::read_video(&path);
     let _ = std::fs::remove_file(&path);
@@ -623,18 +624,20 @@ async fn extend(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
             if src.status != "completed" || src.output.is_none() {
                 return Err(ApiError::invalid("video", format!("video {rid} is {}: only completed videos can be extended", src.status)).with_code("video_not_ready"));
             }
-            let size = src.size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).ok_or_else(|| ApiError::internal("stored size"))?;
+            let size: (usize, usize) = src.size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).ok_or_else(|| ApiError::internal("stored size"))?;
             let secs: f64 = src.seconds.parse().unwrap_or(0.0);
-            (Some(src.model.clone()), Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)), Some(size), secs, None)
+            (Some(src.model.clone()), Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)), Some(format!("{}x{}", size.0, size.1)), secs, None)
         } else if let Some(bytes) = form.files.get("video") {
             let ext = check_media(bytes, "video", true)?;
-            let path = std::env::temp_dir().join(format!("tessera-upload-{}.{ext}", db::new_id()));
+            let path = std::env::temp_dir().join(format!("tessera-upload-{}.{ext}", db::new_id()));  // decoded to check, then removed
             std::fs::write(&path, bytes).map_err(ApiError::internal)?;
             let read = tessera_media::read_video(&path);
             let _ = std::fs::remove_file(&path);
             let (frames, fps) = read.map_err(|e| ApiError::invalid("video", e.to_string()))?;
             let secs = if fps > 0.0 { frames.len() as f64 / fps } else { 0.0 };
-            (form.string("model")?, None, None, secs, Some((bytes.clone(), ext)))
+            // Without `size`, the upload's own size (checked against the model below).
+            let own = format!("{}x{}", frames[0].width, frames[0].height);
+            (form.string("model")?, None, Some(form.string("size")?.unwrap_or(own)), secs, Some((bytes.clone(), ext)))
         } else {
             return Err(ApiError::invalid("video", "`video` is required: {\"id\": \"video_...\"} or an uploaded video"));
         };
@@ -643,10 +646,7 @@ async fn extend(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
         if src_seconds + secs > state.config.max_seconds + 1e-9 {
             return Err(ApiError::invalid("seconds", format!("the extended video would be {:.1} s; this server's limit is {} s", src_seconds + secs, state.config.max_seconds)));
         }
-        let (w, h) = match size {
-            Some(s) => s,
-            None => self::size(&state, &c.model, form.string("size")?)?,
-        };
+        let (w, h) = self::size(&state, &c.model, size)?;
         check_quota(&state, &owner)?;
         let id = db::new_id();
         let source = match (source, &upload) {

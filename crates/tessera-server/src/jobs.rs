@@ -202,8 +202,7 @@ fn run(state: &State, worker: &str, video: Video) {
 fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, lost: &AtomicBool) -> Result<()> {
     let spec: JobSpec = serde_json::from_str(&video.request).context("the job's stored request is unreadable")?;
     let model = state.models.get(&video.model).ok_or_else(|| anyhow!("model {:?} is not served by this worker", video.model))?;
-    let tmp = state.config.data.join("tmp");
-    std::fs::create_dir_all(&tmp)?;
+    let tmp = &state.tmp;
     let fit = |f: &Frame| tessera_media::fit(f, spec.width, spec.height, Fit::Crop);
     let read = |key: &str| -> Result<Vec<Frame>> {
         let bytes = state.storage.get(key)?.ok_or_else(|| anyhow!("the input {key} is gone from storage"))?;
@@ -306,9 +305,9 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
     let bytes = std::fs::read(&out_path);
     let _ = std::fs::remove_file(&out_path);
     state.storage.put(&format!("{prefix}/{VIDEO}"), &bytes?, "video/mp4")?;
-    let thumb = png_bytes(&tmp, &video.id, &sprites[..1])?;
+    let thumb = png_bytes(tmp, &video.id, &sprites[..1])?;
     state.storage.put(&format!("{prefix}/{THUMBNAIL}"), &thumb, "image/png")?;
-    let sheet = png_bytes(&tmp, &video.id, &[spritesheet(&sprites)])?;
+    let sheet = png_bytes(tmp, &video.id, &[spritesheet(&sprites)])?;
     state.storage.put(&format!("{prefix}/{SPRITESHEET}"), &sheet, "image/png")?;
     if lost.load(Ordering::Relaxed) {
         return Err(LeaseLost.into());

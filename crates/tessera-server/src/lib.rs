@@ -50,7 +50,7 @@ pub struct Config {
     pub poll: Duration,
     /// How long finished videos' files are kept (`expires_at`).
     pub retention: Duration,
-    /// Requests per minute per key.
+    /// Requests per minute per API key (0: unlimited; no limit without keys).
     pub rate_limit: u32,
     /// Queued plus running jobs per key.
     pub max_jobs: i64,
@@ -77,7 +77,7 @@ impl Config {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             retention: Duration::from_secs(7 * 24 * 3600),
-            rate_limit: 120,
+            rate_limit: 600,
             max_jobs: 8,
             max_body: 64 << 20,
             max_seconds: 60.0,
@@ -158,6 +158,9 @@ pub struct State {
     pub limiter: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
     /// key id -> key: ids (not keys) are what the database stores as owners.
     pub keys: Vec<(String, String)>,
+    /// This process's scratch folder (DATA/tmp/PID): decoded inputs and videos being
+    /// encoded before they go to storage.
+    pub tmp: PathBuf,
 }
 
 /// A key's id: what the database stores, so keys themselves are never written down.
@@ -182,7 +185,9 @@ impl State {
             None => Policy::default_policy(),
         };
         let keys = config.api_keys.iter().map(|k| (key_id(k), k.clone())).collect();
+        let tmp = scratch_folder(&config.data.join("tmp"))?;
         Ok(State {
+            tmp,
             config,
             db,
             storage,
@@ -198,6 +203,25 @@ impl State {
     pub fn audit_log(&self) -> PathBuf {
         self.config.audit_log.clone().unwrap_or_else(|| self.config.data.join("audit.jsonl"))
     }
+}
+
+/// DATA/tmp/PID, after removing the folders of processes that are gone (a killed
+/// server's half-encoded files; several live servers may share one data folder).
+fn scratch_folder(root: &std::path::Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    for e in std::fs::read_dir(root)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let alive = match name.parse::<u32>() {
+            Ok(pid) if cfg!(target_os = "linux") => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            _ => true, // not ours, or no way to tell: leave it
+        };
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let dir = root.join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn parse_device(s: &str) -> Result<Device> {
