@@ -71,7 +71,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if let Ok(env) = std::env::var("TESSERA_API_KEYS") {
         keys.extend(env.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
     }
-    if !(args.lease_seconds > 0.0) {
+    if args.lease_seconds.is_nan() || args.lease_seconds <= 0.0 {
         anyhow::bail!("--lease-seconds must be more than 0");
     }
     let mut config = tessera_server::Config::new(args.data);
