@@ -35,9 +35,9 @@ fi
 
 # --- Python clients ----------------------------------------------------------------
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
-if ! "$venv/bin/python" -c 'import openai, selenium, moto' 2>/dev/null; then
-    log "installing openai, selenium, moto[server] into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check openai selenium 'moto[server]' >&2
+if ! "$venv/bin/python" -c 'import openai, selenium, moto, c2pa' 2>/dev/null; then
+    log "installing openai, selenium, moto[server], c2pa-python into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check openai selenium 'moto[server]' c2pa-python >&2
 fi
 
 # --- PostgreSQL --------------------------------------------------------------------

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
+use tessera_media::keys::Credentials;
+use tessera_media::provenance::{Claim, Signing};
+use tessera_media::WriteOptions;
 use tessera_pipeline::moderation::Policy;
 use tessera_pipeline::{builtin_model, GenerateParams, ModelDefaults, WanPipeline};
 
@@ -82,9 +85,17 @@ pub struct GenerateArgs {
     quiet: bool,
     #[command(flatten)]
     pub task: crate::tasks::TaskArgs,
-    /// Write outputs without the invisible watermark (tessera says so on stderr).
+    /// Write outputs without the invisible watermark and without the signed C2PA manifest
+    /// (tessera says so on stderr).
     #[arg(long)]
     pub no_provenance: bool,
+    /// Put the prompt's text into the C2PA manifest (by default only its SHA-256 is).
+    #[arg(long, conflicts_with = "no_provenance")]
+    pub provenance_prompt: bool,
+    /// The C2PA signing keys (`tessera keys init`); made there on first use when missing
+    /// [default: $TESSERA_KEYS, else ~/.config/tessera/keys].
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
     /// Also draw a small visible "TESSERA" mark that moves across the video.
     #[arg(long)]
     pub visible_watermark: bool,
@@ -221,6 +232,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (None, None) => defaults.frames.unwrap_or(81),
     };
     let mut reporter = Reporter::new(args.quiet);
+    // The signing keys are found (or made) before any work, as the output's folder is.
+    let credentials = if args.no_provenance { None } else { Some(crate::keys::for_signing(args.keys.as_deref())?) };
+    let user_prompt = prompt.clone();
     let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
     let (width, height) = args.size.or(defaults.size).unwrap_or((832, 480));
@@ -252,10 +266,19 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     // Given frames, input videos, or longer than the model's window: the task path.
     let window = defaults.frames.unwrap_or(frames);
+    let claim = |mark: Option<tessera_media::watermark::Payload>| Claim {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        model: model_name(&model_dir),
+        task: args.task.name(params.frames).to_string(),
+        prompt: user_prompt.clone(),
+        include_prompt: args.provenance_prompt,
+        watermark_id: mark.map(|p| p.id),
+    };
     if args.task.any() || frames > window {
         let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
         let marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
-        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, marks, &mut reporter);
+        let opts = write_options(credentials, claim(mark));
+        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, marks, opts, &mut reporter);
     }
     pipeline.validate(&params)?;
     reporter.message(&format!(
@@ -269,15 +292,28 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let frames = pipeline.generate(&params, &mut |ev| reporter.event(ev))?;
     let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
     let mut marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
-    crate::output::write(&args.output, format, &frames, fps, &mut marks)?;
+    let opts = write_options(credentials, claim(mark));
+    crate::output::write(&args.output, format, &frames, fps, &mut marks, &opts)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
+}
+
+/// The model's name in the manifest: its folder's name (the built-in model's is
+/// tessera-world).
+fn model_name(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+}
+
+/// How the output is written: signed with `credentials` (None with --no-provenance).
+fn write_options(credentials: Option<Credentials>, claim: Claim) -> WriteOptions {
+    WriteOptions { c2pa: credentials.map(|credentials| Signing { claim, credentials }), ..Default::default() }
 }
 
 /// The watermark payload, or None (said on stderr even with --quiet) with --no-provenance.
 fn provenance(off: bool, prompt: &str, seed: u64, reporter: &mut Reporter) -> Option<tessera_media::watermark::Payload> {
     if off {
-        eprintln!("note: --no-provenance: the output carries no watermark");
+        eprintln!("note: --no-provenance: the output carries no watermark and no C2PA manifest");
         return None;
     }
     let p = tessera_pipeline::defaults::generation_payload(prompt, seed);

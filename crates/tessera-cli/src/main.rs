@@ -2,6 +2,7 @@
 //! done by the library crates (DESIGN.md).
 
 mod generate;
+mod keys;
 mod output;
 mod progress;
 mod serve;
@@ -34,8 +35,11 @@ enum Command {
     World(world::WorldCommand),
     /// Train a world model: a Wan-architecture transformer and text encoder on the world.
     Train(train::TrainArgs),
-    /// What provenance a file carries: tessera's invisible watermark (and, later, C2PA).
+    /// What provenance a file carries: its C2PA manifest and tessera's invisible watermark.
     Verify(verify::VerifyArgs),
+    /// The C2PA signing keys: `tessera keys init` makes a local CA and signing certificate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Serve the OpenAI-compatible /v1/videos API, its job queue and the web studio.
     Serve(serve::ServeArgs),
     /// Score videos against a prompt suite (adherence, motion, physics, permanence,
@@ -52,6 +56,7 @@ fn main() {
         Command::Eval(args) => world::eval(args),
         Command::Train(args) => train::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Serve(args) => serve::run(args),
     };
     if let Err(e) = result {

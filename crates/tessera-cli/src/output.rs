@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 pub use tessera_media::marks::Marks;
+use tessera_media::WriteOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputFormat {
@@ -38,8 +39,9 @@ impl OutputFormat {
 
 /// `frames`: (T, H, W, 3) f32 in [0, 1], as diffusers' `output_type="np"`. Video and
 /// image outputs carry the invisible watermark when `mark` is set; `.safetensors` is the
-/// raw tensor (for parity checks) and is never marked.
-pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks: &mut Marks) -> Result<()> {
+/// raw tensor (for parity checks) and is never marked or signed; the others carry the
+/// C2PA manifest of `opts`, if any.
+pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks: &mut Marks, opts: &WriteOptions) -> Result<()> {
     let frames = frames.to_dtype(DType::F32)?;
     match format {
         OutputFormat::Safetensors => {
@@ -61,7 +63,7 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks
             for f in frames.iter_mut() {
                 marks.apply(f);
             }
-            tessera_media::write_video(path, &frames, fps, &Default::default())?;
+            tessera_media::write_video(path, &frames, fps, opts)?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
-use tessera_media::{Fit, Frame, VideoWriter};
+use tessera_media::{Fit, Frame, VideoWriter, WriteOptions};
 use tessera_pipeline::tasks::Session;
 use tessera_pipeline::{GenerateParams, WanPipeline};
 
@@ -75,6 +75,22 @@ impl TaskArgs {
             || self.interpolate.is_some()
             || self.looped
             || self.edit.is_some()
+    }
+
+    /// The task's name in the C2PA manifest.
+    pub fn name(&self, frames: usize) -> &'static str {
+        match () {
+            _ if self.extend == Some(Direction::Forward) => "extend-forward",
+            _ if self.extend == Some(Direction::Backward) => "extend-backward",
+            _ if !self.connect.is_empty() => "connect",
+            _ if self.interpolate.is_some() => "interpolate",
+            _ if self.edit.is_some() => "video-to-video",
+            _ if self.looped => "loop",
+            _ if self.last_image.is_some() || !self.keyframe.is_empty() => "keyframes-to-video",
+            _ if self.image.is_some() => "image-to-video",
+            _ if frames == 1 => "text-to-image",
+            _ => "text-to-video",
+        }
     }
 
     fn fit(&self) -> Fit {
@@ -156,10 +172,10 @@ enum Out {
 }
 
 impl Out {
-    fn create(path: &Path, format: OutputFormat, fps: f64, marks: Marks) -> Result<Self> {
+    fn create(path: &Path, format: OutputFormat, fps: f64, marks: Marks, opts: &WriteOptions) -> Result<Self> {
         Ok(match format {
             OutputFormat::Safetensors => Out::Tensor(Vec::new()),
-            _ => Out::Video(VideoWriter::create(path, fps, &Default::default())?, marks),
+            _ => Out::Video(VideoWriter::create(path, fps, opts)?, marks),
         })
     }
 
@@ -187,7 +203,7 @@ impl Out {
                 let (t, h, w) = (v.len(), v[0].height, v[0].width);
                 let data: Vec<f32> = v.iter().flat_map(|f| f.data.iter().map(|&x| x as f32 / 255.0)).collect();
                 let tensor = candle_core::Tensor::from_vec(data, (t, h, w, 3), &candle_core::Device::Cpu)?;
-                crate::output::write(path, format, &tensor, fps, &mut Marks::new(None, false, fps))
+                crate::output::write(path, format, &tensor, fps, &mut Marks::new(None, false, fps), &WriteOptions::default())
             }
         }
     }
@@ -205,6 +221,7 @@ pub fn run(
     output: &Path,
     format: OutputFormat,
     marks: Marks,
+    opts: WriteOptions,
     reporter: &mut Reporter,
 ) -> Result<()> {
     task.check()?;
@@ -239,7 +256,7 @@ pub fn run(
     };
     params.frames = window;
     let out_fps = fps;
-    let mut out = Out::create(output, format, out_fps, marks)?;
+    let mut out = Out::create(output, format, out_fps, marks, &opts)?;
     let mut sink = |f: Frame| out.push(f);
     let mut progress = |ev: tessera_pipeline::Progress| reporter.event(ev);
 

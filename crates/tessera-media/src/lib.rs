@@ -6,8 +6,10 @@
 mod frame;
 mod gif_io;
 mod h264;
+pub mod keys;
 mod mp4;
 mod png_io;
+pub mod provenance;
 mod quantize;
 pub mod marks;
 pub mod resize;
@@ -48,10 +50,20 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Settings of the written file.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// H.264 quantiser for `.mp4` (GIF and PNG ignore it).
     pub quality: Quality,
+    /// A C2PA manifest to sign into the file (MP4, PNG, GIF) before it is written.
+    pub c2pa: Option<provenance::Signing>,
+}
+
+/// The encoded file, with its C2PA manifest when `opts` asks for one.
+fn finish_bytes(path: &Path, bytes: Vec<u8>, opts: &WriteOptions) -> Result<Vec<u8>> {
+    let Some(signing) = &opts.c2pa else { return Ok(bytes) };
+    let mime = provenance::mime_of(path).ok_or_else(|| format_err(path, "C2PA: not a signable kind of file".into()))?;
+    let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    signing.sign(&bytes, mime, &title).map_err(|e| format_err(path, e.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +157,7 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
         Kind::Png => png_io::encode(first).map_err(|m| format_err(path, m))?,
         Kind::Jpeg => return Err(jpeg_not_written(path)),
     };
+    let bytes = finish_bytes(path, bytes, opts)?;
     write_atomic(path, &bytes)
 }
 
@@ -177,7 +190,7 @@ impl VideoWriter {
             )));
         }
         let inner = if k == Kind::Mp4 { WriterKind::Mp4(None) } else { WriterKind::Frames(Vec::new()) };
-        Ok(VideoWriter { path: path.to_path_buf(), fps, opts: *opts, inner })
+        Ok(VideoWriter { path: path.to_path_buf(), fps, opts: opts.clone(), inner })
     }
 
     pub fn push(&mut self, frame: Frame) -> Result<()> {
@@ -205,6 +218,7 @@ impl VideoWriter {
                 let enc = enc.ok_or_else(|| Error::Invalid(format!("no frames to write to {}", self.path.display())))?;
                 let stream = enc.finish().map_err(|m| format_err(&self.path, m))?;
                 let bytes = mp4::mux(&stream).map_err(|m| format_err(&self.path, m))?;
+                let bytes = finish_bytes(&self.path, bytes, &self.opts)?;
                 write_atomic(&self.path, &bytes)
             }
             WriterKind::Frames(frames) => write_video(&self.path, &frames, self.fps, &self.opts),
