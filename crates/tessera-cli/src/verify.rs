@@ -28,12 +28,20 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<()> {
-    let (frames, _) = tessera_media::read_video(&args.file).map_err(|e| anyhow!("{e}"))?;
     let bytes = std::fs::read(&args.file).map_err(|e| anyhow!("cannot read {}: {e}", args.file.display()))?;
     let anchors = crate::keys::resolve(args.keys.as_deref()).ok().and_then(|d| tessera_media::keys::ca_pem(&d));
     let mime = tessera_media::provenance::mime_of(&args.file).unwrap_or("application/octet-stream");
     let c2pa = tessera_media::provenance::read(&bytes, mime, anchors.as_deref());
-    let d = tessera_media::watermark::detect(&frames, 96);
+    // Frames that do not decode (a damaged stream) still leave the manifest to report,
+    // which then says the content no longer matches; without one, it is an error.
+    let (d, decode_error) = match tessera_media::read_video(&args.file) {
+        Ok((frames, _)) => (tessera_media::watermark::detect(&frames, 96), None),
+        Err(e) if c2pa.present => {
+            let none = tessera_media::watermark::Detection { detected: false, payload: None, confidence: 0.0, cell: 0.0, bits: 0 };
+            (none, Some(e.to_string()))
+        }
+        Err(e) => return Err(anyhow!("{e}")),
+    };
     let payload = d.payload.map(|p| json!({"mark": format!("{:04x}", tessera_media::watermark::MARK), "id": format!("{:08x}", p.id)}));
     if args.json {
         let out = json!({
@@ -52,12 +60,13 @@ pub fn run(args: VerifyArgs) -> Result<()> {
                 "codes": {"failure": c2pa.failures, "success": c2pa.successes, "informational": c2pa.informational},
                 "error": c2pa.error,
             },
-            "watermark": {"detected": d.detected, "confidence": d.confidence, "payload": payload},
+            "watermark": {"detected": d.detected, "confidence": d.confidence, "payload": payload, "error": decode_error},
         });
         println!("{out}");
     } else {
         println!("{}", args.file.display());
         match d.payload {
+            _ if decode_error.is_some() => println!("  watermark: not checked, the frames do not decode ({})", decode_error.as_deref().unwrap_or_default()),
             Some(p) => println!("  watermark: detected, tessera generation id {:08x} (confidence {:.2})", p.id, d.confidence),
             None => println!("  watermark: not detected (confidence {:.2})", d.confidence),
         }
