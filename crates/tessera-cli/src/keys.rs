@@ -31,8 +31,16 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
         KeysCommand::Init(a) => {
             let dir = resolve(a.dir.as_deref())?;
             keys::init(&dir, "tessera", a.force)?;
-            println!("made a local CA and a C2PA signing certificate in {}", dir.display());
-            println!("  {} (signer + CA chain), {} (private key), {} (the CA: what verifiers trust)", keys::SIGNER_CHAIN, keys::SIGNER_KEY, keys::CA_CERT);
+            println!(
+                "made a local CA and a C2PA signing certificate in {}",
+                dir.display()
+            );
+            println!(
+                "  {} (signer + CA chain), {} (private key), {} (the CA: what verifiers trust)",
+                keys::SIGNER_CHAIN,
+                keys::SIGNER_KEY,
+                keys::CA_CERT
+            );
             Ok(())
         }
     }

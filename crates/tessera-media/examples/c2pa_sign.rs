@@ -10,16 +10,36 @@ use tessera_media::{keys, write_video, Frame, WriteOptions};
 
 fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
     (0..n)
-        .map(|t| Frame::new(w, h, (0..w * h * 3).map(|i| ((i * 7 + t * 13 + (i / (w * 3)) * 5) % 256) as u8).collect()).unwrap())
+        .map(|t| {
+            let px = (0..w * h).flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                [
+                    ((x + 2 * t) % 256) as u8,
+                    ((y * 2) % 256) as u8,
+                    (((x + y) / 2 + t) % 256) as u8,
+                ]
+            });
+            Frame::new(w, h, px.collect()).unwrap()
+        })
         .collect()
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let dir = std::env::temp_dir().join(format!("tessera-c2pa-bench-{}", std::process::id()));
     keys::init(&dir.join("keys"), "tessera", false).unwrap();
     let signing = Signing {
-        claim: Claim { version: "bench".into(), model: "tessera-world".into(), task: "text-to-video".into(), prompt: "a red ball".into(), include_prompt: false, watermark_id: Some(1) },
+        claim: Claim {
+            version: "bench".into(),
+            model: "tessera-world".into(),
+            task: "text-to-video".into(),
+            prompt: "a red ball".into(),
+            include_prompt: false,
+            watermark_id: Some(1),
+        },
         credentials: keys::load(&dir.join("keys")).unwrap(),
     };
     let ca = keys::ca_pem(&dir.join("keys")).unwrap();
@@ -44,7 +64,11 @@ fn main() {
             assert!(r.trusted, "{r:?}");
         }
         let read_ms = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
-        println!("{name}: {} -> {} bytes, sign {sign_ms:.1} ms, read+validate {read_ms:.1} ms", bytes.len(), signed.len());
+        println!(
+            "{name}: {} -> {} bytes, sign {sign_ms:.1} ms, read+validate {read_ms:.1} ms",
+            bytes.len(),
+            signed.len()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
