@@ -196,7 +196,7 @@ fn mp4_quality_knob_trades_size_for_fidelity() {
     let mut psnrs = Vec::new();
     for q in [Quality::High, Quality::Low] {
         let path = dir.join("q.mp4");
-        write_video(&path, &frames, 8.0, &WriteOptions { quality: q }).unwrap();
+        write_video(&path, &frames, 8.0, &WriteOptions { quality: q, ..Default::default() }).unwrap();
         sizes.push(std::fs::metadata(&path).unwrap().len());
         psnrs.push(mean_psnr(&frames, &read_video(&path).unwrap().0));
     }
