@@ -84,7 +84,7 @@ pub fn start(state: Arc<State>, n: usize) -> Vec<std::thread::JoinHandle<()>> {
 fn worker_loop(state: &State, name: &str, sweeper: bool) {
     let mut last_sweep = Instant::now() - Duration::from_secs(3600);
     while !state.shutdown.load(Ordering::Relaxed) {
-        if sweeper && last_sweep.elapsed() > Duration::from_secs(30) {
+        if sweeper && last_sweep.elapsed() >= state.config.sweep_every {
             last_sweep = Instant::now();
             if let Err(e) = sweep(state) {
                 eprintln!("sweeper: {e:#}");
