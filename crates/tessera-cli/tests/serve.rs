@@ -165,6 +165,25 @@ fn kill_9_during_a_job_loses_nothing() {
 }
 
 #[test]
+fn sigterm_hands_the_running_job_back_to_the_queue() {
+    let data = temp_dir("sigterm");
+    let mut s = Server::start(&data, &[], &[]);
+    let (_, a) = call("POST", &format!("{}/v1/videos", s.url), Some(slow_job()));
+    let a = a["id"].as_str().unwrap().to_string();
+    wait_for(&s, &a, |v| v["status"] == "in_progress", "started");
+    let ok = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}\n{}", s.log());
+    // At once queued again (not after the lease): a server without workers sees it so.
+    let s = Server::start(&data, &["--workers", "0"], &[]);
+    let (_, v) = call("GET", &format!("{}/v1/videos/{a}", s.url), None);
+    assert_eq!(v["status"], "queued", "{v}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
 fn servers_share_one_postgres_queue_and_s3_store() {
     let Some(pg) = tessera_server::test_postgres_url() else { return };
     // A schema of its own on the test database.

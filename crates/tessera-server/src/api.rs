@@ -556,7 +556,8 @@ async fn content(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<
         if v.status != "completed" {
             return Err(ApiError::invalid(None, format!("video {id} is {}, not completed", v.status)).with_code("video_not_ready"));
         }
-        let Some(prefix) = &v.output else {
+        let expired = v.expires_at.is_some_and(|t| t <= now_ms() / 1000);
+        let Some(prefix) = v.output.as_ref().filter(|_| !expired) else {
             return Err(ApiError::not_found(&format!("the content of video {id} (it expired)")).with_code("video_expired"));
         };
         let bytes = state.storage.get(&format!("{prefix}/{file}"))?.ok_or_else(|| ApiError::not_found(&format!("the {file} of video {id}")))?;

@@ -57,12 +57,16 @@ pub trait Queue: Send + Sync {
     /// One page of `owner`'s videos after the one with id `after`, and whether more follow.
     fn list(&self, owner: &str, after: Option<&str>, limit: usize, order: Order) -> Result<(Vec<Video>, bool)>;
     fn delete(&self, id: &str) -> Result<bool>;
-    /// The oldest job that is queued or whose lease has lapsed, now leased to `worker`
-    /// until `lease_until` (unix ms).
-    fn claim(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<Video>>;
+    /// The oldest job for one of `models` that is queued or whose lease has lapsed, now
+    /// leased to `worker` until `lease_until` (unix ms). (Servers of one service may run
+    /// different models: a worker takes only jobs it can run.)
+    fn claim(&self, worker: &str, now_ms: i64, lease_until: i64, models: &[String]) -> Result<Option<Video>>;
     fn renew(&self, id: &str, worker: &str, progress: i64, lease_until: i64) -> Result<bool>;
     fn complete(&self, id: &str, worker: &str, output: &str, completed_at: i64, expires_at: i64) -> Result<bool>;
     fn fail(&self, id: &str, worker: &str, code: &str, message: &str, at: i64) -> Result<bool>;
+    /// The worker is shutting down: the job goes back to the queue now (not after its
+    /// lease), and this attempt does not count.
+    fn release(&self, id: &str, worker: &str) -> Result<bool>;
     /// Jobs over MAX_ATTEMPTS whose lease lapsed: failed, and returned.
     fn give_up(&self, now_ms: i64) -> Result<Vec<String>>;
     /// Count of videos by status.
@@ -188,16 +192,20 @@ impl Queue for Sqlite {
         Ok(self.conn().execute("DELETE FROM videos WHERE id = ?1", [id])? > 0)
     }
 
-    fn claim(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<Video>> {
+    fn claim(&self, worker: &str, now_ms: i64, lease_until: i64, models: &[String]) -> Result<Option<Video>> {
         let mut conn = self.conn();
         // IMMEDIATE takes the write lock first, so two processes sharing the file cannot
         // claim the same row.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let id: Option<String> = {
-            let mut st = tx.prepare_cached(
-                "SELECT id FROM videos WHERE (status = 'queued' OR (status = 'in_progress' AND lease_until < ?1)) AND attempts < ?2 ORDER BY created_ms, id LIMIT 1",
-            )?;
-            let mut rows = st.query_map(rusqlite::params![now_ms, MAX_ATTEMPTS], |r| r.get(0))?;
+            let marks: Vec<String> = (0..models.len()).map(|i| format!("?{}", i + 3)).collect();
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT id FROM videos WHERE (status = 'queued' OR (status = 'in_progress' AND lease_until < ?1)) AND attempts < ?2 AND model IN ({}) ORDER BY created_ms, id LIMIT 1",
+                marks.join(", ")
+            ))?;
+            let mut params: Vec<&dyn rusqlite::ToSql> = vec![&now_ms, &MAX_ATTEMPTS];
+            params.extend(models.iter().map(|m| m as &dyn rusqlite::ToSql));
+            let mut rows = st.query_map(params.as_slice(), |r| r.get(0))?;
             rows.next().transpose()?
         };
         let Some(id) = id else {
@@ -230,6 +238,13 @@ impl Queue for Sqlite {
         Ok(self.conn().execute(
             "UPDATE videos SET status = 'failed', error_code = ?3, error_message = ?4, completed_at = ?5, lease_until = NULL WHERE id = ?1 AND worker = ?2 AND status = 'in_progress'",
             rusqlite::params![id, worker, code, message, at],
+        )? > 0)
+    }
+
+    fn release(&self, id: &str, worker: &str) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE videos SET status = 'queued', progress = 0, worker = NULL, lease_until = NULL, attempts = attempts - 1 WHERE id = ?1 AND worker = ?2 AND status = 'in_progress'",
+            rusqlite::params![id, worker],
         )? > 0)
     }
 
@@ -414,18 +429,18 @@ impl Queue for Postgres {
         Ok(self.with(|c| c.execute("DELETE FROM videos WHERE id = $1", &[&id]))? > 0)
     }
 
-    fn claim(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<Video>> {
+    fn claim(&self, worker: &str, now_ms: i64, lease_until: i64, models: &[String]) -> Result<Option<Video>> {
         // SKIP LOCKED: concurrent workers on other machines pass over the row one of them
         // is claiming instead of waiting for it (the queue pattern PostgreSQL documents
         // under SELECT ... FOR UPDATE).
         let sql = format!(
             "UPDATE videos SET status = 'in_progress', progress = 0, worker = $1, lease_until = $2, attempts = attempts + 1
-             WHERE id = (SELECT id FROM videos WHERE (status = 'queued' OR (status = 'in_progress' AND lease_until < $3)) AND attempts < $4
+             WHERE id = (SELECT id FROM videos WHERE (status = 'queued' OR (status = 'in_progress' AND lease_until < $3)) AND attempts < $4 AND model = ANY($5)
                          ORDER BY created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING {COLUMNS}"
         );
         let max = MAX_ATTEMPTS as i32;
-        let rows = self.with(|c| c.query(&sql, &[&worker, &lease_until, &now_ms, &max]))?;
+        let rows = self.with(|c| c.query(&sql, &[&worker, &lease_until, &now_ms, &max, &models]))?;
         Ok(rows.first().map(pg_row))
     }
 
@@ -453,6 +468,15 @@ impl Queue for Postgres {
             c.execute(
                 "UPDATE videos SET status = 'failed', error_code = $3, error_message = $4, completed_at = $5, lease_until = NULL WHERE id = $1 AND worker = $2 AND status = 'in_progress'",
                 &[&id, &worker, &code, &message, &at],
+            )
+        })? > 0)
+    }
+
+    fn release(&self, id: &str, worker: &str) -> Result<bool> {
+        Ok(self.with(|c| {
+            c.execute(
+                "UPDATE videos SET status = 'queued', progress = 0, worker = NULL, lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND worker = $2 AND status = 'in_progress'",
+                &[&id, &worker],
             )
         })? > 0)
     }
@@ -566,19 +590,25 @@ mod tests {
         assert_eq!(d[0].id, ids[3]);
         assert_eq!(q.active("me").unwrap(), 4);
         // Claims in order; a lease keeps others off; a lapsed lease gives it back.
-        let a = q.claim("w1", 5000, 6000).unwrap().unwrap();
+        let m = vec!["m".to_string()];
+        assert!(q.claim("w0", 5000, 6000, &["other-model".to_string()]).unwrap().is_none(), "only jobs for the worker's models");
+        let a = q.claim("w1", 5000, 6000, &m).unwrap().unwrap();
         assert_eq!(a.id, ids[0]);
         assert_eq!(a.attempts, 1);
-        let b = q.claim("w2", 5000, 6000).unwrap().unwrap();
+        let b = q.claim("w2", 5000, 6000, &m).unwrap().unwrap();
         assert_eq!(b.id, ids[1]);
         assert!(q.renew(&a.id, "w1", 40, 9000).unwrap());
         assert!(!q.renew(&a.id, "w2", 40, 9000).unwrap(), "only the lease holder renews");
         // w2 stalls: at 7000 its lease (6000) has lapsed and w3 takes the job over.
-        let c = q.claim("w3", 7000, 8000).unwrap().unwrap();
+        let c = q.claim("w3", 7000, 8000, &m).unwrap().unwrap();
         assert_eq!(c.id, ids[1]);
         assert_eq!(c.attempts, 2);
         assert!(!q.complete(&b.id, "w2", "x", 7, 100).unwrap(), "a stale worker cannot complete");
         assert!(q.complete(&c.id, "w3", "videos/x/2", 7, 100).unwrap());
+        // A worker that shuts down hands its job back at once, attempt not counted.
+        assert!(q.release(&a.id, "w1").unwrap());
+        let again = q.claim("w1", 8000, 9000, &m).unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.attempts), (a.id.as_str(), 1));
         assert!(q.fail(&a.id, "w1", "boom", "it broke", 8).unwrap());
         let a = q.get(&a.id).unwrap().unwrap();
         assert_eq!((a.status.as_str(), a.error_code.as_deref()), ("failed", Some("boom")));
@@ -593,7 +623,7 @@ mod tests {
         // Give up after MAX_ATTEMPTS lapsed leases.
         let mut t = 10_000;
         let id = loop {
-            let j = q.claim("crashy", t, t + 1).unwrap().unwrap();
+            let j = q.claim("crashy", t, t + 1, &m).unwrap().unwrap();
             t += 10;
             if j.attempts == MAX_ATTEMPTS {
                 break j.id;

@@ -83,15 +83,16 @@ pub fn start(state: Arc<State>, n: usize) -> Vec<std::thread::JoinHandle<()>> {
 
 fn worker_loop(state: &State, name: &str, sweeper: bool) {
     let mut last_sweep = Instant::now() - Duration::from_secs(3600);
+    let models: Vec<String> = state.models.iter().map(|m| m.name.clone()).collect();
     while !state.shutdown.load(Ordering::Relaxed) {
-        if sweeper && last_sweep.elapsed() > Duration::from_secs(30) {
+        if sweeper && last_sweep.elapsed() >= state.config.sweep_every {
             last_sweep = Instant::now();
             if let Err(e) = sweep(state) {
                 eprintln!("sweeper: {e:#}");
             }
         }
         let now = now_ms();
-        let claimed = state.db.claim(name, now, now + state.config.lease.as_millis() as i64);
+        let claimed = state.db.claim(name, now, now + state.config.lease.as_millis() as i64, &models);
         match claimed {
             Ok(Some(video)) => run(state, name, video),
             Ok(None) => std::thread::sleep(state.config.poll),
@@ -172,7 +173,15 @@ fn run(state: &State, worker: &str, video: Video) {
     let now = now_ms() / 1000;
     let outcome = match result {
         Ok(()) => state.db.complete(&video.id, worker, &prefix, now, now + state.config.retention.as_secs() as i64),
-        Err(e) if e.downcast_ref::<LeaseLost>().is_some() => Ok(false),
+        Err(e) if e.downcast_ref::<LeaseLost>().is_some() => {
+            if state.shutdown.load(Ordering::Relaxed) && !lost.load(Ordering::Relaxed) {
+                // Shutting down, lease still ours: back to the queue for another worker now.
+                if let Ok(true) = state.db.release(&video.id, worker) {
+                    eprintln!("job {}: handed back to the queue (shutting down)", video.id);
+                }
+            }
+            Ok(false)
+        }
         Err(e) => {
             let message = format!("{e:#}");
             eprintln!("job {}: failed: {message}", video.id);

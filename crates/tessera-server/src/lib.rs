@@ -50,6 +50,8 @@ pub struct Config {
     pub poll: Duration,
     /// How long finished videos' files are kept (`expires_at`).
     pub retention: Duration,
+    /// How often one worker deletes expired files and gives up on crashing jobs.
+    pub sweep_every: Duration,
     /// Requests per minute per API key (0: unlimited; no limit without keys).
     pub rate_limit: u32,
     /// Queued plus running jobs per key.
@@ -77,6 +79,7 @@ impl Config {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             retention: Duration::from_secs(7 * 24 * 3600),
+            sweep_every: Duration::from_secs(30),
             rate_limit: 600,
             max_jobs: 8,
             max_body: 64 << 20,

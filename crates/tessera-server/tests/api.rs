@@ -398,3 +398,27 @@ async fn service_endpoints_and_the_openapi_document() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["model"], "tessera-world");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_videos_lose_their_files_but_keep_their_record() {
+    let s = Server::start(1, |c| {
+        c.retention = Duration::ZERO;
+        c.sweep_every = Duration::from_millis(100);
+    });
+    let (_, v) = s.json("POST", "/v1/videos", Some(json!({"prompt": "a red ball", "seconds": "1", "size": "64x64", "steps": 1})), None).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let done = s.wait(&id, None).await;
+    assert_eq!(done["status"], "completed");
+    assert!(done["expires_at"].as_i64().unwrap() <= done["completed_at"].as_i64().unwrap());
+    let (st, e) = s.json("GET", &format!("/v1/videos/{id}/content"), None, None).await;
+    assert_error(st, &e, StatusCode::NOT_FOUND, None);
+    assert_eq!(e["error"]["code"], "video_expired");
+    // The sweeper removes the files; the video's record stays.
+    let start = Instant::now();
+    while s.dir.join("files/videos").join(&id).exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "expired files were not swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, v) = s.json("GET", &format!("/v1/videos/{id}"), None, None).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("completed")));
+}
