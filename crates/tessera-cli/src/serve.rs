@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Where refused prompts are logged [default: DATA/audit.jsonl].
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+    /// C2PA signing keys (`tessera keys init --dir DIR`) [default: DATA/keys, made on the
+    /// first start]. Servers of one service should share one set.
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -90,6 +94,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.max_pixels = args.max_pixels;
     config.policy = args.policy;
     config.audit_log = args.audit_log;
+    config.keys = args.keys;
     let summary = format!(
         "{} worker(s), {}",
         config.workers,

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use tessera_media::marks::Marks;
-use tessera_media::{Fit, Frame, VideoWriter};
+use tessera_media::provenance::{Claim, Signing};
+use tessera_media::{Fit, Frame, VideoWriter, WriteOptions};
 use tessera_pipeline::tasks::Session;
 use tessera_pipeline::{GenerateParams, Progress};
 
@@ -258,7 +259,23 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
     let out_path = tmp.join(format!("{}-{}.mp4", video.id, video.attempts));
     let payload = tessera_pipeline::defaults::generation_payload(&spec.prompt, spec.seed);
     let mut marks = Marks::new(Some(payload), false, spec.fps);
-    let mut writer = VideoWriter::create(&out_path, spec.fps, &Default::default())?;
+    // C2PA: what made it, signed into the MP4 and the PNGs.
+    let task = match (spec.kind, &spec.input_reference) {
+        (Kind::Generate, None) => "text-to-video",
+        (Kind::Generate, Some(_)) => "image-to-video",
+        (Kind::Remix, _) => "edit",
+        (Kind::Extend, _) => "extend-forward",
+    };
+    let claim = Claim {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        model: model.name.clone(),
+        task: task.to_string(),
+        prompt: spec.prompt.clone(),
+        include_prompt: false,
+        watermark_id: Some(payload.id),
+    };
+    let opts = WriteOptions { c2pa: Some(Signing { claim, credentials: state.credentials.clone() }), ..Default::default() };
+    let mut writer = VideoWriter::create(&out_path, spec.fps, &opts)?;
     let sprite_at: Vec<usize> = (0..SPRITES.min(total)).map(|i| i * total / SPRITES.min(total)).collect();
     let mut sprites: Vec<Frame> = Vec::new();
     let written = std::sync::atomic::AtomicUsize::new(0);
@@ -314,9 +331,9 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
     let bytes = std::fs::read(&out_path);
     let _ = std::fs::remove_file(&out_path);
     state.storage.put(&format!("{prefix}/{VIDEO}"), &bytes?, "video/mp4")?;
-    let thumb = png_bytes(tmp, &video.id, &sprites[..1])?;
+    let thumb = png_bytes(tmp, &video.id, &sprites[..1], &opts)?;
     state.storage.put(&format!("{prefix}/{THUMBNAIL}"), &thumb, "image/png")?;
-    let sheet = png_bytes(tmp, &video.id, &[spritesheet(&sprites)])?;
+    let sheet = png_bytes(tmp, &video.id, &[spritesheet(&sprites)], &opts)?;
     state.storage.put(&format!("{prefix}/{SPRITESHEET}"), &sheet, "image/png")?;
     if lost.load(Ordering::Relaxed) {
         return Err(LeaseLost.into());
@@ -346,9 +363,9 @@ fn spritesheet(frames: &[Frame]) -> Frame {
     sheet
 }
 
-fn png_bytes(tmp: &std::path::Path, id: &str, frames: &[Frame]) -> Result<Vec<u8>> {
+fn png_bytes(tmp: &std::path::Path, id: &str, frames: &[Frame], opts: &WriteOptions) -> Result<Vec<u8>> {
     let path: PathBuf = tmp.join(format!("{id}-{}.png", rand::random::<u32>()));
-    tessera_media::write_video(&path, frames, 1.0, &Default::default())?;
+    tessera_media::write_video(&path, frames, 1.0, opts)?;
     let bytes = std::fs::read(&path);
     let _ = std::fs::remove_file(&path);
     Ok(bytes?)

@@ -64,6 +64,9 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Refused prompts (JSON Lines) [default: DATA/audit.jsonl].
     pub audit_log: Option<PathBuf>,
+    /// C2PA signing keys (`tessera keys init`) [default: DATA/keys, made on first start].
+    /// Servers of one service should share one set.
+    pub keys: Option<PathBuf>,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             max_pixels: 1280 * 720,
             policy: None,
             audit_log: None,
+            keys: None,
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct State {
     pub limiter: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
     /// key id -> key: ids (not keys) are what the database stores as owners.
     pub keys: Vec<(String, String)>,
+    /// What every MP4 and PNG this server writes is signed with (C2PA).
+    pub credentials: tessera_media::keys::Credentials,
     /// This process's scratch folder (DATA/tmp/PID): decoded inputs and videos being
     /// encoded before they go to storage.
     pub tmp: PathBuf,
@@ -189,7 +195,15 @@ impl State {
         };
         let keys = config.api_keys.iter().map(|k| (key_id(k), k.clone())).collect();
         let tmp = scratch_folder(&config.data.join("tmp"))?;
+        let keys_dir = config.keys.clone().unwrap_or_else(|| config.data.join("keys"));
+        if !tessera_media::keys::exist(&keys_dir) {
+            tessera_media::keys::init(&keys_dir, "tessera", false)
+                .with_context(|| format!("cannot make C2PA signing keys in {}", keys_dir.display()))?;
+            eprintln!("tessera serve: made C2PA signing keys in {} (a local CA and its signer)", keys_dir.display());
+        }
+        let credentials = tessera_media::keys::load(&keys_dir)?;
         Ok(State {
+            credentials,
             tmp,
             config,
             db,

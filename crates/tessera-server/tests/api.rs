@@ -128,6 +128,14 @@ async fn create_poll_download_remix_extend_list_delete() {
     let (st, png, ctype) = s.call("GET", &format!("/v1/videos/{id}/content?variant=thumbnail"), None, None).await;
     assert_eq!((st, ctype.as_str()), (StatusCode::OK, "image/png"));
     assert!(png.starts_with(b"\x89PNG"));
+    // Both carry a C2PA manifest signed with the server's keys (DATA/keys).
+    let ca = tessera_media::keys::ca_pem(&s.dir.join("keys")).expect("the server made its keys");
+    for (bytes, mime) in [(&mp4, "video/mp4"), (&png, "image/png")] {
+        let r = tessera_media::provenance::read(bytes, mime, Some(&ca));
+        assert!(r.present && r.valid && r.trusted, "{mime}: {r:?}");
+        let g = r.generation.expect("tessera's generation record");
+        assert_eq!((g["task"].as_str(), g["model"].as_str()), (Some("text-to-video"), Some("tessera-world")), "{g}");
+    }
     let (st, sheet, _) = s.call("GET", &format!("/v1/videos/{id}/content?variant=spritesheet"), None, None).await;
     assert_eq!(st, StatusCode::OK);
     let p = std::env::temp_dir().join(format!("tessera-sheet-{}.png", tessera_server::db::new_id()));
