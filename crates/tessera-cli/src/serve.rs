@@ -46,7 +46,7 @@ pub struct ServeArgs {
     /// Requests per minute per API key (0: unlimited). Only with --api-key.
     #[arg(long, default_value_t = 600)]
     rate_limit: u32,
-    /// Queued plus running jobs per key.
+    /// Queued plus running jobs per API key. Only with --api-key.
     #[arg(long, default_value_t = 8)]
     max_jobs: i64,
     /// Largest request body in MiB (uploaded images and videos).

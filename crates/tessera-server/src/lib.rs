@@ -54,7 +54,7 @@ pub struct Config {
     pub sweep_every: Duration,
     /// Requests per minute per API key (0: unlimited; no limit without keys).
     pub rate_limit: u32,
-    /// Queued plus running jobs per key.
+    /// Queued plus running jobs per API key (no limit without keys).
     pub max_jobs: i64,
     /// Largest request body, bytes.
     pub max_body: usize,
