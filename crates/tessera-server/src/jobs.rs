@@ -263,7 +263,7 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
     let task = match (spec.kind, &spec.input_reference) {
         (Kind::Generate, None) => "text-to-video",
         (Kind::Generate, Some(_)) => "image-to-video",
-        (Kind::Remix, _) => "edit",
+        (Kind::Remix, _) => "video-to-video",
         (Kind::Extend, _) => "extend-forward",
     };
     let claim = Claim {
