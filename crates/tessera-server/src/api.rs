@@ -547,7 +547,14 @@ struct ContentQuery {
 }
 
 /// GET /v1/videos/{id}/content?variant=video|thumbnail|spritesheet
-async fn content(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, Path(id): Path<String>, q: Result<Query<ContentQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Response> {
+async fn content(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    Path(id): Path<String>,
+    req_headers: HeaderMap,
+    q: Result<Query<ContentQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let range = req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(String::from);
     let Query(q) = q.map_err(|e| ApiError::invalid(None, format!("bad query: {e}")))?;
     let (file, ctype) = match q.variant.as_deref() {
         None | Some("video") => (crate::storage::VIDEO, "video/mp4"),
@@ -568,9 +575,46 @@ async fn content(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, ctype.parse().expect("header value"));
         headers.insert(header::CACHE_CONTROL, "private, max-age=3600".parse().expect("header value"));
+        headers.insert(header::ACCEPT_RANGES, "bytes".parse().expect("header value"));
+        // One byte range (RFC 9110 §14), so <video src> can seek without the whole file.
+        if let Some(r) = range {
+            let n = bytes.len();
+            return match byte_range(&r, n) {
+                Some((a, b)) => {
+                    headers.insert(header::CONTENT_RANGE, format!("bytes {a}-{b}/{n}").parse().expect("header value"));
+                    Ok((StatusCode::PARTIAL_CONTENT, headers, bytes[a..=b].to_vec()).into_response())
+                }
+                None => {
+                    headers.insert(header::CONTENT_RANGE, format!("bytes */{n}").parse().expect("header value"));
+                    Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response())
+                }
+            };
+        }
         Ok((headers, bytes).into_response())
     })
     .await
+}
+
+/// `bytes=A-B`, `bytes=A-` or `bytes=-N` of a body of `n` bytes, as inclusive indices.
+fn byte_range(header: &str, n: usize) -> Option<(usize, usize)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || n == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let suffix: usize = b.parse().ok()?;
+        if suffix == 0 {
+            return None;
+        }
+        (n.saturating_sub(suffix), n - 1)
+    } else {
+        let start: usize = a.parse().ok()?;
+        let end = if b.is_empty() { n - 1 } else { b.parse::<usize>().ok()?.min(n - 1) };
+        (start, end)
+    };
+    (start <= end && start < n).then_some((start, end))
 }
 
 /// POST /v1/videos/{id}/remix: the finished video redone from a new prompt (SDEdit), same
@@ -739,6 +783,18 @@ mod tests {
             assert_eq!(base64_decode(enc).unwrap(), dec.as_bytes(), "{enc}");
         }
         assert!(base64_decode("Zm9v!").is_none());
+    }
+
+    #[test]
+    fn byte_ranges() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(byte_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=990-2000", 1000), Some((990, 999)));
+        assert_eq!(byte_range("bytes=-5000", 1000), Some((0, 999)));
+        for bad in ["bytes=1000-", "bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=-0", "bytes=x-y"] {
+            assert_eq!(byte_range(bad, 1000), None, "{bad}");
+        }
     }
 
     #[test]

@@ -125,6 +125,12 @@ async fn create_poll_download_remix_extend_list_delete() {
     assert_eq!((frames[0].width, frames[0].height), (64, 64));
     let found = tessera_media::watermark::detect(&frames, 64);
     assert!(found.detected, "the served video carries tessera's watermark: {found:?}");
+    // Byte ranges, as <video src> asks for them.
+    let req = Request::builder().uri(format!("/v1/videos/{id}/content")).header(header::RANGE, "bytes=0-99").body(Body::empty()).unwrap();
+    let (st, part, _) = s.raw(req).await;
+    assert_eq!((st, part.as_slice()), (StatusCode::PARTIAL_CONTENT, &mp4[..100]));
+    let req = Request::builder().uri(format!("/v1/videos/{id}/content")).header(header::RANGE, format!("bytes={}-", mp4.len())).body(Body::empty()).unwrap();
+    assert_eq!(s.raw(req).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
     let (st, png, ctype) = s.call("GET", &format!("/v1/videos/{id}/content?variant=thumbnail"), None, None).await;
     assert_eq!((st, ctype.as_str()), (StatusCode::OK, "image/png"));
     assert!(png.starts_with(b"\x89PNG"));
