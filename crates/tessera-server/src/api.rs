@@ -383,8 +383,17 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Creation time in ms, strictly increasing within this process: two requests accepted in
+/// the same millisecond still list in the order they were accepted.
+fn creation_ms() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = now_ms();
+    let prev = LAST.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1))).unwrap_or(0);
+    now.max(prev + 1)
+}
+
 fn new_row(id: &str, owner: &str, c: &Common, spec: &JobSpec, seconds: String, size: (usize, usize), remixed_from: Option<String>) -> ApiResult<Video> {
-    let ms = now_ms();
+    let ms = creation_ms();
     Ok(Video {
         id: id.to_string(),
         owner: owner.to_string(),
@@ -783,6 +792,12 @@ mod tests {
             assert_eq!(base64_decode(enc).unwrap(), dec.as_bytes(), "{enc}");
         }
         assert!(base64_decode("Zm9v!").is_none());
+    }
+
+    #[test]
+    fn creation_times_never_repeat() {
+        let t: Vec<i64> = (0..1000).map(|_| creation_ms()).collect();
+        assert!(t.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
