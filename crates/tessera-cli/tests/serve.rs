@@ -90,11 +90,7 @@ fn wait_for(server: &Server, id: &str, pred: impl Fn(&Value) -> bool, what: &str
 }
 
 fn frames_of(mp4: &[u8]) -> usize {
-    let path = std::env::temp_dir().join(format!("tessera-serve-{}.mp4", tessera_server::db::new_id()));
-    std::fs::write(&path, mp4).unwrap();
-    let (frames, _) = tessera_media::read_video(&path).unwrap();
-    let _ = std::fs::remove_file(&path);
-    frames.len()
+    tessera_media::decode_video(Path::new("content.mp4"), mp4).unwrap().0.len()
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -254,12 +250,12 @@ fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tessera-server/tests").join(name)
 }
 
-#[test]
-fn the_official_openai_sdk_works_against_tessera_serve() {
-    let Some(py) = venv_python("openai") else { return skip("the openai Python SDK") };
-    let data = temp_dir("sdk");
-    let s = Server::start(&data, &["--api-key", "sk-tessera-test"], &[]);
-    let out = Command::new(py).arg(script("openai_sdk.py")).args([&s.url, "sk-tessera-test"]).output().unwrap();
+/// Runs a Python client script (tests/ of tessera-server) against a fresh server started
+/// with `server_args`; the script prints PASS when every check held.
+fn run_script(py: PathBuf, tag: &str, server_args: &[&str], name: &str, args: &[&str]) {
+    let data = temp_dir(tag);
+    let s = Server::start(&data, server_args, &[]);
+    let out = Command::new(py).arg(script(name)).arg(&s.url).args(args).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}\nserver:\n{}", s.log());
     assert!(text.contains("PASS"), "{text}");
@@ -269,18 +265,16 @@ fn the_official_openai_sdk_works_against_tessera_serve() {
 }
 
 #[test]
+fn the_official_openai_sdk_works_against_tessera_serve() {
+    let Some(py) = venv_python("openai") else { return skip("the openai Python SDK") };
+    run_script(py, "sdk", &["--api-key", "sk-tessera-test"], "openai_sdk.py", &["sk-tessera-test"]);
+}
+
+#[test]
 fn the_studio_makes_a_video_that_plays_in_headless_chromium() {
     let Some(py) = venv_python("selenium") else { return skip("selenium") };
     if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
         return skip("Debian's chromium and chromium-driver");
     }
-    let data = temp_dir("studio");
-    let s = Server::start(&data, &[], &[]);
-    let out = Command::new(py).arg(script("studio_e2e.py")).arg(&s.url).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{text}\nserver:\n{}", s.log());
-    assert!(text.contains("PASS"), "{text}");
-    eprintln!("{}", text.trim());
-    drop(s);
-    let _ = std::fs::remove_dir_all(&data);
+    run_script(py, "studio", &[], "studio_e2e.py", &[]);
 }

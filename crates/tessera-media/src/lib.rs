@@ -128,6 +128,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes frames as the extension says: `.mp4` (H.264), `.gif` (looping), `.png` (the
 /// first frame: the image of a one-frame generation).
 pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions) -> Result<()> {
+    let bytes = encode_video(path, frames, fps, opts)?;
+    write_atomic(path, &bytes)
+}
+
+/// The bytes [`write_video`] would write to `path` (whose extension picks the format and
+/// whose name titles the C2PA manifest), kept in memory.
+pub fn encode_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions) -> Result<Vec<u8>> {
     let kind = kind(path)?;
     let first = frames
         .first()
@@ -157,8 +164,7 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
         Kind::Png => png_io::encode(first).map_err(|m| format_err(path, m))?,
         Kind::Jpeg => return Err(jpeg_not_written(path)),
     };
-    let bytes = finish_bytes(path, bytes, opts)?;
-    write_atomic(path, &bytes)
+    finish_bytes(path, bytes, opts)
 }
 
 /// Writes a video frame by frame. MP4 keeps only the compressed stream in memory (so a
@@ -254,16 +260,22 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Frame, String> {
 /// Reads all frames and the frame rate of an MP4 (H.264), GIF, PNG or JPEG (one frame,
 /// 0 fps).
 pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
-    let kind = kind(path)?;
+    kind(path)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let r = match kind {
-        Kind::Mp4 => mp4::demux(&bytes).and_then(|s| h264::decode(&s).map(|f| (f, s.fps))),
-        Kind::Gif => gif_io::decode(&bytes),
-        Kind::Png => png_io::decode(&bytes).map(|f| (vec![f], 0.0)),
-        Kind::Jpeg => decode_jpeg(&bytes).map(|f| (vec![f], 0.0)),
+    decode_video(path, &bytes)
+}
+
+/// [`read_video`] of bytes already in memory (an upload, an object from storage): `path`
+/// names them, its extension picking the format.
+pub fn decode_video(path: &Path, bytes: &[u8]) -> Result<(Vec<Frame>, f64)> {
+    let r = match kind(path)? {
+        Kind::Mp4 => mp4::demux(bytes).and_then(|s| h264::decode(&s).map(|f| (f, s.fps))),
+        Kind::Gif => gif_io::decode(bytes),
+        Kind::Png => png_io::decode(bytes).map(|f| (vec![f], 0.0)),
+        Kind::Jpeg => decode_jpeg(bytes).map(|f| (vec![f], 0.0)),
     };
     r.map_err(|m| format_err(path, m))
 }

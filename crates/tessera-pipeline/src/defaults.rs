@@ -52,6 +52,30 @@ pub fn builtin_model() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// `cpu` or `cuda[:N]` (the `--device` of the CLI and the server).
+pub fn parse_device(s: &str) -> Result<candle_core::Device> {
+    let bad = || Error::Invalid(format!("--device {s:?} is not cpu or cuda[:N]"));
+    if s == "cpu" {
+        return Ok(candle_core::Device::Cpu);
+    }
+    let rest = s.strip_prefix("cuda").ok_or_else(bad)?;
+    let ordinal = match rest.strip_prefix(':') {
+        Some(n) => n.parse().map_err(|_| Error::Invalid(format!("--device {s:?}: bad GPU number")))?,
+        None if rest.is_empty() => 0,
+        None => return Err(bad()),
+    };
+    candle_core::Device::new_cuda(ordinal).map_err(|e| {
+        Error::Invalid(format!("--device {s}: CUDA is not available ({e}); build with `--features cuda` on a machine with nvcc"))
+    })
+}
+
+/// A model's name: its folder's name (the built-in model's is tessera-world), as the
+/// server lists it and C2PA manifests record it.
+pub fn model_name(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+}
+
 /// The watermark payload of one generation: a 32-bit id from the prompt, the seed and the
 /// time (so two runs of one prompt differ), printed or stored for the user to match later.
 pub fn generation_payload(prompt: &str, seed: u64) -> tessera_media::watermark::Payload {
@@ -70,5 +94,13 @@ mod tests {
         assert_eq!(frames_for_seconds(0.0, 12.0), 1);
         assert_eq!(frames_for_seconds(1.0, 16.0), 17);
         assert_eq!(frames_for_seconds(1.0, 12.0), 13);
+    }
+
+    #[test]
+    fn devices() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        for bad in ["gpu", "cuda:x", "cudax", "cuda:"] {
+            assert!(parse_device(bad).is_err(), "{bad}");
+        }
     }
 }

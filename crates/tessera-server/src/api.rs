@@ -294,8 +294,7 @@ fn size(state: &State, model: &Model, given: Option<String>) -> ApiResult<(usize
     let Some(given) = given else {
         return Ok(model.defaults.size.unwrap_or((832, 480)));
     };
-    let parsed = given.split_once(['x', 'X']).and_then(|(w, h)| Some((w.trim().parse::<usize>().ok()?, h.trim().parse::<usize>().ok()?)));
-    let Some((w, h)) = parsed else {
+    let Some((w, h)) = parse_size(&given) else {
         return Err(ApiError::invalid("size", format!("`size` {given:?} is not WIDTHxHEIGHT, for example 128x128")));
     };
     let m = model.pipeline.size_multiple();
@@ -308,9 +307,21 @@ fn size(state: &State, model: &Model, given: Option<String>) -> ApiResult<(usize
     Ok((w, h))
 }
 
-/// Checks that uploaded bytes are an image (or a video for `video`) tessera can read, and
-/// returns the extension to store it under.
-fn check_media(bytes: &[u8], param: &'static str, video: bool) -> ApiResult<&'static str> {
+/// "WIDTHxHEIGHT", as requests give sizes and rows store them.
+fn parse_size(s: &str) -> Option<(usize, usize)> {
+    let (w, h) = s.split_once(['x', 'X'])?;
+    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
+}
+
+/// An upload decoded: the extension to store it under, its frames and frame rate.
+struct Upload {
+    ext: &'static str,
+    frames: Vec<tessera_media::Frame>,
+    fps: f64,
+}
+
+/// Checks that uploaded bytes are an image (or a video for `video`) tessera can read.
+fn check_media(bytes: &[u8], param: &'static str, video: bool) -> ApiResult<Upload> {
     let ext = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         "png"
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -324,12 +335,8 @@ fn check_media(bytes: &[u8], param: &'static str, video: bool) -> ApiResult<&'st
         return Err(ApiError::invalid(param, format!("`{param}` is not {what}")));
     };
     // Decode it now (a corrupt file is the caller's error, not a failed job later).
-    let path = std::env::temp_dir().join(format!("tessera-upload-{}.{ext}", db::new_id()));  // decoded to check, then removed
-    std::fs::write(&path, bytes).map_err(ApiError::internal)?;
-    let read = tessera_media::read_video(&path);
-    let _ = std::fs::remove_file(&path);
-    match read {
-        Ok((frames, _)) if !frames.is_empty() => Ok(ext),
+    match tessera_media::decode_video(std::path::Path::new(&format!("{param}.{ext}")), bytes) {
+        Ok((frames, fps)) if !frames.is_empty() => Ok(Upload { ext, frames, fps }),
         Ok(_) => Err(ApiError::invalid(param, format!("`{param}` has no frames"))),
         Err(e) => Err(ApiError::invalid(param, format!("`{param}` cannot be read: {e}"))),
     }
@@ -445,7 +452,7 @@ async fn create(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
         let (secs, seconds_text) = seconds(&state, &form, Some(4.0))?;
         let (w, h) = size(&state, &c.model, form.string("size")?)?;
         let image = input_reference(&form)?;
-        let ext = image.as_deref().map(|b| check_media(b, "input_reference", false)).transpose()?;
+        let ext = image.as_deref().map(|b| check_media(b, "input_reference", false).map(|u| u.ext)).transpose()?;
         check_quota(&state, &owner)?;
         let id = db::new_id();
         let reference = ext.map(|e| format!("inputs/{id}/reference.{e}"));
@@ -532,9 +539,7 @@ async fn delete(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
         let v = owned(&state, &owner, &id)?;
         state.db.delete(&v.id)?;
         if let Some(prefix) = &v.output {
-            for f in [crate::storage::VIDEO, crate::storage::THUMBNAIL, crate::storage::SPRITESHEET] {
-                state.storage.delete(&format!("{prefix}/{f}"))?;
-            }
+            state.storage.delete_output(prefix)?;
         }
         if let Ok(spec) = serde_json::from_str::<JobSpec>(&v.request) {
             // Its own uploads only (a remix's source belongs to the source video).
@@ -640,7 +645,7 @@ async fn remix(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Ow
         if !(0.0..=1.0).contains(&strength) {
             return Err(ApiError::invalid("strength", format!("`strength` must be between 0 and 1, got {strength}")));
         }
-        let size = src.size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).ok_or_else(|| ApiError::internal("stored size"))?;
+        let size = parse_size(&src.size).ok_or_else(|| ApiError::internal("stored size"))?;
         check_quota(&state, &owner)?;
         let new = db::new_id();
         let spec = JobSpec {
@@ -682,20 +687,14 @@ async fn extend(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
             if src.status != "completed" || src.output.is_none() {
                 return Err(ApiError::invalid("video", format!("video {rid} is {}: only completed videos can be extended", src.status)).with_code("video_not_ready"));
             }
-            let size: (usize, usize) = src.size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).ok_or_else(|| ApiError::internal("stored size"))?;
             let secs: f64 = src.seconds.parse().unwrap_or(0.0);
-            (Some(src.model.clone()), Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)), Some(format!("{}x{}", size.0, size.1)), secs, None)
+            (Some(src.model.clone()), Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)), Some(src.size.clone()), secs, None)
         } else if let Some(bytes) = form.files.get("video") {
-            let ext = check_media(bytes, "video", true)?;
-            let path = std::env::temp_dir().join(format!("tessera-upload-{}.{ext}", db::new_id()));  // decoded to check, then removed
-            std::fs::write(&path, bytes).map_err(ApiError::internal)?;
-            let read = tessera_media::read_video(&path);
-            let _ = std::fs::remove_file(&path);
-            let (frames, fps) = read.map_err(|e| ApiError::invalid("video", e.to_string()))?;
-            let secs = if fps > 0.0 { frames.len() as f64 / fps } else { 0.0 };
+            let up = check_media(bytes, "video", true)?;
+            let secs = if up.fps > 0.0 { up.frames.len() as f64 / up.fps } else { 0.0 };
             // Without `size`, the upload's own size (checked against the model below).
-            let own = format!("{}x{}", frames[0].width, frames[0].height);
-            (form.string("model")?, None, Some(form.string("size")?.unwrap_or(own)), secs, Some((bytes.clone(), ext)))
+            let own = format!("{}x{}", up.frames[0].width, up.frames[0].height);
+            (form.string("model")?, None, Some(form.string("size")?.unwrap_or(own)), secs, Some((bytes.clone(), up.ext)))
         } else {
             return Err(ApiError::invalid("video", "`video` is required: {\"id\": \"video_...\"} or an uploaded video"));
         };

@@ -5,7 +5,6 @@
 //! video was deleted, or this worker stalled and another took the job) the work stops at
 //! the next frame and its files are removed.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,9 +112,7 @@ fn sweep(state: &State) -> Result<()> {
     let now = now_ms() / 1000;
     for v in state.db.expired(now, 100)? {
         if let Some(prefix) = &v.output {
-            for f in [VIDEO, THUMBNAIL, SPRITESHEET] {
-                state.storage.delete(&format!("{prefix}/{f}"))?;
-            }
+            state.storage.delete_output(prefix)?;
         }
         state.db.clear_output(&v.id)?;
     }
@@ -200,9 +197,7 @@ fn run(state: &State, worker: &str, video: Video) {
         Ok(false) => {
             // Not ours any more: remove what this attempt wrote.
             eprintln!("job {}: lease lost; discarding attempt {}", video.id, video.attempts);
-            for f in [VIDEO, THUMBNAIL, SPRITESHEET] {
-                let _ = state.storage.delete(&format!("{prefix}/{f}"));
-            }
+            let _ = state.storage.delete_output(&prefix);
         }
         Err(e) => eprintln!("job {}: cannot record the outcome: {e:#}", video.id),
     }
@@ -216,12 +211,8 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
     let fit = |f: &Frame| tessera_media::fit(f, spec.width, spec.height, Fit::Crop);
     let read = |key: &str| -> Result<Vec<Frame>> {
         let bytes = state.storage.get(key)?.ok_or_else(|| anyhow!("the input {key} is gone from storage"))?;
-        let ext = key.rsplit('.').next().unwrap_or("mp4");
-        let path = tmp.join(format!("{}-{}.{ext}", video.id, rand::random::<u32>()));
-        std::fs::write(&path, &bytes)?;
-        let read = tessera_media::read_video(&path);
-        let _ = std::fs::remove_file(&path);
-        let (frames, src_fps) = read.map_err(|e| anyhow!("{e}"))?;
+        // The key's extension is the format (the API stored it so).
+        let (frames, src_fps) = tessera_media::decode_video(std::path::Path::new(key), &bytes)?;
         let frames = if src_fps > 0.0 { tessera_media::resample(&frames, src_fps, spec.fps) } else { frames };
         Ok(frames.iter().map(fit).collect())
     };
@@ -331,9 +322,10 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
     let bytes = std::fs::read(&out_path);
     let _ = std::fs::remove_file(&out_path);
     state.storage.put(&format!("{prefix}/{VIDEO}"), &bytes?, "video/mp4")?;
-    let thumb = png_bytes(tmp, &video.id, &sprites[..1], &opts)?;
+    // The previews are PNGs made in memory (the file name titles their C2PA manifest).
+    let thumb = tessera_media::encode_video(std::path::Path::new(THUMBNAIL), &sprites[..1], 1.0, &opts)?;
     state.storage.put(&format!("{prefix}/{THUMBNAIL}"), &thumb, "image/png")?;
-    let sheet = png_bytes(tmp, &video.id, &[spritesheet(&sprites)], &opts)?;
+    let sheet = tessera_media::encode_video(std::path::Path::new(SPRITESHEET), &[spritesheet(&sprites)], 1.0, &opts)?;
     state.storage.put(&format!("{prefix}/{SPRITESHEET}"), &sheet, "image/png")?;
     if lost.load(Ordering::Relaxed) {
         return Err(LeaseLost.into());
@@ -361,12 +353,4 @@ fn spritesheet(frames: &[Frame]) -> Frame {
         }
     }
     sheet
-}
-
-fn png_bytes(tmp: &std::path::Path, id: &str, frames: &[Frame], opts: &WriteOptions) -> Result<Vec<u8>> {
-    let path: PathBuf = tmp.join(format!("{id}-{}.png", rand::random::<u32>()));
-    tessera_media::write_video(&path, frames, 1.0, opts)?;
-    let bytes = std::fs::read(&path);
-    let _ = std::fs::remove_file(&path);
-    Ok(bytes?)
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use sha2::{Digest, Sha256};
 use tessera_pipeline::moderation::Policy;
@@ -117,7 +117,7 @@ impl Models {
         let mut list = Vec::new();
         for dir in dirs {
             let dir = dir.canonicalize().with_context(|| format!("model folder {}", dir.display()))?;
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+            let name = tessera_pipeline::defaults::model_name(&dir);
             let pipeline = WanPipeline::open(&dir, device, DType::F32)?;
             let defaults = ModelDefaults::read(&dir)?;
             let created = std::fs::metadata(dir.join("model_index.json"))
@@ -187,7 +187,7 @@ impl State {
         let db: Arc<dyn db::Queue> = Arc::from(db::open(&url)?);
         let storage_url = config.storage.clone().unwrap_or_else(|| config.data.join("files").display().to_string());
         let storage = storage::Storage::open(&storage_url)?;
-        let device = parse_device(&config.device)?;
+        let device = tessera_pipeline::defaults::parse_device(&config.device)?;
         let models = Models::load(&config.models, &device)?;
         let policy = match &config.policy {
             Some(p) => Policy::load(p)?,
@@ -239,18 +239,6 @@ fn scratch_folder(root: &std::path::Path) -> Result<PathBuf> {
     let dir = root.join(std::process::id().to_string());
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-fn parse_device(s: &str) -> Result<Device> {
-    if s == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let n = match s.strip_prefix("cuda") {
-        Some("") => 0,
-        Some(r) => r.strip_prefix(':').and_then(|n| n.parse().ok()).ok_or_else(|| anyhow!("--device {s:?} is not cpu or cuda[:N]"))?,
-        None => bail!("--device {s:?} is not cpu or cuda[:N]"),
-    };
-    Device::new_cuda(n).map_err(|e| anyhow!("--device {s}: CUDA is not available ({e})"))
 }
 
 /// Runs the server until SIGINT or SIGTERM: HTTP on `addr`, `config.workers` workers.

@@ -92,6 +92,14 @@ impl Storage {
         }
     }
 
+    /// Deletes the files of one finished video (or of one attempt at it).
+    pub fn delete_output(&self, prefix: &str) -> Result<()> {
+        for f in [VIDEO, THUMBNAIL, SPRITESHEET] {
+            self.delete(&format!("{prefix}/{f}"))?;
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Storage::Local(dir) => format!("folder {}", dir.display()),

@@ -93,11 +93,7 @@ fn assert_error(status: StatusCode, v: &Value, want: StatusCode, param: Option<&
 }
 
 fn frames_of(mp4: &[u8]) -> Vec<tessera_media::Frame> {
-    let path = std::env::temp_dir().join(format!("tessera-api-{}.mp4", tessera_server::db::new_id()));
-    std::fs::write(&path, mp4).unwrap();
-    let (frames, _) = tessera_media::read_video(&path).unwrap();
-    let _ = std::fs::remove_file(&path);
-    frames
+    tessera_media::decode_video(std::path::Path::new("content.mp4"), mp4).unwrap().0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,10 +140,7 @@ async fn create_poll_download_remix_extend_list_delete() {
     }
     let (st, sheet, _) = s.call("GET", &format!("/v1/videos/{id}/content?variant=spritesheet"), None, None).await;
     assert_eq!(st, StatusCode::OK);
-    let p = std::env::temp_dir().join(format!("tessera-sheet-{}.png", tessera_server::db::new_id()));
-    std::fs::write(&p, &sheet).unwrap();
-    let (sf, _) = tessera_media::read_video(&p).unwrap();
-    let _ = std::fs::remove_file(&p);
+    let (sf, _) = tessera_media::decode_video(std::path::Path::new("sheet.png"), &sheet).unwrap();
     assert_eq!((sf[0].width, sf[0].height), (4 * 64, 4 * 64), "13 frames -> 13 tiles in 4 columns");
     let (st, v) = s.json("GET", &format!("/v1/videos/{id}/content?variant=poster"), None, None).await;
     assert_error(st, &v, StatusCode::BAD_REQUEST, Some("variant"));
@@ -224,10 +217,7 @@ async fn image_to_video_keeps_the_image_as_first_frame() {
             frame.data[i..i + 3].copy_from_slice(&[(x * 3 + 40) as u8, (y * 3 + 40) as u8, 128]);
         }
     }
-    let p = std::env::temp_dir().join(format!("tessera-ref-{}.png", tessera_server::db::new_id()));
-    tessera_media::write_video(&p, &[frame.clone()], 1.0, &Default::default()).unwrap();
-    let png = std::fs::read(&p).unwrap();
-    let _ = std::fs::remove_file(&p);
+    let png = tessera_media::encode_video(std::path::Path::new("card.png"), &[frame.clone()], 1.0, &Default::default()).unwrap();
     // Multipart, as the OpenAI SDK sends it.
     let boundary = "XyZtesseraBoundary";
     let mut body = Vec::new();
