@@ -128,22 +128,9 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
     }
 }
 
+/// `--device`, as the pipeline parses it (the server takes the same strings).
 pub fn parse_device(s: &str) -> Result<Device> {
-    if s == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    if let Some(rest) = s.strip_prefix("cuda") {
-        let ordinal = match rest.strip_prefix(':') {
-            Some(n) => n
-                .parse()
-                .map_err(|_| anyhow!("--device {s:?}: bad GPU number"))?,
-            None if rest.is_empty() => 0,
-            None => bail!("--device {s:?} is not cpu or cuda[:N]"),
-        };
-        return Device::new_cuda(ordinal)
-            .map_err(|e| anyhow!("--device {s}: CUDA is not available ({e}); build with `--features cuda` on a machine with nvcc"));
-    }
-    bail!("--device {s:?} is not cpu or cuda[:N]")
+    Ok(tessera_pipeline::defaults::parse_device(s)?)
 }
 
 /// Reads the `latents` tensor of a safetensors file.
@@ -232,8 +219,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (None, None) => defaults.frames.unwrap_or(81),
     };
     let mut reporter = Reporter::new(args.quiet);
-    // The signing keys are found (or made) before any work, as the output's folder is.
-    let credentials = if args.no_provenance { None } else { Some(crate::keys::for_signing(args.keys.as_deref())?) };
     let user_prompt = prompt.clone();
     let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
@@ -268,7 +253,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let window = defaults.frames.unwrap_or(frames);
     let claim = |mark: Option<tessera_media::watermark::Payload>| Claim {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model_name(&model_dir),
+        model: tessera_pipeline::defaults::model_name(&model_dir),
         task: args.task.name(params.frames).to_string(),
         prompt: user_prompt.clone(),
         include_prompt: args.provenance_prompt,
@@ -277,10 +262,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if args.task.any() || frames > window {
         let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
         let marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
-        let opts = write_options(credentials, claim(mark));
+        let claim = claim(mark);
+        let opts = || Ok(write_options(signing_keys(args.no_provenance, args.keys.as_deref())?, claim));
         return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, marks, opts, &mut reporter);
     }
     pipeline.validate(&params)?;
+    // The signing keys are found (or made) once the request is checked, before any work.
+    let credentials = signing_keys(args.no_provenance, args.keys.as_deref())?;
     reporter.message(&format!(
         "generating {}x{}, {} frames, {} steps with {}",
         width,
@@ -298,11 +286,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The model's name in the manifest: its folder's name (the built-in model's is
-/// tessera-world).
-fn model_name(dir: &Path) -> String {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+/// The C2PA credentials outputs are signed with (made on first use), or None with
+/// --no-provenance.
+fn signing_keys(no_provenance: bool, dir: Option<&Path>) -> Result<Option<Credentials>> {
+    if no_provenance {
+        return Ok(None);
+    }
+    Ok(Some(crate::keys::for_signing(dir)?))
 }
 
 /// How the output is written: signed with `credentials` (None with --no-provenance).

@@ -221,7 +221,7 @@ pub fn run(
     output: &Path,
     format: OutputFormat,
     marks: Marks,
-    opts: WriteOptions,
+    opts: impl FnOnce() -> Result<WriteOptions>,
     reporter: &mut Reporter,
 ) -> Result<()> {
     task.check()?;
@@ -256,7 +256,8 @@ pub fn run(
     };
     params.frames = window;
     let out_fps = fps;
-    let mut out = Out::create(output, format, out_fps, marks, &opts)?;
+    // The signing keys are found (or made) once the flags and images are checked.
+    let mut out = Out::create(output, format, out_fps, marks, &opts()?)?;
     let mut sink = |f: Frame| out.push(f);
     let mut progress = |ev: tessera_pipeline::Progress| reporter.event(ev);
 
