@@ -18,6 +18,13 @@ pub struct TrainConfig {
     /// config.json and weights; the VAE stage writes one in `out/model/vae`).
     #[serde(default)]
     pub vae: Option<PathBuf>,
+    /// Start from another run's trained weights instead of a random initialisation: a
+    /// checkpoint file of a run of the same stage and sizes (`checkpoints/step_N.safetensors`).
+    /// Its weights become the new run's weights and EMA; the optimizer, the step count and
+    /// the learning-rate schedule start afresh (fine-tuning). Ignored when `--resume` finds
+    /// a checkpoint of this run.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     #[serde(default)]
     pub seed: u64,
     #[serde(default = "d_steps")]
@@ -215,7 +222,7 @@ impl TrainConfig {
         })?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in std::iter::once(&mut cfg.out).chain(cfg.vae.as_mut()).chain(cfg.data.folder.as_mut()) {
+        for p in std::iter::once(&mut cfg.out).chain(cfg.vae.as_mut()).chain(cfg.init.as_mut()).chain(cfg.data.folder.as_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

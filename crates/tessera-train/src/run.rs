@@ -103,6 +103,21 @@ fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW
     Ok(())
 }
 
+/// Fine-tuning: the weights (not the optimizer state) of another run's checkpoint, checked
+/// name by name and shape by shape, become the variables and their EMA.
+fn init_from(path: &Path, named: &[(String, Var)], ema: &mut Ema) -> Result<()> {
+    let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read init checkpoint {}", path.display()))?;
+    for (i, (name, v)) in named.iter().enumerate() {
+        let w = map.get(&format!("param/{name}")).with_context(|| format!("init checkpoint {} lacks {name} (is it a run of the same stage and sizes?)", path.display()))?;
+        if w.dims() != v.dims() {
+            bail!("init checkpoint {}: {name} is {:?}, this run's is {:?}", path.display(), w.dims(), v.dims());
+        }
+        v.set(&w.to_device(v.device())?)?;
+        ema.shadow[i] = v.as_tensor().detach().copy()?;
+    }
+    Ok(())
+}
+
 fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
     let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let get = |k: &str| map.get(k).cloned().with_context(|| format!("checkpoint {} lacks {k}", path.display()));
@@ -165,6 +180,11 @@ impl<'a> Run<'a> {
             if let Some((step, path)) = latest_checkpoint(&cfg.out)? {
                 load_checkpoint(&path, &named, &mut opt, &mut ema)?;
                 start = step;
+            }
+        }
+        if start == 0 {
+            if let Some(init) = &cfg.init {
+                init_from(init, &named, &mut ema)?;
             }
         }
         let log_path = cfg.out.join("log.csv");

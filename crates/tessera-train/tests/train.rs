@@ -199,3 +199,35 @@ fn folder_frames_are_cropped_to_the_centre() {
     assert_eq!((c.width, c.height), (2, 2));
     assert_eq!((c.data[0], c.data[3]), (0, 255));
 }
+
+#[test]
+fn init_starts_a_new_run_from_another_runs_weights() {
+    let (a, b) = (scratch("init_a"), scratch("init_b"));
+    train(&tiny(&a, 2), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let ckpt = a.join("checkpoints/step_00000002.safetensors");
+    // With a learning rate of 0 the new run's exported (EMA) weights are the checkpoint's.
+    let cfg = tiny(&b, 1).tap(|c| {
+        c.init = Some(ckpt.clone());
+        c.lr = 0.0;
+    });
+    let model = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let src = candle_core::safetensors::load(&ckpt, &Device::Cpu).unwrap();
+    let got = candle_core::safetensors::load(model.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    assert!(!got.is_empty());
+    for (k, t) in &got {
+        let d = (t - &src[&format!("param/transformer.{k}")]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        // (the EMA's d*w + (1-d)*w rounds in the last bit)
+        assert!(d < 1e-6, "{k} is not the init checkpoint's: {d}");
+    }
+    // The new run counts its own steps from 1.
+    assert_eq!(losses(&b).len(), 1);
+
+    // A checkpoint of other sizes is refused, naming the variable.
+    let c = scratch("init_c");
+    let cfg = tiny(&c, 1).tap(|c| {
+        c.init = Some(ckpt.clone());
+        c.transformer.ffn = 48;
+    });
+    let err = format!("{:#}", train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap_err());
+    assert!(err.contains("ffn") && err.contains("init checkpoint"), "{err}");
+}
