@@ -78,6 +78,13 @@ pub struct VaeSize {
     /// Weight of the KL term (the posterior stays near a unit Gaussian).
     #[serde(default = "d_vae_kl")]
     pub kl: f64,
+    /// At the start of a run (fresh or `init`), set the bias of the encoder's log-variance
+    /// outputs to this. The posterior's noise is what the decoder is trained on: at log-variance
+    /// 0 (a random initialisation) it is as large as the latents themselves, the decoder
+    /// learns to blur, and a tiny KL weight never pushes it down; -6 (std 0.05) starts it
+    /// nearly deterministic. Unset: left as initialised.
+    #[serde(default)]
+    pub logvar_init: Option<f64>,
 }
 
 fn d_vae_base() -> usize { 32 }
@@ -88,7 +95,7 @@ fn d_vae_kl() -> f64 { 1e-6 }
 
 impl Default for VaeSize {
     fn default() -> Self {
-        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl() }
+        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None }
     }
 }
 

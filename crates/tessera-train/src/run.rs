@@ -224,6 +224,14 @@ impl<'a> Run<'a> {
         Ok((t1 - t0, t2 - t1))
     }
 
+    /// Restarts the EMA at the current weights (after they were changed outside a step).
+    pub fn sync_ema(&mut self) -> Result<()> {
+        for (s, v) in self.ema.shadow.iter_mut().zip(&self.vars) {
+            *s = v.as_tensor().detach().copy()?;
+        }
+        Ok(())
+    }
+
     /// The EMA weights of the variables named `prefix...`, keyed without the prefix: what
     /// an export writes.
     pub fn ema_weights(&self, prefix: &str) -> HashMap<String, Tensor> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig};
 use tessera_world::rng::Rng;
@@ -50,6 +50,13 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
     AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
     init(&vm, &mut Rng::new(cfg.seed), true)?;
     let mut run = Run::open(cfg, sorted_vars(&vm, "vae."), resume)?;
+    if let (Some(lv), 0) = (cfg.autoencoder.logvar_init, run.start) {
+        // quant_conv's output is (mean, log-variance) along channels.
+        let bias = vm.data().lock().unwrap().get("quant_conv.bias").cloned().ok_or_else(|| anyhow::anyhow!("the VAE has no quant_conv.bias"))?;
+        let b = bias.as_tensor().narrow(0, 0, z)?;
+        bias.set(&Tensor::cat(&[&b, &Tensor::full(lv as f32, z, device)?], 0)?)?;
+        run.sync_ema()?;
+    }
     let source = Source::open(&cfg.data)?;
     for step in run.start..cfg.steps {
         let mut srng = Rng::derive(cfg.seed ^ 0x0AE5, step as u64);

@@ -231,3 +231,39 @@ fn init_starts_a_new_run_from_another_runs_weights() {
     let err = format!("{:#}", train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap_err());
     assert!(err.contains("ffn") && err.contains("init checkpoint"), "{err}");
 }
+
+#[test]
+fn logvar_init_starts_the_vae_posterior_nearly_deterministic() {
+    let out = scratch("logvar");
+    let text = format!(
+        r#"
+stage = "vae"
+out = "{}"
+steps = 1
+batch = 1
+lr = 0.0
+[data]
+buckets = ["16x16x1"]
+[autoencoder]
+base_dim = 4
+z_dim = 4
+dim_mult = [1, 2, 2, 2]
+logvar_init = -6.0
+"#,
+        out.display()
+    );
+    std::fs::write(out.join("vae.toml"), text).unwrap();
+    let cfg = TrainConfig::load(&out.join("vae.toml")).unwrap();
+    let vae_dir = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let w = candle_core::safetensors::load(vae_dir.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let bias: Vec<f32> = w["quant_conv.bias"].to_vec1().unwrap();
+    assert_eq!(bias.len(), 8);
+    assert!(bias[4..].iter().all(|b| (b + 6.0).abs() < 1e-4), "log-variance biases {bias:?}");
+    assert!(bias[..4].iter().all(|b| b.abs() < 1.0), "mean biases untouched {bias:?}");
+    // And the posterior's log-variance on a clip is near -6.
+    let vae = tessera_models::wan::vae::AutoencoderKLWan::load(&vae_dir, DType::F32, &Device::Cpu).unwrap();
+    let x = candle_core::Tensor::zeros((1, 3, 1, 16, 16), DType::F32, &Device::Cpu).unwrap();
+    let (_, logvar) = vae.encode_posterior(&x).unwrap();
+    let m = logvar.mean_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!((m + 6.0).abs() < 1.0, "mean log-variance {m}");
+}
