@@ -148,6 +148,10 @@ pub struct TransformerSize {
     pub head_dim: usize,
     #[serde(default = "d_ffn")]
     pub ffn: usize,
+    /// Spatial patch size (tokens are 1 x patch x patch latent cells). Bucket sizes must be
+    /// multiples of the VAE's stride times this.
+    #[serde(default = "d_patch")]
+    pub patch: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +188,7 @@ fn d_layers() -> usize { 4 }
 fn d_heads() -> usize { 4 }
 fn d_head_dim() -> usize { 32 }
 fn d_ffn() -> usize { 512 }
+fn d_patch() -> usize { 2 }
 fn d_text_dim() -> usize { 128 }
 fn d_text_layers() -> usize { 2 }
 fn d_text_heads() -> usize { 4 }
@@ -201,7 +206,7 @@ impl Default for FlowConfig {
 }
 impl Default for TransformerSize {
     fn default() -> Self {
-        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn() }
+        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn(), patch: d_patch() }
     }
 }
 impl Default for TextSize {

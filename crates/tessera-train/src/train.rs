@@ -25,7 +25,7 @@ pub fn model_configs(cfg: &TrainConfig, z_dim: usize, vocab: usize) -> Result<(s
     let t = &cfg.transformer;
     let transformer = serde_json::json!({
         "_class_name": "WanTransformer3DModel",
-        "patch_size": [1, 2, 2],
+        "patch_size": [1, t.patch, t.patch],
         "num_attention_heads": t.heads,
         "attention_head_dim": t.head_dim,
         "in_channels": 2 * z_dim + 4,
@@ -82,6 +82,10 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     // The frozen VAE and the tokenizer (written where the exported model will read it).
     let vae = AutoencoderKLWan::load(&vae_path, DType::F32, device).with_context(|| format!("cannot load the VAE {}", vae_path.display()))?;
     let z_dim = vae.config().z_dim;
+    let stride = vae.config().spatial_factor() * cfg.transformer.patch;
+    if let Some(b) = buckets.iter().find(|b| b.width % stride != 0 || b.height % stride != 0) {
+        anyhow::bail!("bucket {}x{}x{}: width and height must be multiples of {stride} (the VAE's stride {} times patch {})", b.width, b.height, b.frames, vae.config().spatial_factor(), cfg.transformer.patch);
+    }
     let tok = crate::text::world_tokenizer()?;
     crate::text::save_tokenizer(&tok, &model_dir.join("tokenizer"))?;
     let tokenizer = WanTokenizer::from_file(&model_dir.join("tokenizer/tokenizer.json"))?;

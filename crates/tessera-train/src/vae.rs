@@ -21,6 +21,10 @@ use crate::run::{init, profiling, sorted_vars, Run, StepReport};
 /// The diffusers config of the run's VAE (latent statistics as given).
 pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_json::Value {
     let v = &cfg.autoencoder;
+    // One 2x spatial downsampling per level after the first; the last two also halve time
+    // (4x temporal compression, as Wan's [false, true, true]).
+    let downs = v.dim_mult.len().saturating_sub(1);
+    let temporal: Vec<bool> = (0..downs).map(|i| i + 2 >= downs).collect();
     serde_json::json!({
         "_class_name": "AutoencoderKLWan",
         "base_dim": v.base_dim,
@@ -28,7 +32,7 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
         "dim_mult": v.dim_mult,
         "num_res_blocks": v.num_res_blocks,
         "attn_scales": [],
-        "temperal_downsample": [false, true, true],
+        "temperal_downsample": temporal,
         "dropout": 0.0,
         "latents_mean": mean,
         "latents_std": std,
@@ -37,7 +41,7 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
         "out_channels": 3,
         "patch_size": null,
         "scale_factor_temporal": 4,
-        "scale_factor_spatial": 8,
+        "scale_factor_spatial": 1usize << downs,
         "clip_output": true
     })
 }

@@ -267,3 +267,51 @@ logvar_init = -6.0
     let m = logvar.mean_all().unwrap().to_scalar::<f32>().unwrap();
     assert!((m + 6.0).abs() < 1.0, "mean log-variance {m}");
 }
+
+#[test]
+fn a_4x_vae_and_patch_4_transformer_train_and_generate() {
+    // A VAE of three levels (4x spatial, 4x temporal) and a transformer with 4x4 patches:
+    // the configs say so, and the engine loads and runs the result at a multiple of 16.
+    let out = scratch("vae4");
+    let text = format!(
+        r#"
+stage = "vae"
+out = "{}"
+steps = 2
+batch = 1
+[data]
+buckets = ["16x16x5"]
+[autoencoder]
+base_dim = 4
+z_dim = 4
+dim_mult = [1, 2, 2]
+"#,
+        out.display()
+    );
+    std::fs::write(out.join("vae.toml"), text).unwrap();
+    let vae_dir = train(&TrainConfig::load(&out.join("vae.toml")).unwrap(), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let vc: serde_json::Value = serde_json::from_slice(&std::fs::read(vae_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(vc["scale_factor_spatial"], 4);
+    assert_eq!(vc["temperal_downsample"], serde_json::json!([true, true]));
+
+    let run = scratch("on-vae4");
+    let mut t = tiny(&run, 1);
+    t.vae = Some(vae_dir.clone());
+    t.transformer.patch = 4;
+    t.data.buckets = vec!["32x16x5".into()];
+    let model = train(&t, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let pipe = tessera_pipeline::wan::WanPipeline::open(&model, &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(pipe.size_multiple(), 16);
+    let p = tessera_pipeline::wan::GenerateParams { prompt: "a red ball".into(), width: 32, height: 16, frames: 5, steps: 2, max_sequence_length: 24, ..Default::default() };
+    let frames = pipe.generate(&p, &mut |_| {}).unwrap();
+    assert_eq!(frames.dims(), &[5, 16, 32, 3]);
+
+    // A bucket the VAE stride times the patch does not divide is refused before training.
+    let bad = scratch("on-vae4-bad");
+    let mut t = tiny(&bad, 1);
+    t.vae = Some(vae_dir);
+    t.transformer.patch = 8;
+    t.data.buckets = vec!["48x32x5".into()];
+    let err = format!("{:#}", train(&t, false, &Device::Cpu, &mut |_| {}).unwrap_err());
+    assert!(err.contains("multiples of 32"), "{err}");
+}
