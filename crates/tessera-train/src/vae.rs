@@ -72,9 +72,17 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         let eps = noise(&mut srng, mean.dims(), device, DType::F32)?;
         let zs = (&mean + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
         let recon = model.decode_unclamped(&zs)?;
-        let mse = (recon - &batch.video)?.sqr()?.mean_all()?;
+        let sq = (recon - &batch.video)?.sqr()?;
+        let mse = sq.mean_all()?;
+        let rec = if cfg.autoencoder.object_weight > 0.0 {
+            // Weighted mean: sum(w * e^2) / sum(w) over all values, so the scale stays MSE's.
+            let w = object_weights(&batch.video, cfg.autoencoder.object_weight)?;
+            (sq.broadcast_mul(&w)?.sum_all()? / (w.sum_all()?.to_scalar::<f32>()? as f64 * 3.0))?
+        } else {
+            mse.clone()
+        };
         let kl = ((mean.sqr()? + logvar.exp()?)? - 1.0)?.sub(&logvar)?.mean_all()?.affine(0.5, 0.0)?;
-        let loss = (&mse + (kl * cfg.autoencoder.kl)?)?;
+        let loss = (&rec + (kl * cfg.autoencoder.kl)?)?;
         let t2 = Instant::now();
         let (backward, _) = run.step(step, &loss, &mse, on_step)?;
         if profiling() {
@@ -82,6 +90,43 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         }
     }
     export_vae(cfg, &vcfg, &run, device)
+}
+
+/// Per-pixel loss weights (B, 1, T, H, W) for a (B, 3, T, H, W) video in [-1, 1]: 1 + `extra`
+/// where a pixel or one of its 8 neighbours is a palette colour (an object of the world,
+/// as the evaluator segments them), else 1.
+pub fn object_weights(video: &Tensor, extra: f64) -> Result<Tensor> {
+    use tessera_world::eval::segment::{classify, Image, NONE};
+    let (b, _, t, h, w) = video.dims5()?;
+    let v: Vec<f32> = video.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let plane = h * w;
+    let mut out = vec![1f32; b * t * plane];
+    let mut rgb = vec![0u8; plane * 3];
+    for bi in 0..b {
+        for ti in 0..t {
+            for c in 0..3 {
+                let base = ((bi * 3 + c) * t + ti) * plane;
+                for i in 0..plane {
+                    rgb[i * 3 + c] = ((v[base + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+            let class = classify(&Image { width: w, height: h, data: rgb.clone() });
+            let o = &mut out[(bi * t + ti) * plane..][..plane];
+            for y in 0..h {
+                for x in 0..w {
+                    if class[y * w + x] == NONE {
+                        continue;
+                    }
+                    for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                        for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                            o[yy * w + xx] = 1.0 + extra as f32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (b, 1, t, h, w), &Device::Cpu)?.to_device(video.device())?)
 }
 
 /// Writes out/model/vae with the EMA weights and measured latent statistics.

@@ -315,3 +315,36 @@ dim_mult = [1, 2, 2]
     let err = format!("{:#}", train(&t, false, &Device::Cpu, &mut |_| {}).unwrap_err());
     assert!(err.contains("multiples of 32"), "{err}");
 }
+
+#[test]
+fn object_weights_cover_palette_pixels_and_their_edges() {
+    use candle_core::Tensor;
+    // An 8x6 frame of a scene colour with a 2x2 red square at (3..5, 2..4), twice in time.
+    let (w, h) = (8usize, 6usize);
+    let scene = [128.0f32, 110.0, 96.0];
+    let red = tessera_world::Color::Red.rgb();
+    let mut planes = vec![0f32; 3 * 2 * h * w];
+    for c in 0..3 {
+        for t in 0..2 {
+            for y in 0..h {
+                for x in 0..w {
+                    let v = if (3..5).contains(&x) && (2..4).contains(&y) { red[c] as f32 } else { scene[c] };
+                    planes[((c * 2 + t) * h + y) * w + x] = v / 127.5 - 1.0;
+                }
+            }
+        }
+    }
+    let video = Tensor::from_vec(planes, (1, 3, 2, h, w), &Device::Cpu).unwrap();
+    let wts = tessera_train::vae::object_weights(&video, 20.0).unwrap();
+    assert_eq!(wts.dims(), &[1, 1, 2, h, w]);
+    let v: Vec<f32> = wts.flatten_all().unwrap().to_vec1().unwrap();
+    for t in 0..2 {
+        for y in 0..h {
+            for x in 0..w {
+                // The square and a one-pixel ring around it: x 2..6, y 1..5.
+                let want = if (2..6).contains(&x) && (1..5).contains(&y) { 21.0 } else { 1.0 };
+                assert_eq!(v[(t * h + y) * w + x], want, "({x}, {y}) at t={t}");
+            }
+        }
+    }
+}
