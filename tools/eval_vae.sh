@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The ceiling a VAE sets on a model: world clips through decode(encode(clip)) alone, scored
+# with `tessera eval` against their prompts, beside the clips themselves. A model whose VAE
+# loses the objects cannot score more than its round trips do.
+#
+#   tools/eval_vae.sh MODEL_DIR OUT_DIR [COUNT=30] [SEED=777] [SECONDS=2]
+# MODEL_DIR is a model folder (the round trip is `generate --edit CLIP --strength 0`, which
+# encodes and decodes without denoising).
+set -euo pipefail
+model=$1 out=$2 count=${3:-30} seed=${4:-777} seconds=${5:-2}
+bin=${TESSERA:-target/release/tessera}
+rm -rf "$out" && mkdir -p "$out/clips" "$out/roundtrip"
+"$bin" world render --count "$count" --seed "$seed" --seconds "$seconds" --fps 12 --out "$out/clips" -q
+python3 -c 'import json,sys,glob
+for f in sorted(glob.glob(sys.argv[1] + "/*.json")): print(json.dumps({"prompt": json.load(open(f))["prompt"]}))' "$out/clips" > "$out/suite.jsonl"
+for clip in "$out"/clips/*.mp4; do
+  "$bin" generate x --no-expand --model "$model" --edit "$clip" --strength 0 --no-provenance -q \
+    -o "$out/roundtrip/$(basename "$clip")" 2>/dev/null
+done
+echo "clips:"
+"$bin" eval --suite "$out/suite.jsonl" --videos "$out/clips" --out "$out/clips.json" -q | tail -1
+echo "round trips:"
+"$bin" eval --suite "$out/suite.jsonl" --videos "$out/roundtrip" --out "$out/roundtrip.json" -q | tail -1
