@@ -27,7 +27,7 @@ pub struct StepReport {
     pub grad_norm: f64,
 }
 
-/// Initialisation, in one place: norms at 1, biases at 0, the output projection at 0 (the
+/// Initialisation, in one place: norms' scales (`weight`, the VAE's `gamma`) at 1, biases at 0, the output projection at 0 (the
 /// model starts by predicting zero velocity, as DiT's zeroed output layer), the adaLN
 /// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
 /// With `fan_in`, weights are N(0, 1/fan_in) instead (LeCun), for the convolutional VAE.
@@ -39,7 +39,9 @@ pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
         let v = &data[name];
         let n = v.elem_count();
         let dims = v.dims().to_vec();
-        let values: Vec<f32> = if name.contains("norm") && name.ends_with("weight") {
+        // (The VAE's RMS norms call their scale `gamma`; until 2026-11-30 it was drawn as a
+        // weight, N(0, 1) by fan-in, which the first built-in VAE was trained from.)
+        let values: Vec<f32> = if name.contains("norm") && (name.ends_with("weight") || name.ends_with("gamma")) {
             vec![1.0; n]
         } else if name.ends_with("bias") || name.starts_with("proj_out") {
             vec![0.0; n]
