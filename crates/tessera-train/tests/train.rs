@@ -54,6 +54,18 @@ fn losses(out: &Path) -> Vec<f64> {
     std::fs::read_to_string(out.join("log.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect()
 }
 
+/// A tiny VAE-stage config: base_dim 4, z 4, the given depth and buckets; `extra` lines go
+/// at the end of `[autoencoder]`.
+fn tiny_vae(out: &Path, steps: usize, lr: f64, buckets: &str, dim_mult: &str, extra: &str) -> TrainConfig {
+    let text = format!(
+        "stage = \"vae\"\nout = \"{}\"\nsteps = {steps}\nbatch = 2\nlr = {lr}\nwarmup = 3\ncheckpoint_every = 10\n[data]\nbuckets = [{buckets}]\n[autoencoder]\nbase_dim = 4\nz_dim = 4\ndim_mult = {dim_mult}\nnum_res_blocks = 1\n{extra}\n",
+        out.display()
+    );
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(out.join("vae.toml"), text).unwrap();
+    TrainConfig::load(&out.join("vae.toml")).unwrap()
+}
+
 #[test]
 fn trains_logs_checkpoints_and_exports_a_loadable_model() {
     let out = scratch("run");
@@ -108,27 +120,7 @@ fn the_loss_falls() {
 #[test]
 fn the_vae_stage_trains_a_loadable_vae_that_the_transformer_stage_uses() {
     let out = scratch("vae");
-    let text = format!(
-        r#"
-stage = "vae"
-out = "{}"
-steps = 30
-batch = 2
-lr = 3e-3
-warmup = 3
-checkpoint_every = 10
-[data]
-buckets = ["16x16x5"]
-[autoencoder]
-base_dim = 4
-z_dim = 4
-dim_mult = [1, 2, 2, 2]
-num_res_blocks = 1
-"#,
-        out.display()
-    );
-    std::fs::write(out.join("vae.toml"), text).unwrap();
-    let cfg = TrainConfig::load(&out.join("vae.toml")).unwrap();
+    let cfg = tiny_vae(&out, 30, 3e-3, "\"16x16x5\"", "[1, 2, 2, 2]", "");
     let vae_dir = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
     let l = losses(&out);
     let (first, last) = (l[..5].iter().sum::<f64>() / 5.0, l[l.len() - 5..].iter().sum::<f64>() / 5.0);
@@ -235,25 +227,7 @@ fn init_starts_a_new_run_from_another_runs_weights() {
 #[test]
 fn logvar_init_starts_the_vae_posterior_nearly_deterministic() {
     let out = scratch("logvar");
-    let text = format!(
-        r#"
-stage = "vae"
-out = "{}"
-steps = 1
-batch = 1
-lr = 0.0
-[data]
-buckets = ["16x16x1"]
-[autoencoder]
-base_dim = 4
-z_dim = 4
-dim_mult = [1, 2, 2, 2]
-logvar_init = -6.0
-"#,
-        out.display()
-    );
-    std::fs::write(out.join("vae.toml"), text).unwrap();
-    let cfg = TrainConfig::load(&out.join("vae.toml")).unwrap();
+    let cfg = tiny_vae(&out, 1, 0.0, "\"16x16x1\"", "[1, 2, 2, 2]", "logvar_init = -6.0");
     let vae_dir = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
     let w = candle_core::safetensors::load(vae_dir.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
     let bias: Vec<f32> = w["quant_conv.bias"].to_vec1().unwrap();
@@ -273,23 +247,7 @@ fn a_4x_vae_and_patch_4_transformer_train_and_generate() {
     // A VAE of three levels (4x spatial, 4x temporal) and a transformer with 4x4 patches:
     // the configs say so, and the engine loads and runs the result at a multiple of 16.
     let out = scratch("vae4");
-    let text = format!(
-        r#"
-stage = "vae"
-out = "{}"
-steps = 2
-batch = 1
-[data]
-buckets = ["16x16x5"]
-[autoencoder]
-base_dim = 4
-z_dim = 4
-dim_mult = [1, 2, 2]
-"#,
-        out.display()
-    );
-    std::fs::write(out.join("vae.toml"), text).unwrap();
-    let vae_dir = train(&TrainConfig::load(&out.join("vae.toml")).unwrap(), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let vae_dir = train(&tiny_vae(&out, 2, 1e-3, "\"16x16x5\"", "[1, 2, 2]", ""), false, &Device::Cpu, &mut |_| {}).unwrap();
     let vc: serde_json::Value = serde_json::from_slice(&std::fs::read(vae_dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(vc["scale_factor_spatial"], 4);
     assert_eq!(vc["temperal_downsample"], serde_json::json!([true, true]));
