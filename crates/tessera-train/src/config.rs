@@ -248,6 +248,10 @@ impl TrainConfig {
         if cfg.stage == Stage::Transformer && cfg.vae.is_none() {
             anyhow::bail!("{}: the transformer stage needs `vae = \"FOLDER\"` (a trained VAE, e.g. a VAE run's out/model/vae)", path.display());
         }
+        if cfg.stage == Stage::Vae && cfg.autoencoder.dim_mult.len() < 3 {
+            // The last two of its downsamplings halve time: 4x temporal compression.
+            anyhow::bail!("{}: [autoencoder] dim_mult needs at least 3 levels (4 as Wan: 8x spatial; 3: 4x)", path.display());
+        }
         cfg.buckets()?;
         if cfg.data.reuse == 0 {
             anyhow::bail!("{}: data.reuse must be at least 1", path.display());
@@ -255,7 +259,8 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// The buckets, checked: sizes multiples of 16 (VAE stride 8 times patch 2), frames 4k+1.
+    /// The buckets, checked: sizes multiples of 16 (the transformer stage also checks them
+    /// against its VAE's stride times the patch), frames 4k+1.
     pub fn buckets(&self) -> anyhow::Result<Vec<Bucket>> {
         let mut out = Vec::new();
         for b in &self.data.buckets {

@@ -27,8 +27,9 @@ pub struct StepReport {
     pub grad_norm: f64,
 }
 
-/// Initialisation, in one place: norms' scales (`weight`, the VAE's `gamma`) at 1, biases at 0, the output projection at 0 (the
-/// model starts by predicting zero velocity, as DiT's zeroed output layer), the adaLN
+/// Initialisation, in one place: norms' scales (`weight`, the VAE's `gamma`) at 1, biases
+/// at 0, the output projection at 0 (the model starts by predicting zero velocity, as
+/// DiT's zeroed output layer), the adaLN
 /// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
 /// With `fan_in`, weights are N(0, 1/fan_in) instead (LeCun), for the convolutional VAE.
 pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
@@ -106,16 +107,15 @@ fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW
 }
 
 /// Fine-tuning: the weights (not the optimizer state) of another run's checkpoint, checked
-/// name by name and shape by shape, become the variables and their EMA.
-fn init_from(path: &Path, named: &[(String, Var)], ema: &mut Ema) -> Result<()> {
+/// name by name and shape by shape, become the variables.
+fn init_from(path: &Path, named: &[(String, Var)]) -> Result<()> {
     let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read init checkpoint {}", path.display()))?;
-    for (i, (name, v)) in named.iter().enumerate() {
+    for (name, v) in named {
         let w = map.get(&format!("param/{name}")).with_context(|| format!("init checkpoint {} lacks {name} (is it a run of the same stage and sizes?)", path.display()))?;
         if w.dims() != v.dims() {
             bail!("init checkpoint {}: {name} is {:?}, this run's is {:?}", path.display(), w.dims(), v.dims());
         }
         v.set(&w.to_device(v.device())?)?;
-        ema.shadow[i] = v.as_tensor().detach().copy()?;
     }
     Ok(())
 }
@@ -186,7 +186,8 @@ impl<'a> Run<'a> {
         }
         if start == 0 {
             if let Some(init) = &cfg.init {
-                init_from(init, &named, &mut ema)?;
+                init_from(init, &named)?;
+                ema = Ema::new(&vars, cfg.ema)?; // the average starts at the loaded weights
             }
         }
         let log_path = cfg.out.join("log.csv");
@@ -228,9 +229,7 @@ impl<'a> Run<'a> {
 
     /// Restarts the EMA at the current weights (after they were changed outside a step).
     pub fn sync_ema(&mut self) -> Result<()> {
-        for (s, v) in self.ema.shadow.iter_mut().zip(&self.vars) {
-            *s = v.as_tensor().detach().copy()?;
-        }
+        self.ema = Ema::new(&self.vars, self.ema.decay)?;
         Ok(())
     }
 

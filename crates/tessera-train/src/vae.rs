@@ -110,7 +110,9 @@ pub fn object_weights(video: &Tensor, extra: f64) -> Result<Tensor> {
                     rgb[i * 3 + c] = ((v[base + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
                 }
             }
-            let class = classify(&Image { width: w, height: h, data: rgb.clone() });
+            let img = Image { width: w, height: h, data: std::mem::take(&mut rgb) };
+            let class = classify(&img);
+            rgb = img.data;
             let o = &mut out[(bi * t + ti) * plane..][..plane];
             for y in 0..h {
                 for x in 0..w {

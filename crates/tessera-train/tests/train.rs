@@ -56,14 +56,14 @@ fn losses(out: &Path) -> Vec<f64> {
 
 /// A tiny VAE-stage config: base_dim 4, z 4, the given depth and buckets; `extra` lines go
 /// at the end of `[autoencoder]`.
-fn tiny_vae(out: &Path, steps: usize, lr: f64, buckets: &str, dim_mult: &str, extra: &str) -> TrainConfig {
+fn tiny_vae(out: &Path, steps: usize, lr: f64, buckets: &str, dim_mult: &str, extra: &str) -> anyhow::Result<TrainConfig> {
     let text = format!(
         "stage = \"vae\"\nout = \"{}\"\nsteps = {steps}\nbatch = 2\nlr = {lr}\nwarmup = 3\ncheckpoint_every = 10\n[data]\nbuckets = [{buckets}]\n[autoencoder]\nbase_dim = 4\nz_dim = 4\ndim_mult = {dim_mult}\nnum_res_blocks = 1\n{extra}\n",
         out.display()
     );
     std::fs::create_dir_all(out).unwrap();
     std::fs::write(out.join("vae.toml"), text).unwrap();
-    TrainConfig::load(&out.join("vae.toml")).unwrap()
+    TrainConfig::load(&out.join("vae.toml"))
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn the_loss_falls() {
 #[test]
 fn the_vae_stage_trains_a_loadable_vae_that_the_transformer_stage_uses() {
     let out = scratch("vae");
-    let cfg = tiny_vae(&out, 30, 3e-3, "\"16x16x5\"", "[1, 2, 2, 2]", "");
+    let cfg = tiny_vae(&out, 30, 3e-3, "\"16x16x5\"", "[1, 2, 2, 2]", "").unwrap();
     let vae_dir = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
     let l = losses(&out);
     let (first, last) = (l[..5].iter().sum::<f64>() / 5.0, l[l.len() - 5..].iter().sum::<f64>() / 5.0);
@@ -227,7 +227,7 @@ fn init_starts_a_new_run_from_another_runs_weights() {
 #[test]
 fn logvar_init_starts_the_vae_posterior_nearly_deterministic() {
     let out = scratch("logvar");
-    let cfg = tiny_vae(&out, 1, 0.0, "\"16x16x1\"", "[1, 2, 2, 2]", "logvar_init = -6.0");
+    let cfg = tiny_vae(&out, 1, 0.0, "\"16x16x1\"", "[1, 2, 2, 2]", "logvar_init = -6.0").unwrap();
     let vae_dir = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
     let w = candle_core::safetensors::load(vae_dir.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
     let bias: Vec<f32> = w["quant_conv.bias"].to_vec1().unwrap();
@@ -247,10 +247,13 @@ fn a_4x_vae_and_patch_4_transformer_train_and_generate() {
     // A VAE of three levels (4x spatial, 4x temporal) and a transformer with 4x4 patches:
     // the configs say so, and the engine loads and runs the result at a multiple of 16.
     let out = scratch("vae4");
-    let vae_dir = train(&tiny_vae(&out, 2, 1e-3, "\"16x16x5\"", "[1, 2, 2]", ""), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let vae_dir = train(&tiny_vae(&out, 2, 1e-3, "\"16x16x5\"", "[1, 2, 2]", "").unwrap(), false, &Device::Cpu, &mut |_| {}).unwrap();
     let vc: serde_json::Value = serde_json::from_slice(&std::fs::read(vae_dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(vc["scale_factor_spatial"], 4);
     assert_eq!(vc["temperal_downsample"], serde_json::json!([true, true]));
+    // Two levels would compress time only 2x: refused.
+    let err = format!("{:#}", tiny_vae(&scratch("vae2"), 2, 1e-3, "\"16x16x5\"", "[1, 2]", "").unwrap_err());
+    assert!(err.contains("at least 3 levels"), "{err}");
 
     let run = scratch("on-vae4");
     let mut t = tiny(&run, 1);
