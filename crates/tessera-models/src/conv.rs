@@ -4,10 +4,10 @@
 //! Why: candle's CPU conv2d builds its im2col tiles element by element and multiplies
 //! (C_out x K) by (K x 512-pixel tiles), a shape the `gemm` crate runs at a quarter of
 //! its rate here (BENCHMARKS.md). Here the input is laid out channels-last
-//! (T, H+2p, W+2p, C_in), so an im2col row (one output pixel, all taps) is k_t*k*k
-//! memcpys of C_in floats, built in parallel for a band of rows; the product
-//! (pixels x K) @ (K x C_out) is the tall-skinny shape gemm runs fastest, and it lands
-//! directly in the output rows, which start as the bias.
+//! (T, H+2p, W+2p, C_in), and each row of taps (dt, dy) is one product
+//! (pixels x k C_in) @ (k C_in x C_out) read straight from it (the tall-skinny shape gemm
+//! runs fastest; no im2col copy: see `forward`). Until 2026-12-01 this built im2col tiles
+//! first; at the VAE's channel counts that copy cost as much as the products.
 
 use candle_core::{CpuStorage, DType, Device, Result, Tensor};
 use gemm::Parallelism;
@@ -94,77 +94,67 @@ impl ConvKernel {
                     }
                 });
         }
-        let taps = kt * k * k;
-        let kk = taps * cin;
-        // Rows of output per tile, so that one im2col tile stays around 32 MB.
-        let rows = ((8 << 20) / (kk * wo).max(1)).clamp(1, ho);
+        // Output rows in the padded-width layout p' = y * Wp + x: every tap row (dt, dy)
+        // then reads one strided view of the padded frame (row p' = the k * C_in contiguous
+        // values at the tap's offset + p' C_in), so the convolution is k_t * k products
+        // (pixels x k C_in) @ (k C_in x C_out) with no im2col copy. The Wp - Wo junk columns
+        // of each row are dropped when the result is written channels-first; the last row
+        // stops at Wo so that no read runs past the frame.
+        let m = (ho - 1) * wp + wo;
+        let kc = k * cin;
         let frame_out = ho * wo;
-        // Output in (B, C_out, T_out, Ho, Wo), each channel plane starting as its bias.
         let mut out = vec![0f32; b * cout * t_out * frame_out];
-        out.par_chunks_mut(t_out * frame_out)
-            .enumerate()
-            .for_each(|(bc, plane_out)| {
-                plane_out.fill(self.bias[bc % cout]);
-            });
-        let mut col = vec![0f32; rows * wo * kk];
+        let mut acc = vec![0f32; m * cout];
         for bi in 0..b {
             for to in 0..t_out {
-                let mut y0 = 0;
-                while y0 < ho {
-                    let y1 = (y0 + rows).min(ho);
-                    let n = (y1 - y0) * wo;
-                    // im2col: row p = pixel, columns = (tap, C_in); one memcpy per tap.
-                    col[..n * kk]
-                        .par_chunks_mut(kk)
-                        .enumerate()
-                        .for_each(|(p, dst)| {
-                            let (y, x) = (y0 + p / wo, p % wo);
-                            for dt in 0..kt {
-                                let frame = (bi * t + to * stride_t + dt) * plane;
-                                for dy in 0..k {
-                                    for dx in 0..k {
-                                        let tap = (dt * k + dy) * k + dx;
-                                        let src = (frame + (y + dy) * wp + x + dx) * cin;
-                                        dst[tap * cin..(tap + 1) * cin]
-                                            .copy_from_slice(&xs[src..src + cin]);
-                                    }
-                                }
-                            }
-                        });
-                    // (pixels x C_out) written transposed into the channel planes:
-                    // pixel stride 1, channel stride T_out * Ho * Wo.
-                    let offset = (bi * cout * t_out + to) * frame_out + y0 * wo;
-                    let last = offset + (cout - 1) * t_out * frame_out + n;
-                    assert!(last <= out.len(), "conv output tile out of bounds");
-                    // SAFETY: col is n x kk and w is kk x cout, row-major with unit column
-                    // stride; every dst element (offset + c * t_out * frame_out + p for
-                    // p < n, c < cout) is inside `out` (checked above), which aliases
-                    // neither input.
-                    unsafe {
-                        gemm::gemm(
-                            n,
-                            cout,
-                            kk,
-                            out.as_mut_ptr().add(offset),
-                            (t_out * frame_out) as isize,
-                            1,
-                            true,
-                            col.as_ptr(),
-                            1,
-                            kk as isize,
-                            self.w.as_ptr(),
-                            1,
-                            cout as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            Parallelism::Rayon(0),
-                        );
+                for dt in 0..kt {
+                    for dy in 0..k {
+                        let off = ((bi * t + to * stride_t + dt) * plane + dy * wp) * cin;
+                        let wblock = (dt * k + dy) * kc * cout;
+                        assert!(off + (m - 1) * cin + kc <= xs.len(), "conv tap rows out of bounds");
+                        // SAFETY: rows p' < m read xs[off + p' cin .. + kc] (checked above);
+                        // the weight block is kc x cout and acc m x cout, both row-major
+                        // with unit column stride; acc aliases neither input.
+                        unsafe {
+                            gemm::gemm(
+                                m,
+                                cout,
+                                kc,
+                                acc.as_mut_ptr(),
+                                1,
+                                cout as isize,
+                                dt + dy > 0,
+                                xs.as_ptr().add(off),
+                                1,
+                                cin as isize,
+                                self.w.as_ptr().add(wblock),
+                                1,
+                                cout as isize,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                Parallelism::Rayon(0),
+                            );
+                        }
                     }
-                    y0 = y1;
                 }
+                // Channels-first, junk columns dropped, plus the bias.
+                let acc = &acc;
+                out.par_chunks_mut(t_out * frame_out)
+                    .enumerate()
+                    .filter(|(bc, _)| bc / cout == bi)
+                    .for_each(|(bc, planes)| {
+                        let co = bc % cout;
+                        let bias = self.bias[co];
+                        let dst = &mut planes[to * frame_out..][..frame_out];
+                        for y in 0..ho {
+                            for x in 0..wo {
+                                dst[y * wo + x] = acc[(y * wp + x) * cout + co] + bias;
+                            }
+                        }
+                    });
             }
         }
         Tensor::from_vec(out, (b, cout, t_out, ho, wo), &Device::Cpu)

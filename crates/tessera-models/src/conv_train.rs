@@ -1,19 +1,21 @@
-//! A differentiable 3D convolution for training on the CPU (f32): the same channels-last
-//! im2col and `gemm` products as [`crate::conv`], with a backward pass made of two more
-//! products per tile (dW += colᵀ dY, dcol = dY Wᵀ) and a col2im scatter. candle's conv2d
-//! per temporal tap is differentiable too, but its small-channel products and
-//! conv_transpose2d backward run at a few GFLOP/s here (BENCHMARKS.md, training).
+//! A differentiable 3D convolution for training on the CPU (f32), as sums of `gemm`
+//! products over a channels-last, spatially padded copy of the input, with no im2col.
+//!
+//! Channels-last, the input rows that one tap row (dt, dy) reads for output pixels
+//! p' = y * Wp + x are a single strided view: row p' is the k * C_in contiguous values at
+//! the tap's offset + p' * C_in (the k dx taps of a pixel sit side by side). So the
+//! forward pass is k_t * k products (pixels x k C_in) @ (k C_in x C_out) straight from
+//! the input, the weight gradient k_t * k products Xᵀ dY, and the input gradient one
+//! product dY Wᵀ per tap accumulated at the tap's offset. The output rows carry Wp - Wo
+//! junk columns per row, cropped at the end. The im2col formulation this replaced wrote
+//! and read a k_t k k-times copy of every frame (28 MB per 128x128 frame at 16 channels)
+//! and ran 2 to 5 times slower at the VAE's channel counts (BENCHMARKS.md, training).
 //!
 //! Spatial stride 1 and zero padding `pad` on each side; temporal stride `stride_t`, no
 //! temporal padding (the causal padding is the caller's).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
-
-/// A raw pointer shared by tasks that write disjoint elements.
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Conv3dTrain {
@@ -47,9 +49,6 @@ impl Dims {
         }
         let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
         Ok(Dims { b, cin, t, h, w: wd, cout, kt, k, hp, wp, ho: hp + 1 - k, wo: wp + 1 - k, t_out: (t - kt) / stride_t + 1 })
-    }
-    fn kk(&self) -> usize {
-        self.kt * self.k * self.k * self.cin
     }
 }
 
@@ -96,31 +95,156 @@ fn weights_k_by_cout(w: &[f32], d: &Dims) -> Vec<f32> {
     out
 }
 
-/// im2col of one output frame: row p (pixel) = all taps of all input channels.
-fn im2col(xs: &[f32], d: &Dims, bi: usize, to: usize, stride_t: usize, col: &mut [f32]) {
-    let kk = d.kk();
-    let plane = d.hp * d.wp;
-    for p in 0..d.ho * d.wo {
-        let (y, x) = (p / d.wo, p % d.wo);
-        let dst = &mut col[p * kk..(p + 1) * kk];
-        for dt in 0..d.kt {
-            let frame = (bi * d.t + to * stride_t + dt) * plane;
-            for dy in 0..d.k {
-                for dx in 0..d.k {
-                    let tap = (dt * d.k + dy) * d.k + dx;
-                    let src = (frame + (y + dy) * d.wp + x + dx) * d.cin;
-                    dst[tap * d.cin..(tap + 1) * d.cin].copy_from_slice(&xs[src..src + d.cin]);
-                }
-            }
-        }
-    }
-}
-
 /// dst (m x n) = beta * lhs (m x k) @ rhs (k x n) (+ dst when `accumulate`), with strides
 /// given as (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
 unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, dst_cs: usize, accumulate: bool, lhs: *const f32, lhs_rs: usize, lhs_cs: usize, rhs: *const f32, rhs_rs: usize, rhs_cs: usize) {
     gemm::gemm(m, n, k, dst, dst_cs as isize, dst_rs as isize, accumulate, lhs, lhs_cs as isize, lhs_rs as isize, rhs, rhs_cs as isize, rhs_rs as isize, 1.0, 1.0, false, false, false, Parallelism::Rayon(0));
+}
+
+
+/// The output rows of one frame in the padded-width layout the tap products use: row
+/// p' = y * Wp + x for x < Wp, so that every tap's input rows are one strided view of the
+/// channels-last padded frame (row stride C_in), with no im2col copy. Columns x >= Wo are
+/// junk that is never read back; the last row stops at Wo so that no read runs past the
+/// frame.
+fn tap_rows(d: &Dims) -> usize {
+    (d.ho - 1) * d.wp + d.wo
+}
+
+/// Offset in the channels-last padded input of tap (dt, dy, dx = 0) for output frame `to`.
+fn tap_offset(d: &Dims, bi: usize, to: usize, stride_t: usize, dt: usize, dy: usize) -> usize {
+    ((bi * d.t + to * stride_t + dt) * d.hp * d.wp + dy * d.wp) * d.cin
+}
+
+/// Forward by tap rows: for each (dt, dy), out (m x C_out) += X (m x k C_in) @ W (k C_in x
+/// C_out), where X's row p' is the k*C_in contiguous values at the tap's offset + p' C_in
+/// (the three dx taps of a row sit next to each other channels-last).
+fn forward_taps(x: &[f32], w: &[f32], d: &Dims, pad: usize, stride_t: usize) -> Vec<f32> {
+    let xs = to_channels_last(x, d, pad);
+    let wk = weights_k_by_cout(w, d);
+    let m = tap_rows(d);
+    let kc = d.k * d.cin;
+    let frame = d.ho * d.wo;
+    let mut out = vec![0f32; d.b * d.cout * d.t_out * frame];
+    let mut acc = vec![0f32; m * d.cout];
+    for bi in 0..d.b {
+        for to in 0..d.t_out {
+            for dt in 0..d.kt {
+                for dy in 0..d.k {
+                    let off = tap_offset(d, bi, to, stride_t, dt, dy);
+                    let wo = (dt * d.k + dy) * kc * d.cout;
+                    // SAFETY: rows p' < m read xs[off + p' cin .. + kc], at most the end
+                    // of the frame (tap_rows); wk block is kc x cout; acc is m x cout.
+                    unsafe {
+                        matmul(m, d.cout, kc, acc.as_mut_ptr(), d.cout, 1, dt + dy > 0, xs.as_ptr().add(off), d.cin, 1, wk.as_ptr().add(wo), d.cout, 1);
+                    }
+                }
+            }
+            // Crop the junk columns and write channels-first.
+            for co in 0..d.cout {
+                let dst = &mut out[((bi * d.cout + co) * d.t_out + to) * frame..][..frame];
+                for y in 0..d.ho {
+                    for x in 0..d.wo {
+                        dst[y * d.wo + x] = acc[(y * d.wp + x) * d.cout + co];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Backward by tap rows: dW block (k C_in x C_out) += Xᵀ dY per (dt, dy); dX at each tap's
+/// offset += dY Wᵀ per (dt, dy, dx) (one product per tap: a product's output rows must
+/// not overlap, and the dx taps' would).
+fn backward_taps(x: &[f32], w: &[f32], g: &[f32], d: &Dims, pad: usize, stride_t: usize) -> (Vec<f32>, Vec<f32>) {
+    let xs = to_channels_last(x, d, pad);
+    let m = tap_rows(d);
+    let kc = d.k * d.cin;
+    let frame = d.ho * d.wo;
+    let taps = d.kt * d.k * d.k;
+    // Wᵀ per tap: (tap, C_out, C_in).
+    let mut wt = vec![0f32; taps * d.cout * d.cin];
+    for co in 0..d.cout {
+        for ci in 0..d.cin {
+            for tap in 0..taps {
+                wt[(tap * d.cout + co) * d.cin + ci] = w[(co * d.cin + ci) * taps + tap];
+            }
+        }
+    }
+    let mut dwk = vec![0f32; taps * d.cin * d.cout];
+    let mut dxs = vec![0f32; xs.len()];
+    let mut gy = vec![0f32; m * d.cout];
+    for bi in 0..d.b {
+        for to in 0..d.t_out {
+            // dY of this frame in the padded-width layout, zero in the junk columns.
+            gy.fill(0.0);
+            for co in 0..d.cout {
+                let src = &g[((bi * d.cout + co) * d.t_out + to) * frame..][..frame];
+                for y in 0..d.ho {
+                    for x in 0..d.wo {
+                        gy[(y * d.wp + x) * d.cout + co] = src[y * d.wo + x];
+                    }
+                }
+            }
+            for dt in 0..d.kt {
+                for dy in 0..d.k {
+                    let off = tap_offset(d, bi, to, stride_t, dt, dy);
+                    let row = (dt * d.k + dy) * d.k;
+                    // SAFETY: as in forward_taps; dwk block is kc x cout, wt block cout x cin,
+                    // and dxs rows p' < m at off + dx cin + p' cin stay inside the frame.
+                    unsafe {
+                        matmul(kc, d.cout, m, dwk.as_mut_ptr().add(row * d.cin * d.cout), d.cout, 1, true, xs.as_ptr().add(off), 1, d.cin, gy.as_ptr(), d.cout, 1);
+                        for dx in 0..d.k {
+                            matmul(m, d.cin, d.cout, dxs.as_mut_ptr().add(off + dx * d.cin), d.cin, 1, true, gy.as_ptr(), d.cout, 1, wt.as_ptr().add((row + dx) * d.cout * d.cin), d.cin, 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Back to (B, C_in, T, H, W) without the padding; and (C_out, C_in, kt, k, k).
+    let hw = d.h * d.w;
+    let plane = d.hp * d.wp;
+    let mut dx = vec![0f32; x.len()];
+    for bi in 0..d.b {
+        for ci in 0..d.cin {
+            for ti in 0..d.t {
+                let fr = (bi * d.t + ti) * plane;
+                let out = &mut dx[((bi * d.cin + ci) * d.t + ti) * hw..][..hw];
+                for y in 0..d.h {
+                    for xx in 0..d.w {
+                        out[y * d.w + xx] = dxs[(fr + (y + pad) * d.wp + xx + pad) * d.cin + ci];
+                    }
+                }
+            }
+        }
+    }
+    let mut dw = vec![0f32; w.len()];
+    for co in 0..d.cout {
+        for ci in 0..d.cin {
+            for tap in 0..taps {
+                dw[(co * d.cin + ci) * taps + tap] = dwk[(tap * d.cin + ci) * d.cout + co];
+            }
+        }
+    }
+    (dx, dw)
+}
+
+/// Times the op's forward and backward on one shape (the conv_train_rate example).
+#[doc(hidden)]
+pub fn time_op(x: &[usize], w: &[usize], pad: usize, stride_t: usize) -> Result<[f64; 2]> {
+    let dev = candle_core::Device::Cpu;
+    let xv: Vec<f32> = (0..x.iter().product::<usize>()).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let wv: Vec<f32> = (0..w.iter().product::<usize>()).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let (xt, wt) = (Tensor::from_vec(xv, x, &dev)?, Tensor::from_vec(wv, w, &dev)?);
+    let op = Conv3dTrain { pad, stride_t };
+    let t0 = std::time::Instant::now();
+    let y = xt.apply_op2(&wt, op)?;
+    let t1 = std::time::Instant::now();
+    let _ = op.bwd(&xt, &wt, &y, &y)?;
+    Ok([(t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64()])
 }
 
 impl CustomOp2 for Conv3dTrain {
@@ -131,22 +255,7 @@ impl CustomOp2 for Conv3dTrain {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = Dims::new(l1.dims(), l2.dims(), self.pad, self.stride_t)?;
         let (x, w) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
-        let xs = to_channels_last(x, &d, self.pad);
-        let wk = weights_k_by_cout(w, &d);
-        let (kk, frame) = (d.kk(), d.ho * d.wo);
-        let mut out = vec![0f32; d.b * d.cout * d.t_out * frame];
-        let mut col = vec![0f32; frame * kk];
-        for bi in 0..d.b {
-            for to in 0..d.t_out {
-                im2col(&xs, &d, bi, to, self.stride_t, &mut col);
-                let offset = (bi * d.cout * d.t_out + to) * frame;
-                // SAFETY: col is frame x kk, wk is kk x cout; dst element (p, c) at
-                // offset + c * t_out * frame + p lies inside `out`.
-                unsafe {
-                    matmul(frame, d.cout, kk, out.as_mut_ptr().add(offset), 1, d.t_out * frame, false, col.as_ptr(), kk, 1, wk.as_ptr(), d.cout, 1);
-                }
-            }
-        }
+        let out = forward_taps(x, w, &d, self.pad, self.stride_t);
         Ok((CpuStorage::F32(out), Shape::from((d.b, d.cout, d.t_out, d.ho, d.wo))))
     }
 
@@ -155,88 +264,7 @@ impl CustomOp2 for Conv3dTrain {
         let xv: Vec<f32> = x.contiguous()?.flatten_all()?.to_vec1()?;
         let wv: Vec<f32> = w.contiguous()?.flatten_all()?.to_vec1()?;
         let gv: Vec<f32> = grad.contiguous()?.flatten_all()?.to_vec1()?;
-        let xs = to_channels_last(&xv, &d, self.pad);
-        let wk = weights_k_by_cout(&wv, &d);
-        let (kk, frame) = (d.kk(), d.ho * d.wo);
-        let mut dwk = vec![0f32; kk * d.cout];
-        let mut dxs = vec![0f32; xs.len()];
-        let mut col = vec![0f32; frame * kk];
-        let mut dcol = vec![0f32; frame * kk];
-        let plane = d.hp * d.wp;
-        for bi in 0..d.b {
-            for to in 0..d.t_out {
-                im2col(&xs, &d, bi, to, self.stride_t, &mut col);
-                let g = (bi * d.cout * d.t_out + to) * frame;
-                // SAFETY: as in the forward pass; every index stays inside its buffer.
-                unsafe {
-                    // dW (kk x cout) += colᵀ (kk x frame) @ dY (frame x cout).
-                    matmul(kk, d.cout, frame, dwk.as_mut_ptr(), d.cout, 1, true, col.as_ptr(), 1, kk, gv.as_ptr().add(g), 1, d.t_out * frame);
-                    // dcol (frame x kk) = dY (frame x cout) @ Wᵀ (cout x kk).
-                    matmul(frame, kk, d.cout, dcol.as_mut_ptr(), kk, 1, false, gv.as_ptr().add(g), 1, d.t_out * frame, wk.as_ptr(), 1, d.cout);
-                }
-                // col2im: scatter the columns back onto the input they were read from.
-                // Pixels overlap, channels do not: split the channels between threads.
-                let threads = rayon::current_num_threads().clamp(1, d.cin);
-                let per = d.cin.div_ceil(threads);
-                let base = SendPtr(dxs.as_mut_ptr());
-                let dcol = &dcol;
-                rayon::scope(|sc| {
-                    for c0 in (0..d.cin).step_by(per) {
-                        let c1 = (c0 + per).min(d.cin);
-                        let base = &base;
-                        sc.spawn(move |_| {
-                            for p in 0..frame {
-                                let (y, x) = (p / d.wo, p % d.wo);
-                                let src = &dcol[p * kk..(p + 1) * kk];
-                                for dt in 0..d.kt {
-                                    let fr = (bi * d.t + to * self.stride_t + dt) * plane;
-                                    for dy in 0..d.k {
-                                        for dx in 0..d.k {
-                                            let tap = (dt * d.k + dy) * d.k + dx;
-                                            let dst = (fr + (y + dy) * d.wp + x + dx) * d.cin;
-                                            for c in c0..c1 {
-                                                // SAFETY: each task writes only channels
-                                                // c0..c1 of dxs (in bounds: dst + c <
-                                                // dxs.len()), so no two tasks touch the
-                                                // same element.
-                                                unsafe { *base.0.add(dst + c) += src[tap * d.cin + c] };
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        });
-                    }
-                });
-            }
-        }
-        // Back to (B, C_in, T, H, W), dropping the padding; and (C_out, C_in, kt, k, k).
-        let mut dx = vec![0f32; xv.len()];
-        let hw = d.h * d.w;
-        {
-            use rayon::prelude::*;
-            // Parallel over (batch, channel) planes of the result.
-            dx.par_chunks_mut(d.t * hw).enumerate().for_each(|(bc, out)| {
-                let (bi, ci) = (bc / d.cin, bc % d.cin);
-                for ti in 0..d.t {
-                    let fr = (bi * d.t + ti) * plane;
-                    for y in 0..d.h {
-                        for x in 0..d.w {
-                            out[ti * hw + y * d.w + x] = dxs[(fr + (y + self.pad) * d.wp + x + self.pad) * d.cin + ci];
-                        }
-                    }
-                }
-            });
-        }
-        let taps = d.kt * d.k * d.k;
-        let mut dw = vec![0f32; wv.len()];
-        for co in 0..d.cout {
-            for ci in 0..d.cin {
-                for tap in 0..taps {
-                    dw[(co * d.cin + ci) * taps + tap] = dwk[(tap * d.cin + ci) * d.cout + co];
-                }
-            }
-        }
+        let (dx, dw) = backward_taps(&xv, &wv, &gv, &d, self.pad, self.stride_t);
         Ok((Some(Tensor::from_vec(dx, x.dims(), x.device())?), Some(Tensor::from_vec(dw, w.dims(), w.device())?)))
     }
 }

@@ -50,6 +50,22 @@ fn silu_f32(x: f32) -> f32 {
     x / (1.0 + exp(-x))
 }
 
+/// d gelu / dx (tanh form): 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx, t = tanh(u).
+#[inline(always)]
+fn gelu_grad_f32(x: f32) -> f32 {
+    let u = 0.797_884_6 * (x + 0.044_715 * x * x * x);
+    let t = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
+    let du = 0.797_884_6 * (1.0 + 3.0 * 0.044_715 * x * x);
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+}
+
+/// d silu / dx: s (1 + x (1 - s)), s = sigmoid(x).
+#[inline(always)]
+fn silu_grad_f32(x: f32) -> f32 {
+    let s = 1.0 / (1.0 + exp(-x));
+    s * (1.0 + x * (1.0 - s))
+}
+
 /// Eight independent lanes so max and sum vectorise (a single running accumulator is a
 /// serial dependency the compiler must keep in order).
 #[inline(always)]
@@ -105,6 +121,8 @@ macro_rules! dispatch {
 
 dispatch!(gelu_slice, |d| d.iter_mut().for_each(|v| *v = gelu_f32(*v)));
 dispatch!(silu_slice, |d| d.iter_mut().for_each(|v| *v = silu_f32(*v)));
+dispatch!(gelu_grad_slice, |d| d.iter_mut().for_each(|v| *v = gelu_grad_f32(*v)));
+dispatch!(silu_grad_slice, |d| d.iter_mut().for_each(|v| *v = silu_grad_f32(*v)));
 
 fn softmax_rows(data: &mut [f32], n: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -158,18 +176,65 @@ impl CustomOp1 for Op {
             });
         Ok((CpuStorage::F32(data), layout.shape().clone()))
     }
+
+    /// The gradients in one pass each, so that training takes the fused kernels too:
+    /// GELU and SiLU scale the incoming gradient by their derivative at the input;
+    /// softmax's is y (dy - sum(dy y)) along the row.
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let g: Vec<f32> = grad_res.contiguous()?.flatten_all()?.to_vec1()?;
+        let last = res.dims().last().copied().unwrap_or(1).max(1);
+        let rows_per_chunk = (16384 / last).max(1);
+        let out = match self {
+            Op::Gelu | Op::Silu => {
+                let mut d: Vec<f32> = arg.contiguous()?.flatten_all()?.to_vec1()?;
+                let gelu = matches!(self, Op::Gelu);
+                d.par_chunks_mut(rows_per_chunk * last).zip(g.par_chunks(rows_per_chunk * last)).for_each(|(d, g)| {
+                    if gelu {
+                        gelu_grad_slice(d)
+                    } else {
+                        silu_grad_slice(d)
+                    }
+                    for (d, g) in d.iter_mut().zip(g) {
+                        *d *= g;
+                    }
+                });
+                d
+            }
+            Op::Softmax => {
+                let mut d: Vec<f32> = res.contiguous()?.flatten_all()?.to_vec1()?;
+                d.par_chunks_mut(rows_per_chunk * last).zip(g.par_chunks(rows_per_chunk * last)).for_each(|(y, g)| {
+                    for (y, g) in y.chunks_mut(last).zip(g.chunks(last)) {
+                        let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                        for (y, g) in y.iter_mut().zip(g) {
+                            *y *= g - dot;
+                        }
+                    }
+                });
+                d
+            }
+        };
+        Ok(Some(Tensor::from_vec(out, res.dims(), res.device())?))
+    }
 }
 
-/// The vectorised kernels have no backward pass: anything that tracks gradients (training,
-/// gradient checks) takes candle's differentiable ops instead.
+/// f32 on the CPU, nothing tracking gradients: the kernels alone.
 fn fast_path(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op()
+}
+
+/// f32 on the CPU and tracking gradients (training): the kernels with their backward pass
+/// ([`Op::bwd`]). candle's composed ops took about a third of a transformer training step
+/// (powf, tanh, exp, max/eq and their backward graphs; BENCHMARKS.md, training).
+fn fast_train_path(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.track_op()
 }
 
 /// GELU, tanh approximation (diffusers' "gelu-approximate", transformers' "gelu_new").
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if fast_path(x) {
         x.contiguous()?.apply_op1_no_bwd(&Op::Gelu)
+    } else if fast_train_path(x) {
+        x.contiguous()?.apply_op1(Op::Gelu)
     } else {
         x.gelu()
     }
@@ -179,6 +244,8 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 pub fn silu(x: &Tensor) -> Result<Tensor> {
     if fast_path(x) {
         x.contiguous()?.apply_op1_no_bwd(&Op::Silu)
+    } else if fast_train_path(x) {
+        x.contiguous()?.apply_op1(Op::Silu)
     } else {
         x.silu()
     }
@@ -188,6 +255,8 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if fast_path(x) {
         x.contiguous()?.apply_op1_no_bwd(&Op::Softmax)
+    } else if fast_train_path(x) {
+        x.contiguous()?.apply_op1(Op::Softmax)
     } else if x.track_op() {
         // candle's fused softmax_last_dim has no backward; the composed one does.
         candle_nn::ops::softmax(x, candle_core::D::Minus1)
@@ -287,5 +356,31 @@ mod tests {
         assert!(max_diff(silu(&x).unwrap(), x.silu().unwrap()) < 1e-5);
         let s = softmax_last_dim(&x).unwrap();
         assert!(max_diff(s, candle_nn::ops::softmax_last_dim(&x).unwrap()) < 1e-6);
+    }
+
+    /// The kernels' backward passes equal the gradients of candle's composed ops.
+    #[test]
+    fn gradients_match_candle() {
+        let dev = Device::Cpu;
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 3.0, (5, 133), &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (5, 133), &dev).unwrap();
+        let rel = |a: &Tensor, b: &Tensor| -> f32 {
+            let d = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt();
+            d / b.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt()
+        };
+        type F = fn(&Tensor) -> candle_core::Result<Tensor>;
+        let cases: [(&str, F, F); 3] = [
+            ("gelu", gelu, |x| x.gelu()),
+            ("silu", silu, |x| x.silu()),
+            ("softmax", softmax_last_dim, |x| candle_nn::ops::softmax(x, candle_core::D::Minus1)),
+        ];
+        for (name, ours, theirs) in cases {
+            let a = ours(x.as_tensor()).unwrap();
+            assert!(a.track_op(), "{name}: the fused op must be recorded for backprop");
+            let ga = (a * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (theirs(x.as_tensor()).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let e = rel(ga.get(&x).unwrap(), gb.get(&x).unwrap());
+            assert!(e < 1e-5, "{name}: gradient relative error {e}");
+        }
     }
 }

@@ -91,6 +91,14 @@ pub struct VaeSize {
     /// decoder learns floors and skies long before it learns them. 0: plain MSE.
     #[serde(default)]
     pub object_weight: f64,
+    /// Wan 2.2's residual layout (`is_residual`): every down block adds a parameter-free
+    /// shortcut of its input folded to the block's output size (space and time to
+    /// channels, then averaged), every up block its input unfolded by repetition (diffusers'
+    /// AvgDown3D / DupUp3D). From the first step a pooled copy of the frames reaches the
+    /// latents and an upsampled copy of the latents the output, so a VAE trained from
+    /// scratch draws colours and large shapes early and its resamplers learn only the rest.
+    #[serde(default)]
+    pub residual: bool,
 }
 
 fn d_vae_base() -> usize { 32 }
@@ -101,7 +109,7 @@ fn d_vae_kl() -> f64 { 1e-6 }
 
 impl Default for VaeSize {
     fn default() -> Self {
-        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0 }
+        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0, residual: false }
     }
 }
 
@@ -251,6 +259,12 @@ impl TrainConfig {
         if cfg.stage == Stage::Vae && cfg.autoencoder.dim_mult.len() < 3 {
             // The last two of its downsamplings halve time: 4x temporal compression.
             anyhow::bail!("{}: [autoencoder] dim_mult needs at least 3 levels (4 as Wan: 8x spatial; 3: 4x)", path.display());
+        }
+        let m = &cfg.autoencoder.dim_mult;
+        if cfg.stage == Stage::Vae && cfg.autoencoder.residual && m.len() >= 2 && m[m.len() - 1] != m[m.len() - 2] {
+            // The last block has no resampler, so its shortcut can only average groups of
+            // channels: diffusers' AvgDown3D asserts in * factor % out == 0.
+            anyhow::bail!("{}: [autoencoder] residual = true needs the last two dim_mult equal (as Wan 2.2's [1, 2, 4, 4]; 4x: [1, 2, 2]), not {m:?}", path.display());
         }
         cfg.buckets()?;
         if cfg.data.reuse == 0 {

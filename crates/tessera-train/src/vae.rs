@@ -36,7 +36,7 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
         "dropout": 0.0,
         "latents_mean": mean,
         "latents_std": std,
-        "is_residual": false,
+        "is_residual": v.residual,
         "in_channels": 3,
         "out_channels": 3,
         "patch_size": null,
