@@ -9,6 +9,7 @@ pub mod conv;
 pub mod conv_train;
 pub mod error;
 pub mod fastmath;
+pub mod linear;
 pub mod loading;
 pub mod ops;
 pub mod testing;

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
+use crate::linear::{linear_no_bias, Linear};
+use candle_nn::{embedding, Embedding, VarBuilder};
 use serde::Deserialize;
 
 use crate::loading::{check_class, in_component, read_json, var_builder};

@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder};
+use crate::linear::{linear, Linear};
+use candle_nn::VarBuilder;
 
 use crate::fastmath;
 use crate::loading::{in_component, var_builder};
