@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Trains the next built-in model (work in progress: not yet the shipped one, which
-# recipes/tessera-world-v3/ reproduces) and installs it in models/tessera-world.
-# On the 2-core development machine: about 30 minutes for the VAE, then about 55 for the
-# transformer (MODEL_CARD.md has the measured times). Runs can be resumed:
+# Trains the v3 built-in model from scratch and installs it in models/tessera-world: a
+# residual 4x VAE (vae.toml), then the transformer and text encoder on its latents
+# (transformer.toml). On the 2-core development machine about 45 minutes for the VAE and
+# 35 for the transformer (MODEL_CARD.md has the measured times). Runs can be resumed:
 #   bash recipes/tessera-world-v3/train.sh --resume
 set -euo pipefail
 cd "$(dirname "$0")/../.."

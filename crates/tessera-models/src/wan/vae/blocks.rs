@@ -217,7 +217,7 @@ impl ChannelRmsNorm {
     pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
         match crate::fastmath::channel_rms_norm(x, &self.gain, true)? {
             Some(y) => Ok(y),
-            None => self.forward(x)?.silu(),
+            None => crate::fastmath::silu(&self.forward(x)?),
         }
     }
 
@@ -225,6 +225,12 @@ impl ChannelRmsNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(y) = crate::fastmath::channel_rms_norm(x, &self.gain, false)? {
             return Ok(y);
+        }
+        if x.track_op() || self.gamma.track_op() {
+            let gain = (&self.gamma * self.scale)?;
+            if let Some(y) = crate::fastmath::channel_rms_norm_train(x, &gain)? {
+                return Ok(y);
+            }
         }
         let dtype = x.dtype();
         let xf = x.to_dtype(crate::ops::wide(dtype))?;
