@@ -13,7 +13,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use crate::linear::{linear, Linear};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::loading::{check_class, in_component, read_json, var_builder};
