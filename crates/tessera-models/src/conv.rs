@@ -61,104 +61,148 @@ impl ConvKernel {
         if cin != self.cin {
             candle_core::bail!("conv expects {} input channels, got {cin}", self.cin);
         }
-        let (k, kt, cout) = (self.k, self.kt, self.cout);
-        let (hp, wp) = (h + 2 * pad, w + 2 * pad);
-        let (ho, wo) = (hp + 1 - k, wp + 1 - k);
-        let t_out = (t - kt) / stride_t + 1;
-        // Channels-last, spatially padded copy of the input: (B, T, Hp, Wp, C_in), written
-        // in one pass straight from the tensor's storage.
+        let d = Dims::new(&[b, cin, t, h, w], &[self.cout, cin, self.kt, self.k, self.k], pad, stride_t)?;
         let x = x.to_dtype(DType::F32)?.contiguous()?;
-        let plane = hp * wp;
-        let mut xs = vec![0f32; b * t * plane * cin];
-        {
+        let xs = {
             let (storage, layout) = x.storage_and_layout();
             let src = match (&*storage, layout.contiguous_offsets()) {
                 (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((s0, s1))) => &v[s0..s1],
                 _ => candle_core::bail!("conv input must be a contiguous f32 CPU tensor"),
             };
-            let hw = h * w;
-            // Parallel over (batch, frame): each writes its own padded frame.
-            xs.par_chunks_mut(plane * cin)
+            channels_last(src, &d, pad)
+        };
+        let out = tap_forward(&xs, &self.w, Some(&self.bias), &d, stride_t);
+        Tensor::from_vec(out, (b, d.cout, d.t_out, d.ho, d.wo), &Device::Cpu)
+    }
+}
+
+/// The sizes of one convolution: input (B, C_in, T, H, W), kernel (C_out, C_in, k_t, k, k),
+/// spatial padding on each side, temporal stride; with the padded and output sizes.
+/// Shared by this inference convolution and the training one (`conv_train`).
+pub(crate) struct Dims {
+    pub b: usize,
+    pub cin: usize,
+    pub t: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kt: usize,
+    pub k: usize,
+    pub hp: usize,
+    pub wp: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub t_out: usize,
+}
+
+impl Dims {
+    pub fn new(x: &[usize], w: &[usize], pad: usize, stride_t: usize) -> Result<Dims> {
+        let (&[b, cin, t, h, wd], &[cout, cin2, kt, k, k2]) = (x, w) else {
+            candle_core::bail!("conv3d expects (B, C, T, H, W) and (C_out, C_in, kt, k, k)")
+        };
+        if cin != cin2 || k != k2 || t < kt {
+            candle_core::bail!("conv3d shapes do not match: input {x:?}, kernel {w:?}");
+        }
+        let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
+        Ok(Dims { b, cin, t, h, w: wd, cout, kt, k, hp, wp, ho: hp + 1 - k, wo: wp + 1 - k, t_out: (t - kt) / stride_t + 1 })
+    }
+
+    /// The output rows of one frame in the padded-width layout the tap products use: row
+    /// p' = y * Wp + x for x < Wp, so that every tap row's input is one strided view of
+    /// the channels-last padded frame (row stride C_in). Columns x >= Wo are junk that is
+    /// never read back; the last row stops at Wo so that no read runs past the frame.
+    pub fn tap_rows(&self) -> usize {
+        (self.ho - 1) * self.wp + self.wo
+    }
+
+    /// Offset in the channels-last padded input of tap (dt, dy, dx = 0) for output frame `to`.
+    pub fn tap_offset(&self, bi: usize, to: usize, stride_t: usize, dt: usize, dy: usize) -> usize {
+        ((bi * self.t + to * stride_t + dt) * self.hp * self.wp + dy * self.wp) * self.cin
+    }
+}
+
+/// (B, C, T, H, W) values -> channels-last, spatially padded (B, T, Hp, Wp, C), in
+/// parallel over frames.
+pub(crate) fn channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
+    let (plane, hw) = (d.hp * d.wp, d.h * d.w);
+    let mut xs = vec![0f32; d.b * d.t * plane * d.cin];
+    xs.par_chunks_mut(plane * d.cin).enumerate().for_each(|(bt, dst)| {
+        let (bi, ti) = (bt / d.t, bt % d.t);
+        for ci in 0..d.cin {
+            let chan = &src[((bi * d.cin + ci) * d.t + ti) * hw..][..hw];
+            for y in 0..d.h {
+                let row = &chan[y * d.w..(y + 1) * d.w];
+                let out = &mut dst[((y + pad) * d.wp + pad) * d.cin + ci..];
+                for (xx, v) in row.iter().enumerate() {
+                    out[xx * d.cin] = *v;
+                }
+            }
+        }
+    });
+    xs
+}
+
+/// The convolution by tap rows: for each (dt, dy), (m x C_out) += X (m x k C_in) @
+/// W (k C_in x C_out), X's row p' being the k C_in contiguous values at the tap's offset
+/// + p' C_in of the channels-last input `xs`; `wk` is (k_t, k, k, C_in, C_out). Returns
+/// (B, C_out, T_out, Ho, Wo), junk columns dropped, plus `bias` when given.
+pub(crate) fn tap_forward(xs: &[f32], wk: &[f32], bias: Option<&[f32]>, d: &Dims, stride_t: usize) -> Vec<f32> {
+    let (m, kc, cout) = (d.tap_rows(), d.k * d.cin, d.cout);
+    let frame_out = d.ho * d.wo;
+    let mut out = vec![0f32; d.b * cout * d.t_out * frame_out];
+    let mut acc = vec![0f32; m * cout];
+    for bi in 0..d.b {
+        for to in 0..d.t_out {
+            for dt in 0..d.kt {
+                for dy in 0..d.k {
+                    let off = d.tap_offset(bi, to, stride_t, dt, dy);
+                    let wblock = (dt * d.k + dy) * kc * cout;
+                    assert!(off + (m - 1) * d.cin + kc <= xs.len() && wblock + kc * cout <= wk.len(), "conv tap rows out of bounds");
+                    // SAFETY: rows p' < m read xs[off + p' cin .. + kc] and the weight block
+                    // is kc x cout (both checked above); acc is m x cout; all row-major
+                    // with unit column stride, and acc aliases neither input.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            cout,
+                            kc,
+                            acc.as_mut_ptr(),
+                            1,
+                            cout as isize,
+                            dt + dy > 0,
+                            xs.as_ptr().add(off),
+                            1,
+                            d.cin as isize,
+                            wk.as_ptr().add(wblock),
+                            1,
+                            cout as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            Parallelism::Rayon(0),
+                        );
+                    }
+                }
+            }
+            // Channels-first, junk columns dropped, plus the bias.
+            let acc = &acc;
+            out[bi * cout * d.t_out * frame_out..][..cout * d.t_out * frame_out]
+                .par_chunks_mut(d.t_out * frame_out)
                 .enumerate()
-                .for_each(|(bt, dst)| {
-                    let (bi, ti) = (bt / t, bt % t);
-                    for ci in 0..cin {
-                        let chan = &src[((bi * cin + ci) * t + ti) * hw..][..hw];
-                        for y in 0..h {
-                            let row = &chan[y * w..(y + 1) * w];
-                            let out = &mut dst[((y + pad) * wp + pad) * cin + ci..];
-                            for (xx, v) in row.iter().enumerate() {
-                                out[xx * cin] = *v;
-                            }
+                .for_each(|(co, planes)| {
+                    let b = bias.map_or(0.0, |b| b[co]);
+                    let dst = &mut planes[to * frame_out..][..frame_out];
+                    for y in 0..d.ho {
+                        for x in 0..d.wo {
+                            dst[y * d.wo + x] = acc[(y * d.wp + x) * cout + co] + b;
                         }
                     }
                 });
         }
-        // Output rows in the padded-width layout p' = y * Wp + x: every tap row (dt, dy)
-        // then reads one strided view of the padded frame (row p' = the k * C_in contiguous
-        // values at the tap's offset + p' C_in), so the convolution is k_t * k products
-        // (pixels x k C_in) @ (k C_in x C_out) with no im2col copy. The Wp - Wo junk columns
-        // of each row are dropped when the result is written channels-first; the last row
-        // stops at Wo so that no read runs past the frame.
-        let m = (ho - 1) * wp + wo;
-        let kc = k * cin;
-        let frame_out = ho * wo;
-        let mut out = vec![0f32; b * cout * t_out * frame_out];
-        let mut acc = vec![0f32; m * cout];
-        for bi in 0..b {
-            for to in 0..t_out {
-                for dt in 0..kt {
-                    for dy in 0..k {
-                        let off = ((bi * t + to * stride_t + dt) * plane + dy * wp) * cin;
-                        let wblock = (dt * k + dy) * kc * cout;
-                        assert!(off + (m - 1) * cin + kc <= xs.len(), "conv tap rows out of bounds");
-                        // SAFETY: rows p' < m read xs[off + p' cin .. + kc] (checked above);
-                        // the weight block is kc x cout and acc m x cout, both row-major
-                        // with unit column stride; acc aliases neither input.
-                        unsafe {
-                            gemm::gemm(
-                                m,
-                                cout,
-                                kc,
-                                acc.as_mut_ptr(),
-                                1,
-                                cout as isize,
-                                dt + dy > 0,
-                                xs.as_ptr().add(off),
-                                1,
-                                cin as isize,
-                                self.w.as_ptr().add(wblock),
-                                1,
-                                cout as isize,
-                                1.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                Parallelism::Rayon(0),
-                            );
-                        }
-                    }
-                }
-                // Channels-first, junk columns dropped, plus the bias.
-                let acc = &acc;
-                out.par_chunks_mut(t_out * frame_out)
-                    .enumerate()
-                    .filter(|(bc, _)| bc / cout == bi)
-                    .for_each(|(bc, planes)| {
-                        let co = bc % cout;
-                        let bias = self.bias[co];
-                        let dst = &mut planes[to * frame_out..][..frame_out];
-                        for y in 0..ho {
-                            for x in 0..wo {
-                                dst[y * wo + x] = acc[(y * wp + x) * cout + co] + bias;
-                            }
-                        }
-                    });
-            }
-        }
-        Tensor::from_vec(out, (b, cout, t_out, ho, wo), &Device::Cpu)
     }
+    out
 }
 
 #[cfg(test)]

@@ -17,39 +17,12 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
+use crate::conv::{channels_last, tap_forward, Dims};
+
 #[derive(Debug, Clone, Copy)]
 pub struct Conv3dTrain {
     pub pad: usize,
     pub stride_t: usize,
-}
-
-struct Dims {
-    b: usize,
-    cin: usize,
-    t: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    kt: usize,
-    k: usize,
-    hp: usize,
-    wp: usize,
-    ho: usize,
-    wo: usize,
-    t_out: usize,
-}
-
-impl Dims {
-    fn new(x: &[usize], w: &[usize], pad: usize, stride_t: usize) -> Result<Dims> {
-        let (&[b, cin, t, h, wd], &[cout, cin2, kt, k, k2]) = (x, w) else {
-            candle_core::bail!("conv3d expects (B, C, T, H, W) and (C_out, C_in, kt, k, k)")
-        };
-        if cin != cin2 || k != k2 || t < kt {
-            candle_core::bail!("conv3d shapes do not match: input {x:?}, kernel {w:?}");
-        }
-        let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
-        Ok(Dims { b, cin, t, h, w: wd, cout, kt, k, hp, wp, ho: hp + 1 - k, wo: wp + 1 - k, t_out: (t - kt) / stride_t + 1 })
-    }
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -57,28 +30,6 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         _ => candle_core::bail!("conv3d (training) needs contiguous f32 CPU tensors"),
     }
-}
-
-/// (B, C, T, H, W) -> channels-last, spatially padded (B, T, Hp, Wp, C).
-fn to_channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
-    use rayon::prelude::*;
-    let mut xs = vec![0f32; d.b * d.t * d.hp * d.wp * d.cin];
-    let hw = d.h * d.w;
-    // Parallel over (batch, frame): each writes its own padded frame.
-    xs.par_chunks_mut(d.hp * d.wp * d.cin).enumerate().for_each(|(bt, frame)| {
-        let (bi, ti) = (bt / d.t, bt % d.t);
-        {
-            for ci in 0..d.cin {
-                let chan = &src[((bi * d.cin + ci) * d.t + ti) * hw..][..hw];
-                for y in 0..d.h {
-                    for x in 0..d.w {
-                        frame[((y + pad) * d.wp + x + pad) * d.cin + ci] = chan[y * d.w + x];
-                    }
-                }
-            }
-        }
-    });
-    xs
 }
 
 /// (C_out, C_in, kt, k, k) -> (kt, k, k, C_in, C_out) = (K x C_out).
@@ -103,76 +54,23 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, dst
 }
 
 
-/// The output rows of one frame in the padded-width layout the tap products use: row
-/// p' = y * Wp + x for x < Wp, so that every tap's input rows are one strided view of the
-/// channels-last padded frame (row stride C_in), with no im2col copy. Columns x >= Wo are
-/// junk that is never read back; the last row stops at Wo so that no read runs past the
-/// frame.
-fn tap_rows(d: &Dims) -> usize {
-    (d.ho - 1) * d.wp + d.wo
-}
-
-/// Offset in the channels-last padded input of tap (dt, dy, dx = 0) for output frame `to`.
-fn tap_offset(d: &Dims, bi: usize, to: usize, stride_t: usize, dt: usize, dy: usize) -> usize {
-    ((bi * d.t + to * stride_t + dt) * d.hp * d.wp + dy * d.wp) * d.cin
-}
-
-/// Forward by tap rows: for each (dt, dy), out (m x C_out) += X (m x k C_in) @ W (k C_in x
-/// C_out), where X's row p' is the k*C_in contiguous values at the tap's offset + p' C_in
-/// (the three dx taps of a row sit next to each other channels-last).
+/// The forward pass: the inference convolution's tap-row products ([`tap_forward`]) on
+/// the weights rearranged per tap, without a bias.
 fn forward_taps(x: &[f32], w: &[f32], d: &Dims, pad: usize, stride_t: usize) -> Vec<f32> {
-    let xs = to_channels_last(x, d, pad);
-    let wk = weights_k_by_cout(w, d);
-    let m = tap_rows(d);
-    let kc = d.k * d.cin;
-    let frame = d.ho * d.wo;
-    let mut out = vec![0f32; d.b * d.cout * d.t_out * frame];
-    let mut acc = vec![0f32; m * d.cout];
-    for bi in 0..d.b {
-        for to in 0..d.t_out {
-            for dt in 0..d.kt {
-                for dy in 0..d.k {
-                    let off = tap_offset(d, bi, to, stride_t, dt, dy);
-                    let wo = (dt * d.k + dy) * kc * d.cout;
-                    // SAFETY: rows p' < m read xs[off + p' cin .. + kc], at most the end
-                    // of the frame (tap_rows); wk block is kc x cout; acc is m x cout.
-                    unsafe {
-                        matmul(m, d.cout, kc, acc.as_mut_ptr(), d.cout, 1, dt + dy > 0, xs.as_ptr().add(off), d.cin, 1, wk.as_ptr().add(wo), d.cout, 1);
-                    }
-                }
-            }
-            // Crop the junk columns and write channels-first.
-            for co in 0..d.cout {
-                let dst = &mut out[((bi * d.cout + co) * d.t_out + to) * frame..][..frame];
-                for y in 0..d.ho {
-                    for x in 0..d.wo {
-                        dst[y * d.wo + x] = acc[(y * d.wp + x) * d.cout + co];
-                    }
-                }
-            }
-        }
-    }
-    out
+    tap_forward(&channels_last(x, d, pad), &weights_k_by_cout(w, d), None, d, stride_t)
 }
 
 /// Backward by tap rows: dW block (k C_in x C_out) += Xᵀ dY per (dt, dy); dX at each tap's
 /// offset += dY Wᵀ per (dt, dy, dx) (one product per tap: a product's output rows must
 /// not overlap, and the dx taps' would).
 fn backward_taps(x: &[f32], w: &[f32], g: &[f32], d: &Dims, pad: usize, stride_t: usize) -> (Vec<f32>, Vec<f32>) {
-    let xs = to_channels_last(x, d, pad);
-    let m = tap_rows(d);
+    let xs = channels_last(x, d, pad);
+    // Per tap a (C_in x C_out) block; read with transposed strides it is that tap's Wᵀ.
+    let wk = weights_k_by_cout(w, d);
+    let m = d.tap_rows();
     let kc = d.k * d.cin;
     let frame = d.ho * d.wo;
     let taps = d.kt * d.k * d.k;
-    // Wᵀ per tap: (tap, C_out, C_in).
-    let mut wt = vec![0f32; taps * d.cout * d.cin];
-    for co in 0..d.cout {
-        for ci in 0..d.cin {
-            for tap in 0..taps {
-                wt[(tap * d.cout + co) * d.cin + ci] = w[(co * d.cin + ci) * taps + tap];
-            }
-        }
-    }
     let mut dwk = vec![0f32; taps * d.cin * d.cout];
     let mut dxs = vec![0f32; xs.len()];
     let mut gy = vec![0f32; m * d.cout];
@@ -190,14 +88,15 @@ fn backward_taps(x: &[f32], w: &[f32], g: &[f32], d: &Dims, pad: usize, stride_t
             }
             for dt in 0..d.kt {
                 for dy in 0..d.k {
-                    let off = tap_offset(d, bi, to, stride_t, dt, dy);
+                    let off = d.tap_offset(bi, to, stride_t, dt, dy);
                     let row = (dt * d.k + dy) * d.k;
-                    // SAFETY: as in forward_taps; dwk block is kc x cout, wt block cout x cin,
-                    // and dxs rows p' < m at off + dx cin + p' cin stay inside the frame.
+                    // SAFETY: as in tap_forward; dwk block is kc x cout, the wk block of tap
+                    // (row + dx) is cin x cout (read as cout x cin), and dxs rows p' < m at
+                    // off + dx cin + p' cin stay inside the frame.
                     unsafe {
                         matmul(kc, d.cout, m, dwk.as_mut_ptr().add(row * d.cin * d.cout), d.cout, 1, true, xs.as_ptr().add(off), 1, d.cin, gy.as_ptr(), d.cout, 1);
                         for dx in 0..d.k {
-                            matmul(m, d.cin, d.cout, dxs.as_mut_ptr().add(off + dx * d.cin), d.cin, 1, true, gy.as_ptr(), d.cout, 1, wt.as_ptr().add((row + dx) * d.cout * d.cin), d.cin, 1);
+                            matmul(m, d.cin, d.cout, dxs.as_mut_ptr().add(off + dx * d.cin), d.cin, 1, true, gy.as_ptr(), d.cout, 1, wk.as_ptr().add((row + dx) * d.cin * d.cout), 1, d.cout);
                         }
                     }
                 }

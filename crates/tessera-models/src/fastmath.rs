@@ -222,46 +222,41 @@ fn fast_path(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op()
 }
 
-/// f32 on the CPU and tracking gradients (training): the kernels with their backward pass
-/// ([`Op::bwd`]). candle's composed ops took about a third of a transformer training step
-/// (powf, tanh, exp, max/eq and their backward graphs; BENCHMARKS.md, training).
-fn fast_train_path(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.track_op()
+/// `op` on an f32 CPU tensor: the kernel alone, or, when x tracks gradients (training),
+/// with its backward pass ([`Op::bwd`]; candle's composed ops took about a third of a
+/// transformer training step: powf, tanh, exp, max/eq and their backward graphs,
+/// BENCHMARKS.md, training). `None` for other dtypes and devices.
+fn fused(x: &Tensor, op: Op) -> Result<Option<Tensor>> {
+    if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    Ok(Some(if x.track_op() { x.apply_op1(op)? } else { x.apply_op1_no_bwd(&op)? }))
 }
 
 /// GELU, tanh approximation (diffusers' "gelu-approximate", transformers' "gelu_new").
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if fast_path(x) {
-        x.contiguous()?.apply_op1_no_bwd(&Op::Gelu)
-    } else if fast_train_path(x) {
-        x.contiguous()?.apply_op1(Op::Gelu)
-    } else {
-        x.gelu()
+    match fused(x, Op::Gelu)? {
+        Some(y) => Ok(y),
+        None => x.gelu(),
     }
 }
 
 /// SiLU (swish): x * sigmoid(x).
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    if fast_path(x) {
-        x.contiguous()?.apply_op1_no_bwd(&Op::Silu)
-    } else if fast_train_path(x) {
-        x.contiguous()?.apply_op1(Op::Silu)
-    } else {
-        x.silu()
+    match fused(x, Op::Silu)? {
+        Some(y) => Ok(y),
+        None => x.silu(),
     }
 }
 
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if fast_path(x) {
-        x.contiguous()?.apply_op1_no_bwd(&Op::Softmax)
-    } else if fast_train_path(x) {
-        x.contiguous()?.apply_op1(Op::Softmax)
-    } else if x.track_op() {
+    match fused(x, Op::Softmax)? {
+        Some(y) => Ok(y),
         // candle's fused softmax_last_dim has no backward; the composed one does.
-        candle_nn::ops::softmax(x, candle_core::D::Minus1)
-    } else {
-        candle_nn::ops::softmax_last_dim(x)
+        None if x.track_op() => candle_nn::ops::softmax(x, candle_core::D::Minus1),
+        None => candle_nn::ops::softmax_last_dim(x),
     }
 }
 
