@@ -131,6 +131,9 @@ pub fn object_weights(video: &Tensor, extra: f64) -> Result<Tensor> {
     Ok(Tensor::from_vec(out, (b, 1, t, h, w), &Device::Cpu)?.to_device(video.device())?)
 }
 
+/// How many fresh clips the exported latent statistics are measured on.
+const STAT_CLIPS: usize = 64;
+
 /// Writes out/model/vae with the EMA weights and measured latent statistics.
 fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, device: &Device) -> Result<PathBuf> {
     let dir = cfg.out.join("model").join("vae");
@@ -143,7 +146,12 @@ fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, devic
     let buckets = cfg.buckets()?;
     let z = vcfg.z_dim;
     let (mut sum, mut sq, mut n) = (vec![0f64; z], vec![0f64; z], 0f64);
-    for k in 0..4 {
+    // A world clip is one scene: its background fills most of the latents, so the channel
+    // statistics vary from clip to clip far more than within one. Until 2026-12-01 they
+    // were measured on 4 batches (4 clips at batch 1), which left the v3 VAE's normalised
+    // latents with a mean square of about 5 instead of 1. Now at least 64 clips.
+    let batches = STAT_CLIPS.div_ceil(cfg.batch.max(1));
+    for k in 0..batches {
         let batch = world_batch(cfg.seed ^ 0x57A7, cfg.steps + k, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?;
         let lat = model.encode(&batch.video)?.transpose(0, 1)?.flatten_from(1)?.to_dtype(DType::F64)?; // (z, N)
         let s: Vec<f64> = lat.sum(1)?.to_vec1()?;
