@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() {
+    tessera_models::allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),

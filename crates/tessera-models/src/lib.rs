@@ -4,6 +4,7 @@
 //! spacetime patches of the Wan VAE's latents. Every size comes from the checkpoint's
 //! `config.json`; nothing here is hard-coded to one checkpoint.
 
+pub mod allocator;
 pub mod clip_vision;
 pub mod conv;
 pub mod conv_train;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod fastmath;
 pub mod linear;
 pub mod loading;
+pub mod norms;
 pub mod ops;
 pub mod testing;
 pub mod tokenizer;

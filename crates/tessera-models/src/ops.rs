@@ -19,6 +19,9 @@ pub fn wide(dtype: DType) -> DType {
 /// RMS normalisation over the last dimension, computed in f32 (as torch.nn.RMSNorm and
 /// T5LayerNorm do for half-precision inputs), then scaled by `weight` if given.
 pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    if let Some(y) = crate::norms::rms_norm(x, weight, eps)? {
+        return Ok(y);
+    }
     let dtype = x.dtype();
     let xf = x.to_dtype(wide(dtype))?;
     let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
@@ -38,6 +41,9 @@ pub fn layer_norm_f32(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
+    if let Some(y) = crate::norms::layer_norm(x, weight, bias, eps)? {
+        return Ok(y);
+    }
     let work = wide(x.dtype());
     let xf = x.to_dtype(work)?;
     let mean = xf.mean_keepdim(D::Minus1)?;

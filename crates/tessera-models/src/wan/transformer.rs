@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 
 use crate::fastmath;
 use crate::loading::{in_component, var_builder};
+use crate::norms;
 use crate::ops::{attention, layer_norm_f32, rms_norm, wide};
 use crate::wan::config::WanTransformerConfig;
 use crate::wan::rope;
@@ -279,15 +280,9 @@ impl Block {
         let (shift, scale, gate) = (part(0)?, part(1)?, part(2)?);
         let (c_shift, c_scale, c_gate) = (part(3)?, part(4)?, part(5)?);
         let modulate = |x: &Tensor, shift: &Tensor, scale: &Tensor| -> Result<Tensor> {
-            layer_norm_f32(x, None, None, self.eps)?
-                .broadcast_mul(&(scale + 1.0)?)?
-                .broadcast_add(shift)?
-                .to_dtype(dtype)
+            norms::modulated_layer_norm(x, scale, shift, self.eps)
         };
-        let gated = |x: &Tensor, y: &Tensor, gate: &Tensor| -> Result<Tensor> {
-            (x.to_dtype(wide(dtype))? + y.to_dtype(wide(dtype))?.broadcast_mul(gate)?)?
-                .to_dtype(dtype)
-        };
+        let gated = norms::gated_residual;
 
         let h = self
             .attn1
@@ -485,10 +480,7 @@ impl WanTransformer3DModel {
             .broadcast_add(&temb)?; // (B, Lt, 2, D)
         let shift = m.narrow(2, 0, 1)?.squeeze(2)?;
         let scale = m.narrow(2, 1, 1)?.squeeze(2)?;
-        let x = layer_norm_f32(&x, None, None, self.cfg.eps)?
-            .broadcast_mul(&(scale + 1.0)?)?
-            .broadcast_add(&shift)?
-            .to_dtype(dtype)?;
+        let x = norms::modulated_layer_norm(&x, &scale, &shift, self.cfg.eps)?;
         let x = self.proj_out.forward(&x)?;
         unpatchify(&x, grid, p)
     }
