@@ -11,6 +11,9 @@ pub struct Reporter {
     mode: Mode,
     start: Instant,
     stage_start: Instant,
+    /// The count the current stage started from (a resumed training run starts at its
+    /// checkpoint's step), so the ETA uses only the steps done since.
+    stage_base: Option<usize>,
     bar: Option<ProgressBar>,
 }
 
@@ -35,6 +38,7 @@ impl Reporter {
             mode,
             start: now,
             stage_start: now,
+            stage_base: None,
             bar: None,
         }
     }
@@ -55,6 +59,7 @@ impl Reporter {
             Progress::Stage(name) => {
                 self.finish_bar();
                 self.stage_start = Instant::now();
+                self.stage_base = None;
                 self.message(&format!("{name}..."));
             }
             Progress::Step { step, total } => self.count("denoise", "step", step, total),
@@ -63,12 +68,13 @@ impl Reporter {
     }
 
     pub fn count(&mut self, what: &str, unit: &str, done: usize, total: usize) {
+        let base = *self.stage_base.get_or_insert(done.saturating_sub(1));
         match self.mode {
             Mode::Quiet => {}
             Mode::Plain => {
                 let el = self.stage_start.elapsed().as_secs_f64();
-                let eta = if done > 0 {
-                    el / done as f64 * (total - done.min(total)) as f64
+                let eta = if done > base {
+                    el / (done - base) as f64 * (total - done.min(total)) as f64
                 } else {
                     0.0
                 };
@@ -79,7 +85,9 @@ impl Reporter {
             }
             Mode::Bar => {
                 let bar = self.bar.get_or_insert_with(|| {
-                    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+                    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+                        .with_position(base as u64);
+                    bar.reset_eta();
                     let style = ProgressStyle::with_template(&format!(
                         "{what:>8} [{{bar:30}}] {unit} {{pos}}/{{len}} {{elapsed_precise}} eta {{eta}}"
                     ))
@@ -101,6 +109,7 @@ impl Reporter {
         if let Some(bar) = self.bar.take() {
             bar.finish();
         }
+        self.stage_base = None;
     }
 
     pub fn done(&mut self, msg: &str) {

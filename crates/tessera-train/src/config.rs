@@ -166,6 +166,14 @@ pub struct TransformerSize {
     /// multiples of the VAE's stride times this.
     #[serde(default = "d_patch")]
     pub patch: usize,
+    /// Initialise the transformer's weight matrices at N(0, 1/fan_in) (LeCun) instead of
+    /// N(0, 0.02). At the small widths trained here 0.02 is far below 1/sqrt(fan_in), and
+    /// the text embedder (two linear layers from the text encoder's width) starts with
+    /// outputs of mean square about 1e-4, so cross-attention reads nearly nothing and the
+    /// model learns to ignore the prompt (measured on the v3 run of 2026-12-01 with the
+    /// `denoise_check` example). Off by default so that the shipped recipe reproduces.
+    #[serde(default)]
+    pub fan_in_init: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,7 +228,7 @@ impl Default for FlowConfig {
 }
 impl Default for TransformerSize {
     fn default() -> Self {
-        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn(), patch: d_patch() }
+        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn(), patch: d_patch(), fan_in_init: false }
     }
 }
 impl Default for TextSize {

@@ -99,7 +99,7 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     WanTransformer3DModel::new(&tcfg, VarBuilder::from_varmap(&tr_vm, DType::F32, device))?;
     let mut rng = Rng::new(cfg.seed);
     init(&text_vm, &mut rng, false)?;
-    init(&tr_vm, &mut rng, false)?;
+    init(&tr_vm, &mut rng, cfg.transformer.fan_in_init)?;
     let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
     let mut run = Run::open(cfg, named, resume)?;
 

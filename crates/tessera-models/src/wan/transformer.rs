@@ -418,6 +418,12 @@ impl WanTransformer3DModel {
         in_component(dir, Self::new(&cfg, vb))
     }
 
+    /// The text embedder's output for text-encoder states (B, L, text_dim): what every
+    /// block's cross-attention reads (for diagnostics).
+    pub fn text_context(&self, encoder_hidden_states: &Tensor) -> Result<Tensor> {
+        self.text_embedder.forward(encoder_hidden_states)
+    }
+
     pub fn config(&self) -> &WanTransformerConfig {
         &self.cfg
     }

@@ -1,0 +1,74 @@
+//! Does a trained model denoise world clips as it did in training? Renders world clips,
+//! noises their latents at a few t, and reports the flow loss of the model's velocity
+//! (text-to-video: no given frames), with the caption and with an empty prompt; writes
+//! the one-step estimates of the clean video (x_t - t v) as a safetensors `frames` file.
+//! `cargo run --release -p tessera-train --example denoise_check -- MODEL_DIR OUT.safetensors [CLIPS]`
+use candle_core::{DType, Device, Tensor};
+use std::path::Path;
+use tessera_models::tokenizer::WanTokenizer;
+use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
+use tessera_models::wan::transformer::WanTransformer3DModel;
+use tessera_models::wan::vae::AutoencoderKLWan;
+use tessera_train::config::Bucket;
+use tessera_train::flow::{mask_channels, noise, noised};
+use tessera_world::rng::Rng;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = Path::new(&args[1]);
+    let clips: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
+    let dev = Device::Cpu;
+    let vae = AutoencoderKLWan::load(&dir.join("vae"), DType::F32, &dev)?;
+    let tr = WanTransformer3DModel::load(&dir.join("transformer"), DType::F32, &dev)?;
+    let text = UMT5EncoderModel::load(&dir.join("text_encoder"), DType::F32, &dev)?;
+    let tok = WanTokenizer::from_file(&dir.join("tokenizer/tokenizer.json"))?;
+    let extra: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tessera.json"))?)?;
+    let max_tokens = extra["max_sequence_length"].as_u64().unwrap_or(64) as usize;
+    // How much the text encoder's output depends on the prompt: the mean square of the
+    // difference between two prompts' outputs, against the outputs' own mean square.
+    let a = encode_prompts(&tok, &text, &["a red ball bounces on a wooden floor"], max_tokens, &dev)?;
+    let b = encode_prompts(&tok, &text, &["a blue box slides on the grass"], max_tokens, &dev)?;
+    let ms = |t: &Tensor| -> anyhow::Result<f32> { Ok(t.sqr()?.mean_all()?.to_scalar::<f32>()?) };
+    let cross = tr.text_context(&a)?;
+    let cross_b = tr.text_context(&b)?;
+    println!(
+        "text encoder: outputs' mean square {:.4}, two prompts' difference {:.4}; after the transformer's text embedder {:.4} and {:.4}",
+        ms(&a)?, ms(&(&a - &b)?)?, ms(&cross)?, ms(&(&cross - &cross_b)?)?
+    );
+    let bucket = Bucket { width: 128, height: 128, frames: 25 };
+    let mut rng = Rng::new(4242);
+    let mut shown = Vec::new();
+    for c in 0..clips {
+        let batch = tessera_train::data::world_batch(9999, c, 1, &[bucket], 12.0, 0.0, &dev)?;
+        let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?;
+        let (_, _, f, h, w) = x0.dims5()?;
+        let empty = vae.normalize_latents(&vae.encode(&batch.video.zeros_like()?)?)?;
+        let mask = mask_channels(&vec![false; 25], 1, h, w, &dev, DType::F32)?;
+        println!("clip {c}: {}", batch.captions[0]);
+        for &t in &[0.2, 0.5, 0.8] {
+            let eps = noise(&mut rng, &[1, x0.dim(1)?, f, h, w], &dev, DType::F32)?;
+            let (xt, target) = noised(&x0, &eps, &[t])?;
+            let input = Tensor::cat(&[&xt, &mask, &empty], 1)?;
+            let ts = Tensor::new(&[(t * 1000.0) as f32], &dev)?;
+            let mut line = format!("  t {t}:");
+            for (name, prompt) in [("caption", batch.captions[0].as_str()), ("empty", "")] {
+                let ctx = encode_prompts(&tok, &text, &[prompt], max_tokens, &dev)?;
+                let v = tr.forward(&input, &ts, &ctx, None)?;
+                let loss = (&v - &target)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
+                line += &format!(" loss {name} {loss:.3}");
+                if name == "caption" && t == 0.5 {
+                    let x0_hat = (&xt - (v * t)?)?;
+                    shown.push(vae.decode(&vae.denormalize_latents(&x0_hat)?)?);
+                    shown.push(batch.video.clone());
+                }
+            }
+            line += &format!(" (predicting 0: {:.3})", target.sqr()?.mean_all()?.to_scalar::<f32>()?);
+            println!("{line}");
+        }
+    }
+    // (T, H, W, 3) in [0, 1]: the estimates and the clips, one after the other.
+    let all = Tensor::cat(&shown, 2)?.squeeze(0)?.permute((1, 2, 3, 0))?;
+    let frames = ((all + 1.0)? * 0.5)?.clamp(0.0, 1.0)?.contiguous()?;
+    frames.save_safetensors("frames", &args[2])?;
+    Ok(())
+}
