@@ -5,7 +5,7 @@ layout and reference tensors computed by diffusers/transformers on them.
 Never needed to build or test tessera: the outputs are committed. Re-run after changing
 a case (needs torch, diffusers 0.42, transformers 5.x, tokenizers):
 
-    python3 -m venv venv && venv/bin/pip install torch diffusers transformers tokenizers safetensors
+    python3 -m venv venv && venv/bin/pip install torch diffusers transformers tokenizers safetensors accelerate
     venv/bin/python tools/make_fixtures.py
 
 Outputs
