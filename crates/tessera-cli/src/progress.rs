@@ -59,7 +59,6 @@ impl Reporter {
             Progress::Stage(name) => {
                 self.finish_bar();
                 self.stage_start = Instant::now();
-                self.stage_base = None;
                 self.message(&format!("{name}..."));
             }
             Progress::Step { step, total } => self.count("denoise", "step", step, total),

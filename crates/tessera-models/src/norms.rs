@@ -118,8 +118,7 @@ impl RowNorm {
             .map(|(ci, dxc)| {
                 let r0 = ci * CHUNK_ROWS;
                 let n = dxc.len() / d;
-                let p_per = if want_scale || want_shift { per } else { usize::MAX };
-                let (p0, p1) = if p_per == usize::MAX { (0, 0) } else { (r0 / p_per, (r0 + n - 1) / p_per + 1) };
+                let (p0, p1) = (r0 / per, (r0 + n - 1) / per + 1);
                 let mut ds = vec![0f32; if want_scale { (p1 - p0) * d } else { 0 }];
                 let mut db = vec![0f32; if want_shift { (p1 - p0) * d } else { 0 }];
                 let mut g = vec![0f32; d];
@@ -157,7 +156,8 @@ impl RowNorm {
                 (p0, ds, db)
             })
             .collect();
-        let total = p_rows.unwrap_or(if want_shift { rows / per } else { 0 });
+        // (A shift comes only with a scale, so the scale's table gives the row count.)
+        let total = p_rows.unwrap_or(0);
         let gather = |pick: fn(&(usize, Vec<f32>, Vec<f32>)) -> &Vec<f32>| -> Vec<f32> {
             let mut t = vec![0f32; total * d];
             for part in &partials {
@@ -296,43 +296,30 @@ fn table(x: &Tensor, t: &Tensor) -> Result<Option<Tensor>> {
     Ok(if ok && rows % p == 0 { Some(t.contiguous()?.reshape((p, d))?) } else { None })
 }
 
+/// The fused row norm of x with an optional scale table and, with the scale, an optional
+/// shift table; `None` (the caller's composed ops) for other dtypes or devices, tables
+/// whose rows do not divide x's in order, or a shift without a scale.
 fn apply(x: &Tensor, op: RowNorm, scale: Option<&Tensor>, shift: Option<&Tensor>) -> Result<Option<Tensor>> {
-    if !f32_cpu(x) {
+    if !f32_cpu(x) || (scale.is_none() && shift.is_some()) {
         return Ok(None);
     }
     let x = x.contiguous()?;
-    let s = match scale {
-        Some(s) => match table(&x, s)? {
-            Some(t) => Some(t),
+    let mut tables = Vec::with_capacity(2);
+    for t in scale.into_iter().chain(shift) {
+        match table(&x, t)? {
+            Some(t) => tables.push(t),
             None => return Ok(None),
-        },
-        None => None,
-    };
-    let b = match shift {
-        Some(b) => match table(&x, b)? {
-            Some(t) => Some(t),
-            None => return Ok(None),
-        },
-        None => None,
-    };
-    let track = x.track_op() || s.as_ref().is_some_and(|t| t.track_op()) || b.as_ref().is_some_and(|t| t.track_op());
-    Ok(Some(match (s, b) {
-        (None, None) if track => x.apply_op1(op)?,
-        (None, None) => x.apply_op1_no_bwd(&op)?,
-        (Some(s), None) if track => x.apply_op2(&s, op)?,
-        (Some(s), None) => x.apply_op2_no_bwd(&s, &op)?,
-        (Some(s), Some(b)) if track => x.apply_op3(&s, &b, op)?,
-        (Some(s), Some(b)) => x.apply_op3_no_bwd(&s, &b, &op)?,
-        (None, Some(b)) => {
-            // A shift alone: scale by ones (not used by the models here).
-            let ones = b.ones_like()?;
-            let op = RowNorm { one_plus: false, ..op };
-            if track {
-                x.apply_op3(&ones, &b, op)?
-            } else {
-                x.apply_op3_no_bwd(&ones, &b, &op)?
-            }
         }
+    }
+    let track = x.track_op() || tables.iter().any(Tensor::track_op);
+    Ok(Some(match tables.as_slice() {
+        [] if track => x.apply_op1(op)?,
+        [] => x.apply_op1_no_bwd(&op)?,
+        [s] if track => x.apply_op2(s, op)?,
+        [s] => x.apply_op2_no_bwd(s, &op)?,
+        [s, b] if track => x.apply_op3(s, b, op)?,
+        [s, b] => x.apply_op3_no_bwd(s, b, &op)?,
+        _ => unreachable!("at most a scale and a shift"),
     }))
 }
 
@@ -351,12 +338,7 @@ pub fn modulated_layer_norm(x: &Tensor, scale: &Tensor, shift: &Tensor, eps: f64
 /// Layer norm with optional affine parameters, in f32 (diffusers' FP32LayerNorm): the
 /// fused pass for f32 on the CPU, `None` otherwise.
 pub fn layer_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Option<Tensor>> {
-    let op = RowNorm { eps: eps as f32, center: true, one_plus: false };
-    match (weight, bias) {
-        (Some(w), b) => apply(x, op, Some(w), b),
-        (None, None) => apply(x, op, None, None),
-        (None, Some(_)) => Ok(None),
-    }
+    apply(x, RowNorm { eps: eps as f32, center: true, one_plus: false }, weight, bias)
 }
 
 /// RMS norm times a (D) weight: the fused pass for f32 on the CPU, `None` otherwise.

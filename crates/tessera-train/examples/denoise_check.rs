@@ -38,12 +38,17 @@ fn main() -> anyhow::Result<()> {
     let bucket = Bucket { width: 128, height: 128, frames: 25 };
     let mut rng = Rng::new(4242);
     let mut shown = Vec::new();
+    // What training gives a sample with no frames given, the same for every clip of the
+    // bucket: an empty mask and the latents of an all-zero video; and the empty prompt.
+    let zeros = Tensor::zeros((1, 3, bucket.frames, bucket.height, bucket.width), DType::F32, &dev)?;
+    let empty = vae.normalize_latents(&vae.encode(&zeros)?)?;
+    let (_, _, f, h, w) = empty.dims5()?;
+    let mask = mask_channels(&vec![false; bucket.frames], 1, h, w, &dev, DType::F32)?;
+    let empty_ctx = encode_prompts(&tok, &text, &[""], max_tokens, &dev)?;
     for c in 0..clips {
         let batch = tessera_train::data::world_batch(9999, c, 1, &[bucket], 12.0, 0.0, &dev)?;
         let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?;
-        let (_, _, f, h, w) = x0.dims5()?;
-        let empty = vae.normalize_latents(&vae.encode(&batch.video.zeros_like()?)?)?;
-        let mask = mask_channels(&vec![false; 25], 1, h, w, &dev, DType::F32)?;
+        let caption_ctx = encode_prompts(&tok, &text, &[batch.captions[0].as_str()], max_tokens, &dev)?;
         println!("clip {c}: {}", batch.captions[0]);
         for &t in &[0.2, 0.5, 0.8] {
             let eps = noise(&mut rng, &[1, x0.dim(1)?, f, h, w], &dev, DType::F32)?;
@@ -51,9 +56,8 @@ fn main() -> anyhow::Result<()> {
             let input = Tensor::cat(&[&xt, &mask, &empty], 1)?;
             let ts = Tensor::new(&[(t * 1000.0) as f32], &dev)?;
             let mut line = format!("  t {t}:");
-            for (name, prompt) in [("caption", batch.captions[0].as_str()), ("empty", "")] {
-                let ctx = encode_prompts(&tok, &text, &[prompt], max_tokens, &dev)?;
-                let v = tr.forward(&input, &ts, &ctx, None)?;
+            for (name, ctx) in [("caption", &caption_ctx), ("empty", &empty_ctx)] {
+                let v = tr.forward(&input, &ts, ctx, None)?;
                 let loss = (&v - &target)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
                 line += &format!(" loss {name} {loss:.3}");
                 if name == "caption" && t == 0.5 {
