@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?;
         let caption_ctx = encode_prompts(&tok, &text, &[batch.captions[0].as_str()], max_tokens, &dev)?;
         println!("clip {c}: {}", batch.captions[0]);
-        for &t in &[0.2, 0.5, 0.8] {
+        for &t in &[0.2, 0.5, 0.8, 0.95, 0.99] {
             let eps = noise(&mut rng, &[1, x0.dim(1)?, f, h, w], &dev, DType::F32)?;
             let (xt, target) = noised(&x0, &eps, &[t])?;
             let input = Tensor::cat(&[&xt, &mask, &empty], 1)?;

@@ -149,6 +149,14 @@ pub struct FlowConfig {
     /// Probability that some frames are given (a conditioning mask other than none).
     #[serde(default = "d_half")]
     pub cond_probability: f64,
+    /// Extra weight, in the flow loss, of the latent cells that hold an object (world
+    /// data: a cell any of whose pixels, in any of its frames, is a palette colour or next
+    /// to one, as the VAE stage's `object_weight`): they count 1 + this. Objects are 1 to 3%
+    /// of a frame, and all that the prompt says of them is in those cells; under the plain
+    /// loss the floor and sky, which the noisy latents mostly show, are nearly all of it.
+    /// 0: the plain flow loss.
+    #[serde(default)]
+    pub object_weight: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +196,17 @@ pub struct TextSize {
     /// Tokens per caption (the captions of the world fit in 96).
     #[serde(default = "d_tokens")]
     pub max_tokens: usize,
+    /// Initialise the text path so that the prompt reaches the video from the first step:
+    /// the text encoder's token embeddings at N(0, 1) (T5's own initialisation), the
+    /// transformer's text embedder and cross-attention query, key and value projections
+    /// at N(0, 1/fan_in), and cross-attention's output projection at 0. With everything at
+    /// N(0, 0.02) the context that cross-attention reads has a mean square near 1e-4 and
+    /// the four small matrices between the prompt and the video stall together: the v3
+    /// transformers of 2026-12-01 ignored their prompts after 1,600 steps. The zeroed
+    /// output lets cross-attention start as a no-op and grow from a gradient that, with
+    /// the other three large, is informative at once (as ControlNet's zero convolutions).
+    #[serde(default)]
+    pub informative_init: bool,
 }
 
 fn d_steps() -> usize { 20_000 }
@@ -223,7 +242,7 @@ impl Default for DataConfig {
 }
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig { shift: d_shift(), text_dropout: d_dropout(), cond_probability: d_half() }
+        FlowConfig { shift: d_shift(), text_dropout: d_dropout(), cond_probability: d_half(), object_weight: 0.0 }
     }
 }
 impl Default for TransformerSize {
@@ -233,7 +252,7 @@ impl Default for TransformerSize {
 }
 impl Default for TextSize {
     fn default() -> Self {
-        TextSize { dim: d_text_dim(), layers: d_text_layers(), heads: d_text_heads(), max_tokens: d_tokens() }
+        TextSize { dim: d_text_dim(), layers: d_text_layers(), heads: d_text_heads(), max_tokens: d_tokens(), informative_init: false }
     }
 }
 

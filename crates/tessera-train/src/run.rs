@@ -62,6 +62,45 @@ pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
     Ok(())
 }
 
+/// The text path's initialisation (`[text] informative_init`), applied over `init`'s:
+/// token embeddings N(0, 1); the text embedder and cross-attention's q, k, v N(0, 1/fan_in);
+/// cross-attention's output projection 0. `text` and `transformer` are the two models'
+/// variables.
+pub(crate) fn init_text_path(text: &VarMap, transformer: &VarMap, rng: &mut Rng) -> Result<()> {
+    let set = |vm: &VarMap, pick: &dyn Fn(&str) -> Option<f64>, rng: &mut Rng| -> Result<()> {
+        let data = vm.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(std) = pick(name) else { continue };
+            let v = &data[name];
+            let dims = v.dims().to_vec();
+            let t = if std == 0.0 { Tensor::zeros(dims.as_slice(), DType::F32, &Device::Cpu)? } else { (noise(rng, &dims, &Device::Cpu, DType::F32)? * std)? };
+            v.set(&t.to_device(v.device())?)?;
+        }
+        Ok(())
+    };
+    let fan_in = |dims: &[usize]| 1.0 / ((dims.iter().product::<usize>() / dims[0]) as f64).sqrt();
+    let tr_dims: HashMap<String, Vec<usize>> = transformer.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.dims().to_vec())).collect();
+    set(text, &|n| (n.ends_with("embed_tokens.weight") || n == "shared.weight").then_some(1.0), rng)?;
+    set(
+        transformer,
+        &|n| {
+            if !n.ends_with(".weight") {
+                None
+            } else if n.contains("attn2.to_out") {
+                Some(0.0)
+            } else if n.starts_with("condition_embedder.text_embedder.") || ["attn2.to_q.", "attn2.to_k.", "attn2.to_v."].iter().any(|p| n.contains(p)) {
+                Some(fan_in(&tr_dims[n]))
+            } else {
+                None
+            }
+        },
+        rng,
+    )?;
+    Ok(())
+}
+
 pub(crate) fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
     let data = vm.data().lock().unwrap();
     let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();

@@ -100,6 +100,9 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     let mut rng = Rng::new(cfg.seed);
     init(&text_vm, &mut rng, false)?;
     init(&tr_vm, &mut rng, cfg.transformer.fan_in_init)?;
+    if cfg.text.informative_init {
+        crate::run::init_text_path(&text_vm, &tr_vm, &mut rng)?;
+    }
     let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
     let mut run = Run::open(cfg, named, resume)?;
 
@@ -116,7 +119,7 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
             group = Some((first, encode_group(cfg, &source, &vae, first, &buckets, &mut empty_cond, device)?));
             marks.push(("render+encode", Instant::now()));
         }
-        let Encoded { x0, cond, mask, captions } = &group.as_ref().unwrap().1;
+        let Encoded { x0, cond, mask, captions, weights } = &group.as_ref().unwrap().1;
         let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
         let (b, _, f, h, w) = x0.dims5()?;
         let captions: Vec<String> = captions.iter().map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() }).collect();
@@ -133,11 +136,18 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         let input = Tensor::cat(&[&xt, mask, cond], 1)?;
         let t = Tensor::from_vec(ts.iter().map(|&t| (t * 1000.0) as f32).collect::<Vec<_>>(), b, device)?;
         let pred = transformer.forward(&input, &t, &ctx, None)?;
-        let loss = (pred - target)?.sqr()?.mean_all()?;
+        let sq = (pred - target)?.sqr()?;
+        let mse = sq.mean_all()?;
+        let loss = match weights {
+            // Weighted mean over cells and channels: sum(w e^2) / (sum(w) C), so the scale
+            // stays the plain loss's; the log reports the plain loss, comparable across runs.
+            Some(w) => (sq.broadcast_mul(w)?.sum_all()? / (w.sum_all()?.to_scalar::<f32>()? as f64 * z_dim as f64))?,
+            None => mse.clone(),
+        };
         marks.push(("forward", Instant::now()));
 
         // Step.
-        let (backward, update) = run.step(step, &loss, &loss, on_step)?;
+        let (backward, update) = run.step(step, &loss, &mse, on_step)?;
         if profiling() {
             let mut parts: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
             parts.push(format!("backward {:.2}s, update {:.2}s", backward.as_secs_f64(), update.as_secs_f64()));
@@ -149,12 +159,14 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
 }
 
 /// A batch ready for the transformer: clean latents, the frame mask's channels, the
-/// conditioning latents, and the captions (before dropout).
+/// conditioning latents, the captions (before dropout), and the loss weights of the
+/// latent cells (B, 1, F, h, w) when `[flow] object_weight` is set.
 struct Encoded {
     x0: Tensor,
     cond: Tensor,
     mask: Tensor,
     captions: Vec<String>,
+    weights: Option<Tensor>,
 }
 
 /// Renders (or reads) the batch of step `first`, draws each sample's conditioning mask and
@@ -193,7 +205,36 @@ fn encode_group(
         conds.push(c);
         masks.push(mask_channels(&m, 1, h, w, device, DType::F32)?);
     }
-    Ok(Encoded { x0, cond: Tensor::cat(&conds, 0)?, mask: Tensor::cat(&masks, 0)?, captions: batch.captions })
+    let weights = if cfg.flow.object_weight > 0.0 {
+        let px = crate::vae::object_weights(&batch.video, cfg.flow.object_weight)?;
+        Some(latent_cell_weights(&px, vae.config().spatial_factor(), h, w)?)
+    } else {
+        None
+    };
+    Ok(Encoded { x0, cond: Tensor::cat(&conds, 0)?, mask: Tensor::cat(&masks, 0)?, captions: batch.captions, weights })
+}
+
+/// Pools per-pixel weights (B, 1, T, H, W) to the latent grid (B, 1, F, h, w) by maximum
+/// over each cell's pixels and frames: a causal VAE's latent frame 0 is pixel frame 0,
+/// latent frame k >= 1 covers pixel frames 4k-3..=4k (every 4x-temporal Wan VAE).
+pub fn latent_cell_weights(px: &Tensor, spatial: usize, h: usize, w: usize) -> Result<Tensor> {
+    let (b, _, t, ph, pw) = px.dims5()?;
+    let f = 1 + (t - 1) / 4;
+    let v: Vec<f32> = px.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+    let mut out = vec![0f32; b * f * h * w];
+    for bi in 0..b {
+        for ti in 0..t {
+            let fi = if ti == 0 { 0 } else { (ti + 3) / 4 };
+            for y in 0..ph.min(h * spatial) {
+                for x in 0..pw.min(w * spatial) {
+                    let p = v[((bi * t + ti) * ph + y) * pw + x];
+                    let o = &mut out[((bi * f + fi) * h + y / spatial) * w + x / spatial];
+                    *o = o.max(p);
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (b, 1, f, h, w), &Device::Cpu)?.to_device(px.device())?)
 }
 
 /// Writes the diffusers folder: the EMA weights of the transformer and text encoder, the

@@ -309,3 +309,60 @@ fn object_weights_cover_palette_pixels_and_their_edges() {
         }
     }
 }
+
+#[test]
+fn latent_cell_weights_pool_each_cell_and_its_frames() {
+    use candle_core::Tensor;
+    // 9 frames of 8x8 pixel weights, all 1 but one pixel of frame 6 at 5: with a stride of 4
+    // that pixel (x 2, y 5) is cell (0, 1), and frame 6 is latent frame 2 (frames 5..=8).
+    let (t, h, w) = (9usize, 8usize, 8usize);
+    let mut px = vec![1f32; t * h * w];
+    px[(6 * h + 5) * w + 2] = 5.0;
+    let px = Tensor::from_vec(px, (1, 1, t, h, w), &Device::Cpu).unwrap();
+    let cells = tessera_train::train::latent_cell_weights(&px, 4, 2, 2).unwrap();
+    assert_eq!(cells.dims(), &[1, 1, 3, 2, 2]);
+    let v: Vec<f32> = cells.flatten_all().unwrap().to_vec1().unwrap();
+    for (i, &x) in v.iter().enumerate() {
+        let want = if i == (2 * 2 + 1) * 2 { 5.0 } else { 1.0 };
+        assert_eq!(x, want, "cell {i}");
+    }
+}
+
+#[test]
+fn informative_init_opens_the_text_path_and_object_weight_reaches_the_gradient() {
+    let stats = |t: &candle_core::Tensor| {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+    };
+    // With a learning rate of 0 the exported weights are the initialisation.
+    let out = scratch("informative");
+    let cfg = tiny(&out, 1).tap(|c| {
+        c.text.informative_init = true;
+        c.lr = 0.0;
+    });
+    let model = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let tr = candle_core::safetensors::load(model.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let text = candle_core::safetensors::load(model.join("text_encoder/model.safetensors"), &Device::Cpu).unwrap();
+    let out_w = &tr["blocks.0.attn2.to_out.0.weight"];
+    assert_eq!(out_w.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0, "cross-attention's output starts at 0");
+    let emb = stats(&text["encoder.embed_tokens.weight"]);
+    assert!((0.9..1.1).contains(&emb), "token embeddings' std {emb}");
+    // Fan-in 16 (the text width) and 2 x 8 = 16 (the transformer's): 1/4.
+    for k in ["condition_embedder.text_embedder.linear_1.weight", "blocks.0.attn2.to_v.weight", "blocks.0.attn2.to_k.weight"] {
+        let s = stats(&tr[k]);
+        assert!((0.2..0.3).contains(&s), "{k}: std {s}");
+    }
+    let s = stats(&tr["blocks.0.attn1.to_v.weight"]);
+    assert!((0.015..0.025).contains(&s), "self-attention keeps N(0, 0.02): {s}");
+
+    // Object weights change the update (the log reports the plain loss, so the first
+    // step's loss is the same and the second's is not).
+    let (a, b) = (scratch("plain_w"), scratch("object_w"));
+    train(&tiny(&a, 2), false, &Device::Cpu, &mut |_| {}).unwrap();
+    train(&tiny(&b, 2).tap(|c| c.flow.object_weight = 10.0), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la[0], lb[0]);
+    assert_ne!(la[1], lb[1]);
+}
