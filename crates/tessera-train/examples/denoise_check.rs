@@ -1,6 +1,7 @@
 //! Does a trained model denoise world clips as it did in training? Renders world clips,
 //! noises their latents at a few t, and reports the flow loss of the model's velocity
-//! (text-to-video: no given frames), with the caption and with an empty prompt; writes
+//! (text-to-video: no given frames), with the caption and with an empty prompt, and how much
+//! of the noise its velocity carries (1 for the true velocity); writes
 //! the one-step estimates of the clean video (x_t - t v) as a safetensors `frames` file.
 //! `cargo run --release -p tessera-train --example denoise_check -- MODEL_DIR OUT.safetensors [CLIPS]`
 use candle_core::{DType, Device, Tensor};
@@ -60,6 +61,14 @@ fn main() -> anyhow::Result<()> {
                 let v = tr.forward(&input, &ts, ctx, None)?;
                 let loss = (&v - &target)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
                 line += &format!(" loss {name} {loss:.3}");
+                if name == "caption" {
+                    // How much of the input's noise the velocity carries: the regression
+                    // coefficient of v on the noise, 1 for the true velocity (noise - x0,
+                    // with x0 independent of the noise). Below 1, each sampling step leaves
+                    // noise in that the next step reads as content.
+                    let carried = ((&v * &eps)?.sum_all()?.to_scalar::<f32>()? / eps.sqr()?.sum_all()?.to_scalar::<f32>()?) as f64;
+                    line += &format!(" (noise carried {carried:.3})");
+                }
                 if name == "caption" && t == 0.5 {
                     let x0_hat = (&xt - (v * t)?)?;
                     shown.push(vae.decode(&vae.denormalize_latents(&x0_hat)?)?);
