@@ -43,6 +43,12 @@ pub struct TrainConfig {
     pub ema: f64,
     #[serde(default = "d_ckpt")]
     pub checkpoint_every: usize,
+    /// The precision of the exported transformer and text encoder weights: "f32", "f16"
+    /// or "bf16" (training is always f32). Half precision halves the folder, which is what
+    /// lets a wider built-in model fit the repository's 40 MB; the engine and diffusers
+    /// load either. The VAE is copied as it is.
+    #[serde(default)]
+    pub export_dtype: ExportDType,
     #[serde(default)]
     pub data: DataConfig,
     #[serde(default)]
@@ -53,6 +59,25 @@ pub struct TrainConfig {
     pub text: TextSize,
     #[serde(default)]
     pub autoencoder: VaeSize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportDType {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl ExportDType {
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            ExportDType::F32 => candle_core::DType::F32,
+            ExportDType::F16 => candle_core::DType::F16,
+            ExportDType::Bf16 => candle_core::DType::BF16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

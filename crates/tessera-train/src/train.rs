@@ -246,7 +246,9 @@ fn export(cfg: &TrainConfig, dir: &Path, run: &Run, tcfg: &serde_json::Value, xc
     ] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d)?;
-        candle_core::safetensors::save(&run.ema_weights(prefix), d.join(file))?;
+        let dt = cfg.export_dtype.dtype();
+        let weights = run.ema_weights(prefix).into_iter().map(|(k, w)| Ok((k, w.to_dtype(dt)?))).collect::<Result<HashMap<_, _>>>()?;
+        candle_core::safetensors::save(&weights, d.join(file))?;
         std::fs::write(d.join(config_json), serde_json::to_vec_pretty(config)?)?;
     }
     let vae_dir = dir.join("vae");

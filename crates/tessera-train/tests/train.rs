@@ -366,3 +366,24 @@ fn informative_init_opens_the_text_path_and_object_weight_reaches_the_gradient()
     assert_eq!(la[0], lb[0]);
     assert_ne!(la[1], lb[1]);
 }
+
+#[test]
+fn export_dtype_writes_half_precision_weights_the_engine_loads() {
+    let (a, b) = (scratch("export_f32"), scratch("export_f16"));
+    let ma = train(&tiny(&a, 1), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let mb = train(&tiny(&b, 1).tap(|c| c.export_dtype = tessera_train::config::ExportDType::F16), false, &Device::Cpu, &mut |_| {}).unwrap();
+    for (sub, file) in [("transformer", "diffusion_pytorch_model.safetensors"), ("text_encoder", "model.safetensors")] {
+        let wa = candle_core::safetensors::load(ma.join(sub).join(file), &Device::Cpu).unwrap();
+        let wb = candle_core::safetensors::load(mb.join(sub).join(file), &Device::Cpu).unwrap();
+        assert_eq!(wa.len(), wb.len());
+        for (k, t) in &wa {
+            assert_eq!(t.dtype(), DType::F32, "{sub}/{k}");
+            assert_eq!(wb[k].dtype(), DType::F16, "{sub}/{k}");
+            let d = (t - wb[k].to_dtype(DType::F32).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let m = t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d <= m * 1e-3 + 1e-7, "{sub}/{k}: {d} against {m}");
+        }
+    }
+    tessera_models::wan::transformer::WanTransformer3DModel::load(&mb.join("transformer"), DType::F32, &Device::Cpu).unwrap();
+    tessera_models::umt5::UMT5EncoderModel::load(&mb.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
+}
