@@ -27,39 +27,58 @@ pub struct StepReport {
     pub grad_norm: f64,
 }
 
+/// What an initialisation rule sets a variable to.
+enum Fill {
+    Const(f32),
+    /// N(0, std^2), drawn from the run's stream.
+    Normal(f64),
+}
+
+/// Sets every variable of `vm` that `rule` (given its name and dims) picks, in name order,
+/// so the draws from `rng` are the same on every run.
+fn fill(vm: &VarMap, rng: &mut Rng, rule: impl Fn(&str, &[usize]) -> Option<Fill>) -> Result<()> {
+    let data = vm.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let v = &data[name];
+        let dims = v.dims().to_vec();
+        let t = match rule(name, &dims) {
+            None => continue,
+            Some(Fill::Const(c)) => Tensor::full(c, dims.as_slice(), &Device::Cpu)?,
+            Some(Fill::Normal(std)) => (noise(rng, &dims, &Device::Cpu, DType::F32)? * std)?,
+        };
+        v.set(&t.to_device(v.device())?)?;
+    }
+    Ok(())
+}
+
+/// 1/sqrt(fan_in) of a weight (out, in, ...).
+fn fan_in_std(dims: &[usize]) -> f64 {
+    1.0 / ((dims.iter().product::<usize>() / dims[0]) as f64).sqrt()
+}
+
 /// Initialisation, in one place: norms' scales (`weight`, the VAE's `gamma`) at 1, biases
 /// at 0, the output projection at 0 (the model starts by predicting zero velocity, as
 /// DiT's zeroed output layer), the adaLN
 /// table at N(0, 1/d) as Wan, everything else N(0, 0.02).
 /// With `fan_in`, weights are N(0, 1/fan_in) instead (LeCun), for the convolutional VAE.
 pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
-    let data = vm.data().lock().unwrap();
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    for name in names {
-        let v = &data[name];
-        let n = v.elem_count();
-        let dims = v.dims().to_vec();
+    fill(vm, rng, |name, dims| {
         // (The VAE's RMS norms call their scale `gamma`; until 2026-11-30 it was drawn as a
         // weight, N(0, 1) by fan-in, which the first built-in VAE was trained from.)
-        let values: Vec<f32> = if name.contains("norm") && (name.ends_with("weight") || name.ends_with("gamma")) {
-            vec![1.0; n]
+        Some(if name.contains("norm") && (name.ends_with("weight") || name.ends_with("gamma")) {
+            Fill::Const(1.0)
         } else if name.ends_with("bias") || name.starts_with("proj_out") {
-            vec![0.0; n]
+            Fill::Const(0.0)
+        } else if name.contains("scale_shift_table") {
+            Fill::Normal(1.0 / (*dims.last().unwrap() as f64).sqrt())
+        } else if fan_in && dims.len() >= 2 {
+            Fill::Normal(fan_in_std(dims))
         } else {
-            let std = if name.contains("scale_shift_table") {
-                1.0 / (*dims.last().unwrap() as f64).sqrt()
-            } else if fan_in && dims.len() >= 2 {
-                1.0 / ((n / dims[0]) as f64).sqrt()
-            } else {
-                0.02
-            };
-            let t = noise(rng, &dims, &Device::Cpu, DType::F32)?;
-            (t * std)?.flatten_all()?.to_vec1()?
-        };
-        v.set(&Tensor::from_vec(values, dims, v.device())?)?;
-    }
-    Ok(())
+            Fill::Normal(0.02)
+        })
+    })
 }
 
 /// The text path's initialisation (`[text] informative_init`), applied over `init`'s:
@@ -67,38 +86,18 @@ pub(crate) fn init(vm: &VarMap, rng: &mut Rng, fan_in: bool) -> Result<()> {
 /// cross-attention's output projection 0. `text` and `transformer` are the two models'
 /// variables.
 pub(crate) fn init_text_path(text: &VarMap, transformer: &VarMap, rng: &mut Rng) -> Result<()> {
-    let set = |vm: &VarMap, pick: &dyn Fn(&str) -> Option<f64>, rng: &mut Rng| -> Result<()> {
-        let data = vm.data().lock().unwrap();
-        let mut names: Vec<&String> = data.keys().collect();
-        names.sort();
-        for name in names {
-            let Some(std) = pick(name) else { continue };
-            let v = &data[name];
-            let dims = v.dims().to_vec();
-            let t = if std == 0.0 { Tensor::zeros(dims.as_slice(), DType::F32, &Device::Cpu)? } else { (noise(rng, &dims, &Device::Cpu, DType::F32)? * std)? };
-            v.set(&t.to_device(v.device())?)?;
+    fill(text, rng, |n, _| (n.ends_with("embed_tokens.weight") || n == "shared.weight").then_some(Fill::Normal(1.0)))?;
+    fill(transformer, rng, |n, dims| {
+        if !n.ends_with(".weight") {
+            None
+        } else if n.contains("attn2.to_out") {
+            Some(Fill::Const(0.0))
+        } else if n.starts_with("condition_embedder.text_embedder.") || ["attn2.to_q.", "attn2.to_k.", "attn2.to_v."].iter().any(|p| n.contains(p)) {
+            Some(Fill::Normal(fan_in_std(dims)))
+        } else {
+            None
         }
-        Ok(())
-    };
-    let fan_in = |dims: &[usize]| 1.0 / ((dims.iter().product::<usize>() / dims[0]) as f64).sqrt();
-    let tr_dims: HashMap<String, Vec<usize>> = transformer.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.dims().to_vec())).collect();
-    set(text, &|n| (n.ends_with("embed_tokens.weight") || n == "shared.weight").then_some(1.0), rng)?;
-    set(
-        transformer,
-        &|n| {
-            if !n.ends_with(".weight") {
-                None
-            } else if n.contains("attn2.to_out") {
-                Some(0.0)
-            } else if n.starts_with("condition_embedder.text_embedder.") || ["attn2.to_q.", "attn2.to_k.", "attn2.to_v."].iter().any(|p| n.contains(p)) {
-                Some(fan_in(&tr_dims[n]))
-            } else {
-                None
-            }
-        },
-        rng,
-    )?;
-    Ok(())
+    })
 }
 
 pub(crate) fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {

@@ -207,7 +207,7 @@ fn encode_group(
     }
     let weights = if cfg.flow.object_weight > 0.0 {
         let px = crate::vae::object_weights(&batch.video, cfg.flow.object_weight)?;
-        Some(latent_cell_weights(&px, vae.config().spatial_factor(), h, w)?)
+        Some(latent_cell_weights(&px, vae.config().spatial_factor(), vae.config().temporal_factor(), h, w)?)
     } else {
         None
     };
@@ -216,15 +216,15 @@ fn encode_group(
 
 /// Pools per-pixel weights (B, 1, T, H, W) to the latent grid (B, 1, F, h, w) by maximum
 /// over each cell's pixels and frames: a causal VAE's latent frame 0 is pixel frame 0,
-/// latent frame k >= 1 covers pixel frames 4k-3..=4k (every 4x-temporal Wan VAE).
-pub fn latent_cell_weights(px: &Tensor, spatial: usize, h: usize, w: usize) -> Result<Tensor> {
+/// latent frame k >= 1 covers pixel frames tf (k - 1) + 1..=tf k (`temporal` = tf).
+pub fn latent_cell_weights(px: &Tensor, spatial: usize, temporal: usize, h: usize, w: usize) -> Result<Tensor> {
     let (b, _, t, ph, pw) = px.dims5()?;
-    let f = 1 + (t - 1) / 4;
+    let f = 1 + (t - 1) / temporal;
     let v: Vec<f32> = px.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?;
     let mut out = vec![0f32; b * f * h * w];
     for bi in 0..b {
         for ti in 0..t {
-            let fi = if ti == 0 { 0 } else { (ti + 3) / 4 };
+            let fi = if ti == 0 { 0 } else { (ti + temporal - 1) / temporal };
             for y in 0..ph.min(h * spatial) {
                 for x in 0..pw.min(w * spatial) {
                     let p = v[((bi * t + ti) * ph + y) * pw + x];

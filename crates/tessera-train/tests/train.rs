@@ -319,7 +319,7 @@ fn latent_cell_weights_pool_each_cell_and_its_frames() {
     let mut px = vec![1f32; t * h * w];
     px[(6 * h + 5) * w + 2] = 5.0;
     let px = Tensor::from_vec(px, (1, 1, t, h, w), &Device::Cpu).unwrap();
-    let cells = tessera_train::train::latent_cell_weights(&px, 4, 2, 2).unwrap();
+    let cells = tessera_train::train::latent_cell_weights(&px, 4, 4, 2, 2).unwrap();
     assert_eq!(cells.dims(), &[1, 1, 3, 2, 2]);
     let v: Vec<f32> = cells.flatten_all().unwrap().to_vec1().unwrap();
     for (i, &x) in v.iter().enumerate() {
