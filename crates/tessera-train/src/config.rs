@@ -207,6 +207,14 @@ pub struct TransformerSize {
     /// `denoise_check` example). Off by default so that the shipped recipe reproduces.
     #[serde(default)]
     pub fan_in_init: bool,
+    /// Start the velocity at v = x_t, so that it carries all of the input's noise from the
+    /// first step: the patch embedding's weights on the noisy latents become an orthonormal
+    /// map into the width and the output projection its transpose (instead of 0). The width
+    /// must be at least a token's values (latent channels x patch^2). Measured on the v3
+    /// width-512 transformer (4x4 patches, 256 values a token): after 300 steps it carried
+    /// 0.22-0.96 of the noise (t = 0.2-0.99) against 0.01-0.17 from the plain start.
+    #[serde(default)]
+    pub carry_init: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,7 +280,7 @@ impl Default for FlowConfig {
 }
 impl Default for TransformerSize {
     fn default() -> Self {
-        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn(), patch: d_patch(), fan_in_init: false }
+        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn(), patch: d_patch(), fan_in_init: false, carry_init: false }
     }
 }
 impl Default for TextSize {

@@ -100,6 +100,64 @@ pub(crate) fn init_text_path(text: &VarMap, transformer: &VarMap, rng: &mut Rng)
     })
 }
 
+/// The carry initialisation (`[transformer] carry_init`), applied over `init`'s: the patch
+/// embedding's weights on the noisy latents' `z` channels become an orthonormal map Q from a
+/// token's z * patch^2 values into the width, and `proj_out` its transpose, scaled by
+/// sqrt(z * patch^2 / width) to undo `norm_out`'s normalisation. With the blocks' residual
+/// branches small at the start, the predicted velocity is then about x_t: it carries the
+/// input's noise from the first step, which the velocity must (it is noise - data) and which
+/// transformers whose tokens hold many values learn slowly (MODEL_CARD, "Known failures").
+/// Q is the Gram-Schmidt orthonormalisation of a normal draw from the run's stream. The
+/// output order is diffusers' unpatchify order (p_h, p_w, channels).
+pub(crate) fn init_carry(transformer: &VarMap, z: usize, patch: usize, rng: &mut Rng) -> Result<()> {
+    let data = transformer.data().lock().unwrap();
+    let (Some(pe), Some(po)) = (data.get("patch_embedding.weight"), data.get("proj_out.weight")) else {
+        bail!("carry_init: the transformer has no patch_embedding or proj_out weight")
+    };
+    let pe_dims = pe.dims().to_vec(); // (D, in_channels, 1, p, p)
+    let (d, inc) = (pe_dims[0], pe_dims[1]);
+    let k = z * patch * patch;
+    if k > d {
+        bail!("carry_init needs the width ({d}) to be at least a token's values ({z} channels x {patch}x{patch} = {k})");
+    }
+    if pe_dims != [d, inc, 1, patch, patch] || po.dims() != [k, d] || inc < z {
+        bail!("carry_init: unexpected shapes {:?} and {:?}", pe_dims, po.dims());
+    }
+    // Q: d x k with orthonormal columns (modified Gram-Schmidt; columns stored contiguously).
+    let g: Vec<f32> = noise(rng, &[k, d], &Device::Cpu, DType::F32)?.flatten_all()?.to_vec1()?;
+    let mut q: Vec<Vec<f64>> = g.chunks(d).map(|c| c.iter().map(|&x| x as f64).collect()).collect();
+    for j in 0..k {
+        for i in 0..j {
+            let dot: f64 = (0..d).map(|r| q[i][r] * q[j][r]).sum();
+            for r in 0..d {
+                q[j][r] -= dot * q[i][r];
+            }
+        }
+        let norm = q[j].iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm < 1e-6 {
+            bail!("carry_init: degenerate draw");
+        }
+        q[j].iter_mut().for_each(|x| *x /= norm);
+    }
+    let mut pe_w: Vec<f32> = pe.as_tensor().to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let mut po_w = vec![0f32; k * d];
+    let scale = ((k as f64) / d as f64).sqrt();
+    for c in 0..z {
+        for kh in 0..patch {
+            for kw in 0..patch {
+                let o = (kh * patch + kw) * z + c;
+                for r in 0..d {
+                    pe_w[((r * inc + c) * patch + kh) * patch + kw] = q[o][r] as f32;
+                    po_w[o * d + r] = (q[o][r] * scale) as f32;
+                }
+            }
+        }
+    }
+    pe.set(&Tensor::from_vec(pe_w, pe_dims.as_slice(), &Device::Cpu)?.to_dtype(pe.dtype())?.to_device(pe.device())?)?;
+    po.set(&Tensor::from_vec(po_w, (k, d), &Device::Cpu)?.to_dtype(po.dtype())?.to_device(po.device())?)?;
+    Ok(())
+}
+
 pub(crate) fn sorted_vars(vm: &VarMap, prefix: &str) -> Vec<(String, Var)> {
     let data = vm.data().lock().unwrap();
     let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();

@@ -103,6 +103,9 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     if cfg.text.informative_init {
         crate::run::init_text_path(&text_vm, &tr_vm, &mut rng)?;
     }
+    if cfg.transformer.carry_init {
+        crate::run::init_carry(&tr_vm, z_dim, cfg.transformer.patch, &mut rng)?;
+    }
     let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
     let mut run = Run::open(cfg, named, resume)?;
 

@@ -387,3 +387,49 @@ fn export_dtype_writes_half_precision_weights_the_engine_loads() {
     tessera_models::wan::transformer::WanTransformer3DModel::load(&mb.join("transformer"), DType::F32, &Device::Cpu).unwrap();
     tessera_models::umt5::UMT5EncoderModel::load(&mb.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
 }
+
+#[test]
+fn carry_init_starts_the_velocity_at_the_noisy_input() {
+    // Width 64 = the fixture VAE's 16 channels x 2x2 patches; learning rate 0, so the
+    // exported weights are the initialisation.
+    let out = scratch("carry");
+    let cfg = tiny(&out, 1).tap(|c| {
+        c.transformer.carry_init = true;
+        c.transformer.heads = 4;
+        c.transformer.head_dim = 16;
+        c.lr = 0.0;
+    });
+    let model = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let dir = model.join("transformer");
+    let file = dir.join("diffusion_pytorch_model.safetensors");
+    let mut w = candle_core::safetensors::load(&file, &Device::Cpu).unwrap();
+    // With the blocks' residual branches zeroed the blocks are the identity, and what is
+    // left is patch embedding -> norm_out -> proj_out, which the carry start makes ~x_t.
+    for (k, t) in w.iter_mut() {
+        if k.contains("to_out.0.weight") || k.contains("ffn.net.2.weight") {
+            *t = t.zeros_like().unwrap();
+        }
+    }
+    candle_core::safetensors::save(&w, &file).unwrap();
+    let tr = tessera_models::wan::transformer::WanTransformer3DModel::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    let xt = candle_core::Tensor::randn(0f32, 1.0, (1, 16, 2, 8, 8), &Device::Cpu).unwrap();
+    let rest = candle_core::Tensor::zeros((1, 20, 2, 8, 8), DType::F32, &Device::Cpu).unwrap();
+    let input = candle_core::Tensor::cat(&[&xt, &rest], 1).unwrap();
+    let t = candle_core::Tensor::new(&[500f32], &Device::Cpu).unwrap();
+    let ctx = candle_core::Tensor::zeros((1, 4, 16), DType::F32, &Device::Cpu).unwrap();
+    let v = tr.forward(&input, &t, &ctx, None).unwrap();
+    let (x, y): (Vec<f32>, Vec<f32>) = (xt.flatten_all().unwrap().to_vec1().unwrap(), v.flatten_all().unwrap().to_vec1().unwrap());
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
+    let coef = dot(&x, &y) / dot(&x, &x);
+    let corr = dot(&x, &y) / (dot(&x, &x) * dot(&y, &y)).sqrt();
+    assert!((0.8..1.2).contains(&coef) && corr > 0.9, "v on x_t: coefficient {coef}, correlation {corr}");
+
+    // Without it the output projection starts at 0.
+    let plain = train(&tiny(&scratch("carry_off"), 1).tap(|c| c.lr = 0.0), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let w = candle_core::safetensors::load(plain.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(w["proj_out.weight"].abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+
+    // A width below a token's values is refused with the sizes.
+    let err = train(&tiny(&scratch("carry_narrow"), 1).tap(|c| c.transformer.carry_init = true), false, &Device::Cpu, &mut |_| {}).unwrap_err();
+    assert!(format!("{err:#}").contains("at least a token's values"), "{err:#}");
+}
