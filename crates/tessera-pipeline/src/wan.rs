@@ -400,6 +400,8 @@ impl WanPipeline {
             scheduler.set_shift(shift)?;
         }
         scheduler.set_timesteps(p.steps)?;
+        // A stochastic sampler's fresh noise follows the seed too (not the initial noise's stream).
+        scheduler.set_noise_seed(p.seed ^ 0x5DE5_7EED);
         let noise = self.initial_latents(p)?;
         let timesteps = scheduler.timesteps().to_vec();
         let n = timesteps.len();

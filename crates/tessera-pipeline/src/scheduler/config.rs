@@ -227,11 +227,6 @@ impl EulerConfig {
                 linear_only,
             ),
             ("use_beta_sigmas", c.use_beta_sigmas, linear_only),
-            (
-                "stochastic_sampling",
-                c.stochastic_sampling,
-                "only the ODE step is implemented",
-            ),
         ] {
             if on {
                 return Err(unsupported(path, EULER, key, true, why));

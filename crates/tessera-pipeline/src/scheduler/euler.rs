@@ -1,10 +1,15 @@
 //! The Euler sampler of rectified flow: diffusers' `FlowMatchEulerDiscreteScheduler`
 //! (schedulers/scheduling_flow_match_euler_discrete.py) without dynamic shifting. The step
-//! is one line, `x = x + (sigma_next - sigma) * v`, over [`euler_schedule`].
+//! is one line, `x = x + (sigma_next - sigma) * v`, over [`euler_schedule`]. With the
+//! config's `stochastic_sampling` it is the reference's stochastic step instead: the clean
+//! estimate `x0 = x - sigma * v` noised afresh to the next level,
+//! `x = (1 - sigma_next) * x0 + sigma_next * noise`, so noise that a model fails to remove
+//! is replaced rather than carried into the next step. The fresh noise is seeded
+//! ([`FlowMatchEuler::set_noise_seed`]), one draw per step.
 
 use std::path::Path;
 
-use candle_core::{bail, DType, Tensor};
+use candle_core::{bail, DType, Device, Tensor};
 use tessera_models::{Error, Result};
 
 use super::config::EulerConfig;
@@ -58,6 +63,7 @@ pub struct FlowMatchEuler {
     sigmas: Vec<f64>,
     step_index: Option<usize>,
     begin_index: Option<usize>,
+    noise_seed: u64,
 }
 
 impl FlowMatchEuler {
@@ -71,6 +77,7 @@ impl FlowMatchEuler {
             sigmas: Vec::new(),
             step_index: None,
             begin_index: None,
+            noise_seed: 0,
         })
     }
 
@@ -88,6 +95,12 @@ impl FlowMatchEuler {
 
     pub fn step_index(&self) -> Option<usize> {
         self.step_index
+    }
+
+    /// The seed of the stochastic step's fresh noise (step k draws from a seed derived
+    /// from this and k). Without `stochastic_sampling` nothing is drawn.
+    pub fn set_noise_seed(&mut self, seed: u64) {
+        self.noise_seed = seed;
     }
 
     pub fn set_begin_index(&mut self, i: usize) {
@@ -173,8 +186,17 @@ impl FlowMatchEuler {
         } else {
             sample.clone()
         };
-        let dt = self.sigmas[k + 1] as f32 - self.sigmas[k] as f32;
-        let prev = add(&x, &mul_scalar(model_output, dt as f64)?)?;
+        let (sigma, next) = (self.sigmas[k] as f32, self.sigmas[k + 1] as f32);
+        let prev = if self.config.stochastic_sampling {
+            // diffusers: x0 = sample - sigma * v; prev = (1 - sigma_next) * x0 + sigma_next * noise
+            let x0 = add(&x, &mul_scalar(&model_output.to_dtype(x.dtype())?, -(sigma as f64))?)?;
+            let seed = self.noise_seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let noise = crate::noise::randn(seed, x.shape().clone(), &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device())?;
+            add(&mul_scalar(&x0, 1.0 - next as f64)?, &mul_scalar(&noise, next as f64)?)?
+        } else {
+            let dt = next - sigma;
+            add(&x, &mul_scalar(model_output, dt as f64)?)?
+        };
         self.step_index = Some(k + 1);
         prev.to_dtype(model_output.dtype())
     }
@@ -196,5 +218,49 @@ mod tests {
         assert_eq!(s.len(), 5);
         assert_eq!(s[0], 1.0);
         assert_eq!(s[4], 0.0);
+    }
+
+    /// With the true velocity of a fixed clean sample, v = (x - x0) / sigma, both steps end
+    /// at x0; the stochastic one's intermediate states follow its seed, and its first
+    /// step is x0 noised afresh to the next level.
+    #[test]
+    fn stochastic_step_renoises_the_clean_estimate() {
+        let dev = Device::Cpu;
+        let x0 = Tensor::new(&[0.5f32, -1.0, 2.0, 0.25], &dev).unwrap();
+        let start = crate::noise::randn(3, 4, &dev).unwrap();
+        let run = |stochastic: bool, seed: u64| {
+            let cfg = EulerConfig { shift: 3.0, stochastic_sampling: stochastic, ..Default::default() };
+            let mut s = FlowMatchEuler::new(cfg, Path::new("test")).unwrap();
+            s.set_timesteps(4).unwrap();
+            s.set_noise_seed(seed);
+            let mut x = start.clone();
+            let mut states = Vec::new();
+            for k in 0..4 {
+                let sigma = s.sigmas()[k];
+                let v = ((&x - &x0).unwrap() / sigma).unwrap();
+                x = s.step(&v, s.timesteps()[k], &x).unwrap();
+                states.push(x.to_vec1::<f32>().unwrap());
+            }
+            (states, s.sigmas().to_vec())
+        };
+        let want = x0.to_vec1::<f32>().unwrap();
+        for stochastic in [false, true] {
+            let (states, _) = run(stochastic, 1);
+            for (a, b) in states[3].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "stochastic {stochastic}: {:?}", states[3]);
+            }
+        }
+        let (a, sigmas) = run(true, 1);
+        let (b, _) = run(true, 2);
+        assert_eq!(a[0], run(true, 1).0[0]);
+        assert_ne!(a[0], b[0]);
+        // x0 is exact here, so the first state's departure from (1 - s1) x0 is s1 * noise:
+        // a standard normal draw, not the initial noise.
+        let s1 = sigmas[1] as f32;
+        let drawn: Vec<f32> = a[0].iter().zip(&want).map(|(x, w)| (x - (1.0 - s1) * w) / s1).collect();
+        let (deterministic, _) = run(false, 1);
+        assert_ne!(a[0], deterministic[0]);
+        assert!(drawn.iter().all(|d| d.is_finite() && d.abs() < 6.0), "{drawn:?}");
+        assert_ne!(drawn, start.to_vec1::<f32>().unwrap());
     }
 }

@@ -179,6 +179,14 @@ impl Scheduler {
         }
     }
 
+    /// The seed of a stochastic sampler's fresh noise (Euler with `stochastic_sampling`);
+    /// the deterministic samplers ignore it.
+    pub fn set_noise_seed(&mut self, seed: u64) {
+        if let Self::Euler(s) = self {
+            s.set_noise_seed(seed);
+        }
+    }
+
     /// One sampler step from `timestep` to the next, given the model's velocity prediction
     /// at (`sample`, `timestep`). As in diffusers, `timestep` only locates the first step
     /// (unless a begin index is set); after that the scheduler counts steps itself. The
