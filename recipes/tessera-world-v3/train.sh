@@ -6,14 +6,4 @@
 # (1,100 steps at 1.75 s) and about 60 for the transformer (1,200 steps, about 3 s each
 # with the render and encode of every fourth). Resumable:
 #   bash recipes/tessera-world-v3/train.sh --resume
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-cargo build --release -p tessera-cli
-bin=target/release/tessera
-$bin train --config recipes/tessera-world-v3/vae.toml "$@"
-$bin train --config recipes/tessera-world-v3/transformer.toml "$@"
-rm -rf models/tessera-world
-mkdir -p models
-cp -r runs/tessera-world-v3/model models/tessera-world
-echo "installed models/tessera-world ($(du -sh models/tessera-world | cut -f1))"
+exec bash "$(dirname "$0")/../train.sh" tessera-world-v3 "$@"

@@ -7,14 +7,4 @@
 # took 50 minutes (1,100 steps, 2,993 s by its log; the machine was shared part of the time) and the
 # transformer 47 (1,200 steps). Resumable:
 #   bash recipes/tessera-world-v4/train.sh --resume
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-cargo build --release -p tessera-cli
-bin=target/release/tessera
-$bin train --config recipes/tessera-world-v4/vae.toml "$@"
-$bin train --config recipes/tessera-world-v4/transformer.toml "$@"
-rm -rf models/tessera-world
-mkdir -p models
-cp -r runs/tessera-world-v4/model models/tessera-world
-echo "installed models/tessera-world ($(du -sh models/tessera-world | cut -f1))"
+exec bash "$(dirname "$0")/../train.sh" tessera-world-v4 "$@"
