@@ -124,6 +124,15 @@ pub struct VaeSize {
     /// scratch draws colours and large shapes early and its resamplers learn only the rest.
     #[serde(default)]
     pub residual: bool,
+    /// Noise-augmented decoding (RAE, Zheng et al. 2025, "Diffusion Transformers with
+    /// Representation Autoencoders", sec. 3): each sample's latents get Gaussian noise of
+    /// std `u * decoder_noise` times each channel's std over the batch (u uniform in 0..1,
+    /// per sample) before the decoder, so the decoder learns to read latents that are
+    /// off by as much as a diffusion model's samples are. Without it the decoder of a
+    /// nearly deterministic posterior turns an error of a fifth of the latents' std into
+    /// wrong colours everywhere (MODEL_CARD, "Known failures"). 0: off.
+    #[serde(default)]
+    pub decoder_noise: f64,
 }
 
 fn d_vae_base() -> usize { 32 }
@@ -134,7 +143,7 @@ fn d_vae_kl() -> f64 { 1e-6 }
 
 impl Default for VaeSize {
     fn default() -> Self {
-        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0, residual: false }
+        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0, residual: false, decoder_noise: 0.0 }
     }
 }
 

@@ -70,7 +70,10 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         let (mean, logvar) = model.encode_posterior(&batch.video)?;
         let t1 = Instant::now();
         let eps = noise(&mut srng, mean.dims(), device, DType::F32)?;
-        let zs = (&mean + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
+        let mut zs = (&mean + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
+        if cfg.autoencoder.decoder_noise > 0.0 {
+            zs = (&zs + decoder_noise(&mean, cfg.autoencoder.decoder_noise, &mut srng)?)?;
+        }
         let recon = model.decode_unclamped(&zs)?;
         let sq = (recon - &batch.video)?.sqr()?;
         let mse = sq.mean_all()?;
@@ -90,6 +93,18 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         }
     }
     export_vae(cfg, &vcfg, &run, device)
+}
+
+/// The noise of noise-augmented decoding (`[autoencoder] decoder_noise`) for posterior
+/// means (B, C, F, h, w): Gaussian, std `u * level` times each channel's std over the batch
+/// (detached, so the encoder cannot shrink it), u uniform in 0..1 drawn per sample.
+pub fn decoder_noise(mean: &Tensor, level: f64, rng: &mut Rng) -> Result<Tensor> {
+    let (b, c, _, _, _) = mean.dims5()?;
+    let per_channel = mean.detach().transpose(0, 1)?.contiguous()?.flatten_from(1)?;
+    let std = per_channel.var_keepdim(1)?.sqrt()?.reshape((1, c, 1, 1, 1))?;
+    let levels: Vec<f32> = (0..b).map(|_| (rng.unit() * level) as f32).collect();
+    let levels = Tensor::from_vec(levels, (b, 1, 1, 1, 1), mean.device())?;
+    Ok(noise(rng, mean.dims(), mean.device(), DType::F32)?.broadcast_mul(&std)?.broadcast_mul(&levels)?)
 }
 
 /// Per-pixel loss weights (B, 1, T, H, W) for a (B, 3, T, H, W) video in [-1, 1]: 1 + `extra`
@@ -166,4 +181,39 @@ fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, devic
     let std: Vec<f64> = sq.iter().zip(&mean).map(|(q, m)| (q / n - m * m).max(1e-8).sqrt()).collect();
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&vae_config_json(cfg, &mean, &std))?)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_noise_follows_each_channels_std_and_the_level() {
+        // Channel 0 spread 1, channel 1 spread 10: the noise's std per channel follows.
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(3);
+        let base = noise(&mut rng, &[2, 2, 4, 16, 16], &dev, DType::F32).unwrap();
+        let scale = Tensor::new(&[1f32, 10.0], &dev).unwrap().reshape((1, 2, 1, 1, 1)).unwrap();
+        let mean = base.broadcast_mul(&scale).unwrap();
+        let std_of = |t: &Tensor, c: usize| -> f64 {
+            let v: Vec<f32> = t.narrow(1, c, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+        };
+        // Averaged over many draws of the per-sample level u: E[u^2] = 1/3.
+        let (mut s0, mut s1) = (0.0, 0.0);
+        let draws = 200;
+        for _ in 0..draws {
+            let e = decoder_noise(&mean, 0.6, &mut rng).unwrap();
+            assert_eq!(e.dims(), mean.dims());
+            s0 += std_of(&e, 0).powi(2);
+            s1 += std_of(&e, 1).powi(2);
+        }
+        let (r0, r1) = ((s0 / draws as f64).sqrt(), (s1 / draws as f64).sqrt());
+        let want = 0.6 / 3f64.sqrt();
+        assert!((r0 / want - 1.0).abs() < 0.1, "channel 0: {r0} against {want}");
+        assert!((r1 / r0 - 10.0).abs() < 0.5, "channel 1 / channel 0: {}", r1 / r0);
+        // Level 0: no noise.
+        let e = decoder_noise(&mean, 0.0, &mut rng).unwrap();
+        assert_eq!(e.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    }
 }
