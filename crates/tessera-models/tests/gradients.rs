@@ -139,3 +139,67 @@ fn vae_gradients_match_finite_differences() {
     };
     check(&vars, loss, 1, &mut rng);
 }
+
+/// The f32 gradients a training run gets (on the CPU, f32 takes our fused kernels and
+/// their backward passes: the channel norm, SiLU, the convolutions) against the f64
+/// gradients of the same model and loss (candle's composed ops, which the tests above
+/// check against finite differences). `build` makes the model's loss for a dtype.
+fn f32_matches_f64(vm64: &VarMap, vm32: &VarMap, loss64: impl Fn() -> Tensor, loss32: impl Fn() -> Tensor) {
+    let g64 = loss64().backward().unwrap();
+    let g32 = loss32().backward().unwrap();
+    let d64 = vm64.data().lock().unwrap();
+    let d32 = vm32.data().lock().unwrap();
+    let mut names: Vec<&String> = d64.keys().collect();
+    names.sort();
+    for name in names {
+        let a: Vec<f64> = g64.get(&d64[name]).unwrap_or_else(|| panic!("{name}: no f64 gradient")).flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f64> = g32.get(&d32[name]).unwrap_or_else(|| panic!("{name}: no f32 gradient")).to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+        assert!(diff <= 1e-3 * norm + 1e-6, "{name}: f32 gradient off by {diff:.3e} (relative {:.3e}) from f64's", diff / norm.max(1e-30));
+    }
+}
+
+/// Copies every variable of `from` (f64) into a new f32 VarMap built by `build`.
+fn f32_copy(from: &VarMap, build: impl Fn(VarBuilder)) -> VarMap {
+    let vm = VarMap::new();
+    build(VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu));
+    {
+        let src = from.data().lock().unwrap();
+        let dst = vm.data().lock().unwrap();
+        for (k, v) in dst.iter() {
+            v.set(&src[k].to_dtype(DType::F32).unwrap()).unwrap();
+        }
+    }
+    vm
+}
+
+#[test]
+fn vae_f32_training_kernels_match_f64_gradients() {
+    for (fixture, frames) in [("wan21/vae", 5), ("wan22_ti2v/vae", 5)] {
+        let cfg = AutoencoderKLWanConfig::load(&fixtures().join(fixture).join("config.json")).unwrap();
+        let vm64 = VarMap::new();
+        AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm64, DType::F64, &Device::Cpu)).unwrap();
+        let mut rng = Lcg(11);
+        randomize(&vm64, &mut rng, 0.2);
+        let vm32 = f32_copy(&vm64, |vb| {
+            AutoencoderKLWan::new(&cfg, vb).unwrap();
+        });
+        // 5 x 48 x 48 positions: more than one 4096-position chunk of the fused kernels.
+        let side = 48;
+        let video = rng.tensor(&[1, 3, frames, side, side], 0.5);
+        let m64 = || AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm64, DType::F64, &Device::Cpu)).unwrap();
+        let m32 = || AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm32, DType::F32, &Device::Cpu)).unwrap();
+        // The trainer's loss: the posterior mean decoded, squared error against the input.
+        let loss64 = || {
+            let m = m64();
+            (m.decode_unclamped(&m.encode_posterior(&video).unwrap().0).unwrap() - &video).unwrap().sqr().unwrap().sum_all().unwrap()
+        };
+        let v32 = video.to_dtype(DType::F32).unwrap();
+        let loss32 = || {
+            let m = m32();
+            (m.decode_unclamped(&m.encode_posterior(&v32).unwrap().0).unwrap() - &v32).unwrap().sqr().unwrap().sum_all().unwrap()
+        };
+        f32_matches_f64(&vm64, &vm32, loss64, loss32);
+    }
+}

@@ -75,14 +75,15 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
             zs = (&zs + decoder_noise(&mean, cfg.autoencoder.decoder_noise, &mut srng)?)?;
         }
         let recon = model.decode_unclamped(&zs)?;
-        let sq = (recon - &batch.video)?.sqr()?;
-        let mse = sq.mean_all()?;
+        let err = (recon - &batch.video)?;
+        let mse = err.sqr()?.mean_all()?;
+        let sq = squared_error(&err, cfg.autoencoder.chroma_weight)?;
         let rec = if cfg.autoencoder.object_weight > 0.0 {
             // Weighted mean: sum(w * e^2) / sum(w) over all values, so the scale stays MSE's.
             let w = object_weights(&batch.video, cfg.autoencoder.object_weight)?;
             (sq.broadcast_mul(&w)?.sum_all()? / (w.sum_all()?.to_scalar::<f32>()? as f64 * 3.0))?
         } else {
-            mse.clone()
+            sq.mean_all()?
         };
         let kl = ((mean.sqr()? + logvar.exp()?)? - 1.0)?.sub(&logvar)?.mean_all()?.affine(0.5, 0.0)?;
         let loss = (&rec + (kl * cfg.autoencoder.kl)?)?;
@@ -93,6 +94,20 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         }
     }
     export_vae(cfg, &vcfg, &run, device)
+}
+
+/// The per-value squared error of a (B, 3, ...) RGB error: e^2, plus on the green
+/// channel's slot `chroma_weight` times the square of the pixel's green-magenta error
+/// G - (R + B) / 2 (`[autoencoder] chroma_weight`), so a sum over values counts it once
+/// per pixel.
+pub fn squared_error(err: &Tensor, chroma_weight: f64) -> Result<Tensor> {
+    if chroma_weight <= 0.0 {
+        return Ok(err.sqr()?);
+    }
+    let gm = (err.narrow(1, 1, 1)? - ((err.narrow(1, 0, 1)? + err.narrow(1, 2, 1)?)? * 0.5)?)?;
+    let extra = (gm.sqr()? * chroma_weight)?;
+    let zero = extra.zeros_like()?;
+    Ok((err.sqr()? + Tensor::cat(&[&zero, &extra, &zero], 1)?)?)
 }
 
 /// The noise of noise-augmented decoding (`[autoencoder] decoder_noise`) for posterior
@@ -186,6 +201,21 @@ fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, devic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chroma_weight_counts_only_the_green_magenta_error() {
+        let dev = Device::Cpu;
+        let total = |e: [f32; 3], k: f64| -> f32 {
+            let t = Tensor::new(&e, &dev).unwrap().reshape((1, 3, 1, 1, 1)).unwrap();
+            squared_error(&t, k).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
+        };
+        // Luminance and blue-orange errors have no green-magenta part: unchanged.
+        assert!((total([0.1, 0.1, 0.1], 8.0) - 0.03).abs() < 1e-6);
+        assert!((total([0.1, 0.0, -0.1], 8.0) - 0.02).abs() < 1e-6);
+        // A pure green error: 0.01 plus 8 times its green-magenta part, 0.1^2.
+        assert!((total([0.0, 0.1, 0.0], 8.0) - 0.09).abs() < 1e-6);
+        assert!((total([0.0, 0.1, 0.0], 0.0) - 0.01).abs() < 1e-6);
+    }
 
     #[test]
     fn decoder_noise_follows_each_channels_std_and_the_level() {
