@@ -6,11 +6,9 @@
 //! `cargo run --release -p tessera-train --example denoise_check -- MODEL_DIR OUT.safetensors [CLIPS]`
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
-use tessera_models::tokenizer::WanTokenizer;
-use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
-use tessera_models::wan::transformer::WanTransformer3DModel;
-use tessera_models::wan::vae::AutoencoderKLWan;
+use tessera_models::umt5::encode_prompts;
 use tessera_train::config::Bucket;
+use tessera_train::train::Exported;
 use tessera_train::flow::{mask_channels, noise, noised};
 use tessera_world::rng::Rng;
 
@@ -19,12 +17,7 @@ fn main() -> anyhow::Result<()> {
     let dir = Path::new(&args[1]);
     let clips: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
     let dev = Device::Cpu;
-    let vae = AutoencoderKLWan::load(&dir.join("vae"), DType::F32, &dev)?;
-    let tr = WanTransformer3DModel::load(&dir.join("transformer"), DType::F32, &dev)?;
-    let text = UMT5EncoderModel::load(&dir.join("text_encoder"), DType::F32, &dev)?;
-    let tok = WanTokenizer::from_file(&dir.join("tokenizer/tokenizer.json"))?;
-    let extra: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tessera.json"))?)?;
-    let max_tokens = extra["max_sequence_length"].as_u64().unwrap_or(64) as usize;
+    let Exported { vae, transformer: tr, text_encoder: text, tokenizer: tok, max_tokens } = Exported::load(dir, &dev)?;
     // How much the text encoder's output depends on the prompt: the mean square of the
     // difference between two prompts' outputs, against the outputs' own mean square.
     let a = encode_prompts(&tok, &text, &["a red ball bounces on a wooden floor"], max_tokens, &dev)?;

@@ -8,11 +8,9 @@
 //! `cargo run --release -p tessera-train --example overfit_check -- MODEL_DIR FOLDER OUT.safetensors [N] [STEPS] [SHIFT]`
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
-use tessera_models::tokenizer::WanTokenizer;
-use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
-use tessera_models::wan::transformer::WanTransformer3DModel;
-use tessera_models::wan::vae::AutoencoderKLWan;
+use tessera_models::umt5::encode_prompts;
 use tessera_train::config::Bucket;
+use tessera_train::train::Exported;
 use tessera_train::data::Folder;
 use tessera_train::flow::{mask_channels, noise, noised};
 use tessera_world::rng::Rng;
@@ -25,12 +23,7 @@ fn main() -> anyhow::Result<()> {
     let steps: usize = args.get(5).map(|s| s.parse()).transpose()?.unwrap_or(30);
     let shift: f64 = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(2.0);
     let dev = Device::Cpu;
-    let vae = AutoencoderKLWan::load(&dir.join("vae"), DType::F32, &dev)?;
-    let tr = WanTransformer3DModel::load(&dir.join("transformer"), DType::F32, &dev)?;
-    let text = UMT5EncoderModel::load(&dir.join("text_encoder"), DType::F32, &dev)?;
-    let tok = WanTokenizer::from_file(&dir.join("tokenizer/tokenizer.json"))?;
-    let extra: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tessera.json"))?)?;
-    let max_tokens = extra["max_sequence_length"].as_u64().unwrap_or(64) as usize;
+    let Exported { vae, transformer: tr, text_encoder: text, tokenizer: tok, max_tokens } = Exported::load(dir, &dev)?;
     let bucket = Bucket { width: 128, height: 128, frames: 1 };
     let zeros = Tensor::zeros((1, 3, 1, 128, 128), DType::F32, &dev)?;
     let empty = vae.normalize_latents(&vae.encode(&zeros)?)?;

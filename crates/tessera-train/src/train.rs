@@ -242,6 +242,30 @@ pub fn latent_cell_weights(px: &Tensor, spatial: usize, temporal: usize, h: usiz
 
 /// Writes the diffusers folder: the EMA weights of the transformer and text encoder, the
 /// tokenizer, the VAE it was trained on, and a flow-matching UniPC scheduler.
+/// A model folder that `export` wrote, loaded again (f32): its VAE, transformer, text
+/// encoder and tokenizer, and the prompt length it was trained with (`tessera.json`).
+/// For the diagnostics under examples/ that run a trained model's parts one by one.
+pub struct Exported {
+    pub vae: AutoencoderKLWan,
+    pub transformer: WanTransformer3DModel,
+    pub text_encoder: UMT5EncoderModel,
+    pub tokenizer: WanTokenizer,
+    pub max_tokens: usize,
+}
+
+impl Exported {
+    pub fn load(dir: &Path, device: &Device) -> Result<Exported> {
+        let extra: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tessera.json")).with_context(|| format!("{} has no tessera.json", dir.display()))?)?;
+        Ok(Exported {
+            vae: AutoencoderKLWan::load(&dir.join("vae"), DType::F32, device)?,
+            transformer: WanTransformer3DModel::load(&dir.join("transformer"), DType::F32, device)?,
+            text_encoder: UMT5EncoderModel::load(&dir.join("text_encoder"), DType::F32, device)?,
+            tokenizer: WanTokenizer::from_file(&dir.join("tokenizer/tokenizer.json"))?,
+            max_tokens: extra["max_sequence_length"].as_u64().unwrap_or(64) as usize,
+        })
+    }
+}
+
 fn export(cfg: &TrainConfig, dir: &Path, run: &Run, tcfg: &serde_json::Value, xcfg: &serde_json::Value) -> Result<()> {
     for (sub, prefix, config, file, config_json) in [
         ("transformer", "transformer.", tcfg, "diffusion_pytorch_model.safetensors", "config.json"),

@@ -76,8 +76,9 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         }
         let recon = model.decode_unclamped(&zs)?;
         let err = (recon - &batch.video)?;
-        let mse = err.sqr()?.mean_all()?;
-        let sq = squared_error(&err, cfg.autoencoder.chroma_weight)?;
+        let plain = err.sqr()?;
+        let mse = plain.mean_all()?;
+        let sq = with_chroma_error(plain, &err, cfg.autoencoder.chroma_weight)?;
         let rec = if cfg.autoencoder.object_weight > 0.0 {
             // Weighted mean: sum(w * e^2) / sum(w) over all values, so the scale stays MSE's.
             let w = object_weights(&batch.video, cfg.autoencoder.object_weight)?;
@@ -96,18 +97,18 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
     export_vae(cfg, &vcfg, &run, device)
 }
 
-/// The per-value squared error of a (B, 3, ...) RGB error: e^2, plus on the green
-/// channel's slot `chroma_weight` times the square of the pixel's green-magenta error
-/// G - (R + B) / 2 (`[autoencoder] chroma_weight`), so a sum over values counts it once
-/// per pixel.
-pub fn squared_error(err: &Tensor, chroma_weight: f64) -> Result<Tensor> {
+/// The per-value squared error `sq` (= err^2) of a (B, 3, ...) RGB error `err`, plus on the
+/// green channel's slot `chroma_weight` times the square of the pixel's green-magenta
+/// error G - (R + B) / 2 (`[autoencoder] chroma_weight`), so a sum over values counts it
+/// once per pixel.
+pub fn with_chroma_error(sq: Tensor, err: &Tensor, chroma_weight: f64) -> Result<Tensor> {
     if chroma_weight <= 0.0 {
-        return Ok(err.sqr()?);
+        return Ok(sq);
     }
     let gm = (err.narrow(1, 1, 1)? - ((err.narrow(1, 0, 1)? + err.narrow(1, 2, 1)?)? * 0.5)?)?;
     let extra = (gm.sqr()? * chroma_weight)?;
     let zero = extra.zeros_like()?;
-    Ok((err.sqr()? + Tensor::cat(&[&zero, &extra, &zero], 1)?)?)
+    Ok((sq + Tensor::cat(&[&zero, &extra, &zero], 1)?)?)
 }
 
 /// The noise of noise-augmented decoding (`[autoencoder] decoder_noise`) for posterior
@@ -207,7 +208,7 @@ mod tests {
         let dev = Device::Cpu;
         let total = |e: [f32; 3], k: f64| -> f32 {
             let t = Tensor::new(&e, &dev).unwrap().reshape((1, 3, 1, 1, 1)).unwrap();
-            squared_error(&t, k).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
+            with_chroma_error(t.sqr().unwrap(), &t, k).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
         };
         // Luminance and blue-orange errors have no green-magenta part: unchanged.
         assert!((total([0.1, 0.1, 0.1], 8.0) - 0.03).abs() < 1e-6);
