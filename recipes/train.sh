@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Trains a recipe's stages and installs its model as the built-in one:
 #   bash recipes/train.sh NAME [--resume]
-# runs recipes/NAME/vae.toml, then recipes/NAME/vae-robust.toml where the recipe has one
-# (a second VAE stage that fine-tunes the first), then recipes/NAME/transformer.toml (whose
+# runs recipes/NAME/vae.toml, then recipes/NAME/transformer.toml (whose
 # `out` must be runs/NAME), and copies runs/NAME/model to models/tessera-world. Each recipe's own
 # train.sh calls this with its name.
 set -euo pipefail
@@ -14,9 +13,6 @@ export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
 cargo build --release -p tessera-cli
 bin=target/release/tessera
 $bin train --config "recipes/$name/vae.toml" "$@"
-if [ -f "recipes/$name/vae-robust.toml" ]; then
-  $bin train --config "recipes/$name/vae-robust.toml" "$@"
-fi
 $bin train --config "recipes/$name/transformer.toml" "$@"
 [ -d "runs/$name/model" ] || { echo "runs/$name/model is missing: recipes/$name/transformer.toml must write to runs/$name" >&2; exit 1; }
 rm -rf models/tessera-world
