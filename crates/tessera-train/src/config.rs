@@ -142,6 +142,11 @@ pub struct VaeSize {
     /// and red orange, purple blue (MODEL_CARD, "Known failures"). 0: plain RGB error.
     #[serde(default)]
     pub chroma_weight: f64,
+    /// Start the residual VAE as an average-and-repeat autoencoder that keeps colour
+    /// (crate::vae::init_carry): zero residual branches, carry channels through Wan 2.2's
+    /// shortcuts. Needs `residual = true`. false: the plain random start.
+    #[serde(default)]
+    pub carry_init: bool,
 }
 
 fn d_vae_base() -> usize { 32 }
@@ -152,7 +157,7 @@ fn d_vae_kl() -> f64 { 1e-6 }
 
 impl Default for VaeSize {
     fn default() -> Self {
-        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0, residual: false, decoder_noise: 0.0, chroma_weight: 0.0 }
+        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0, residual: false, decoder_noise: 0.0, chroma_weight: 0.0, carry_init: false }
     }
 }
 

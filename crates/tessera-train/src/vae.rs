@@ -53,6 +53,9 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
     let vm = VarMap::new();
     AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
     init(&vm, &mut Rng::new(cfg.seed), true)?;
+    if cfg.autoencoder.carry_init {
+        init_carry(&vm, &vcfg)?;
+    }
     let mut run = Run::open(cfg, sorted_vars(&vm, "vae."), resume)?;
     if let (Some(lv), 0) = (cfg.autoencoder.logvar_init, run.start) {
         // quant_conv's output is (mean, log-variance) along channels.
@@ -162,6 +165,168 @@ pub fn object_weights(video: &Tensor, extra: f64) -> Result<Tensor> {
     Ok(Tensor::from_vec(out, (b, 1, t, h, w), &Device::Cpu)?.to_device(video.device())?)
 }
 
+/// The carry channels' constant (see [`init_carry`]): large against the colours (|v| <= 1)
+/// so the channel RMS norms before the output convolutions divide by nearly the same
+/// number everywhere (K = 20: within 0.8%).
+const CARRY_K: f32 = 20.0;
+
+/// The carry initialisation of a residual VAE (`[autoencoder] carry_init`), applied over
+/// `init`'s: the VAE starts as an average-and-repeat autoencoder that keeps colour, so
+/// training refines a colour-correct mosaic instead of discovering colour (every VAE
+/// trained from a random start lost the world's weakest colour axis; MODEL_CARD).
+/// - Every residual branch starts at zero (the last convolution of each ResBlock, the
+///   attention's output projection, the resamplers' convolutions; as Fixup / ReZero's
+///   zero-initialised residuals), and `conv_shortcut`s are identities on their first
+///   channels, so only Wan 2.2's parameter-free shortcuts (AvgDown3D / DupUp3D) carry:
+///   the encoder averages over space and time, the decoder repeats.
+/// - The encoder's `conv_in` writes seven carry channels: +R, -R, +G, -G, +B, -B and a
+///   constant K; the other channels start at zero. The shortcuts keep the channels apart
+///   (checked here for the layout), so at the end of the encoder each channel holds one
+///   carry value times a common factor.
+/// - `norm_out` then divides by about K times a constant, and SiLU is undone exactly by
+///   the pairs: silu(y) - silu(-y) = y. `conv_out` reads latent c = the pair's difference,
+///   scaled so a flat colour's latent is the colour itself (in [-1, 1]); the remaining
+///   latent channels keep their random start, the log-variance outputs start at zero
+///   weight. `quant_conv` and `post_quant_conv` start as identities.
+/// - The decoder mirrors it: `conv_in` writes the pairs of latents 0..3 and K, `conv_out`
+///   reads the pairs' differences.
+/// At the start a clip whose colours are constant over each 4x4 block and 4-frame group
+/// comes back exactly, except the first latent frame at 1/sqrt(2) of its colour (the
+/// encoder's first chunk is zero-padded in time by AvgDown3D, which halves its share of the
+/// norm); training corrects that and learns the detail.
+pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
+    use anyhow::{bail, ensure};
+    ensure!(vcfg.is_residual, "[autoencoder] carry_init needs residual = true (it carries through Wan 2.2's averaging / duplicating shortcuts)");
+    let z = vcfg.z_dim;
+    ensure!(z >= 3, "[autoencoder] carry_init needs z_dim >= 3 (latents 0..3 carry R, G, B), not {z}");
+    let (dim, mult, n) = (vcfg.base_dim, &vcfg.dim_mult, vcfg.dim_mult.len());
+    ensure!(dim >= 7, "[autoencoder] carry_init needs base_dim >= 7 (seven carry channels), not {dim}");
+    // Which carry value (0..7: +R, -R, +G, -G, +B, -B, K) each channel holds, through a shortcut
+    // that maps flattened (channel, sub-position) index i of input channel i / per_in to output
+    // channel i / per_out.
+    type Map = Vec<Option<usize>>;
+    let fold = |map: &Map, out: usize, per_in: usize, per_out: usize| -> Result<Map> {
+        let total = map.len() * per_in;
+        ensure!(total == out * per_out, "carry_init: a shortcut of {} channels into {out} does not divide evenly", map.len());
+        (0..out)
+            .map(|k| {
+                let src: Vec<Option<usize>> = (k * per_out..(k + 1) * per_out).map(|i| map[i / per_in]).collect();
+                if src.iter().all(|s| *s == src[0]) {
+                    Ok(src[0])
+                } else {
+                    bail!("[autoencoder] carry_init: this layout's shortcuts mix channels (dim_mult {mult:?}); it supports layouts whose shortcuts keep each channel apart, as [1, 2, 2]")
+                }
+            })
+            .collect()
+    };
+    let start: Map = (0..7).map(Some).chain(std::iter::repeat(None)).take(dim).collect();
+    // Encoder: down block i takes dims[i] to dims[i + 1]; AvgDown3D groups (C, ft, fs, fs).
+    let edims: Vec<usize> = std::iter::once(1).chain(mult.iter().copied()).map(|m| dim * m).collect();
+    let mut emap = start.clone();
+    for i in 0..n {
+        let last = i == n - 1;
+        let tdown = !last && vcfg.temperal_downsample.get(i).copied().unwrap_or(false);
+        let factor = if tdown { 2 } else { 1 } * if last { 1 } else { 4 };
+        let out = edims[i + 1];
+        if last {
+            // No resampler: resnets(x) + x, both identities on the carry at the start.
+            ensure!(edims[i] == out, "carry_init: the last down block must keep its width");
+        }
+        emap = fold(&emap, out, factor, edims[i] * factor / out)?;
+    }
+    // Decoder: up block i takes ddims[i] to ddims[i + 1]; DupUp3D repeats each channel.
+    let ddims: Vec<usize> = std::iter::once(mult[n - 1]).chain(mult.iter().rev().copied()).map(|m| dim * m).collect();
+    let tup: Vec<bool> = vcfg.temperal_downsample.iter().rev().copied().collect();
+    let mut dmap = start;
+    ensure!(ddims[0] >= 7, "carry_init: the decoder is too narrow");
+    dmap.resize(ddims[0], None);
+    for i in 0..n {
+        let (cin, cout) = (ddims[i], ddims[i + 1]);
+        if i != n - 1 {
+            let factor = if tup.get(i).copied().unwrap_or(false) { 8 } else { 4 };
+            dmap = fold(&dmap, cout, cout * factor / cin, factor)?;
+        } else {
+            // No shortcut: the resnets, the first with conv_shortcut = identity on the first channels.
+            ensure!(dmap[cout..].iter().all(|m| m.is_none()), "carry_init: the decoder's last block drops a carry channel");
+            dmap.truncate(cout);
+            let _ = cin;
+        }
+    }
+    let count = |map: &Map, j: usize| map.iter().filter(|m| **m == Some(j)).count();
+    let data = vm.data().lock().unwrap();
+    let set = |name: &str, values: Vec<f32>| -> Result<()> {
+        let v = data.get(name).ok_or_else(|| anyhow::anyhow!("carry_init: the VAE has no {name}"))?;
+        v.set(&Tensor::from_vec(values, v.dims(), &Device::Cpu)?.to_device(v.device())?)?;
+        Ok(())
+    };
+    let get = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> {
+        let v = data.get(name).ok_or_else(|| anyhow::anyhow!("carry_init: the VAE has no {name}"))?;
+        Ok((v.as_tensor().to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?, v.dims().to_vec()))
+    };
+    // Zero residual branches and identity channel projections.
+    let mut names: Vec<String> = data.keys().cloned().collect();
+    names.sort();
+    for name in &names {
+        let zero = (name.contains(".resnets.") && name.contains(".conv2."))
+            || name.contains(".attentions.0.proj.")
+            || name.contains("sampler.resample.1.")
+            || (name.contains("downsampler.time_conv.") && name.ends_with("bias"));
+        let (_, dims) = get(name)?;
+        let len: usize = dims.iter().product();
+        if zero {
+            set(name, vec![0.0; len])?;
+        } else if name.ends_with("conv_shortcut.weight") || name == "quant_conv.weight" || name == "post_quant_conv.weight" {
+            let (o, i) = (dims[0], dims[1]);
+            set(name, (0..o * i).map(|k| if k / i == k % i { 1.0 } else { 0.0 }).collect())?;
+        }
+    }
+    // A 3x3x3 causal kernel's current-frame centre tap: (kt, kh, kw) = (2, 1, 1).
+    let centre = |o: usize, i: usize, cin: usize| ((o * cin + i) * 3 + 2) * 9 + 4;
+    for (conv_in, cin) in [("encoder.conv_in", 3), ("decoder.conv_in", z)] {
+        let (_, dims) = get(&format!("{conv_in}.weight"))?;
+        let mut w = vec![0f32; dims.iter().product()];
+        for c in 0..3 {
+            w[centre(2 * c, c, cin)] = 1.0;
+            w[centre(2 * c + 1, c, cin)] = -1.0;
+        }
+        set(&format!("{conv_in}.weight"), w)?;
+        let mut b = vec![0f32; dims[0]];
+        b[6] = CARRY_K;
+        set(&format!("{conv_in}.bias"), b)?;
+    }
+    // Output convolutions: latent / colour c = a * sum(silu(+c) - silu(-c)), with
+    // a = sqrt(m_K) K / (m_c sqrt(C)), m the number of channels holding a carry value.
+    for (conv_out, map, rows) in [("encoder.conv_out", &emap, 2 * z), ("decoder.conv_out", &dmap, 3)] {
+        let (mut w, dims) = get(&format!("{conv_out}.weight"))?;
+        let cin = dims[1];
+        ensure!(cin == map.len() && dims[0] == rows, "carry_init: {conv_out} has an unexpected shape {dims:?}");
+        let per_row = cin * 27;
+        let keep_random = if rows == 3 { 0..0 } else { 3..z };
+        for o in 0..rows {
+            if !keep_random.contains(&o) {
+                w[o * per_row..(o + 1) * per_row].iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+        let mk = count(map, 6) as f32;
+        ensure!(mk > 0.0, "carry_init: the constant channel is lost in {conv_out}");
+        for c in 0..3 {
+            let mc = count(map, 2 * c) as f32;
+            ensure!(mc > 0.0 && count(map, 2 * c + 1) as f32 == mc, "carry_init: colour {c} is lost in {conv_out}");
+            let a = mk.sqrt() * CARRY_K / (mc * (cin as f32).sqrt());
+            for (ch, m) in map.iter().enumerate() {
+                match m {
+                    Some(j) if *j == 2 * c => w[centre(c, ch, cin)] = a,
+                    Some(j) if *j == 2 * c + 1 => w[centre(c, ch, cin)] = -a,
+                    _ => {}
+                }
+            }
+        }
+        set(&format!("{conv_out}.weight"), w)?;
+        set(&format!("{conv_out}.bias"), vec![0.0; rows])?;
+    }
+    Ok(())
+}
+
 /// How many fresh clips the exported latent statistics are measured on.
 const STAT_CLIPS: usize = 64;
 
@@ -246,5 +411,60 @@ mod tests {
         // Level 0: no noise.
         let e = decoder_noise(&mean, 0.0, &mut rng).unwrap();
         assert_eq!(e.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    }
+    #[test]
+    fn carry_init_starts_as_a_colour_keeping_autoencoder() {
+        // A tiny residual VAE (4x spatial, 4x temporal, 4 latents) at its carry start: a clip
+        // whose colours are constant over 4x4 blocks and over time comes back, colour for
+        // colour; the first frame at 1/sqrt(2) of its colour (see init_carry).
+        let dev = Device::Cpu;
+        let cfg: AutoencoderKLWanConfig = serde_json::from_value(serde_json::json!({
+            "base_dim": 8, "z_dim": 4, "dim_mult": [1, 2, 2], "num_res_blocks": 1, "attn_scales": [],
+            "temperal_downsample": [true, true], "latents_mean": [0.0, 0.0, 0.0, 0.0],
+            "latents_std": [1.0, 1.0, 1.0, 1.0], "is_residual": true
+        }))
+        .unwrap();
+        let vm = VarMap::new();
+        AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        init(&vm, &mut Rng::new(1), true).unwrap();
+        let model = || AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        // 16x16 of 4x4 blocks in palette-like colours, the same over 5 frames.
+        let mut rng = Rng::new(2);
+        let blocks: Vec<f32> = (0..3 * 16).map(|_| (rng.unit() * 1.8 - 0.9) as f32).collect();
+        let mut v = vec![0f32; 3 * 5 * 16 * 16];
+        for c in 0..3 {
+            for t in 0..5 {
+                for y in 0..16 {
+                    for x in 0..16 {
+                        v[((c * 5 + t) * 16 + y) * 16 + x] = blocks[c * 16 + (y / 4) * 4 + x / 4];
+                    }
+                }
+            }
+        }
+        let video = Tensor::from_vec(v, (1, 3, 5, 16, 16), &dev).unwrap();
+        let roundtrip = |m: &AutoencoderKLWan| {
+            let (mean, _) = m.encode_posterior(&video).unwrap();
+            m.decode_unclamped(&mean).unwrap()
+        };
+        let max_err = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        // A random start does not keep the colours.
+        let plain = roundtrip(&model());
+        assert!(max_err(&plain, &video) > 0.3);
+        init_carry(&vm, &cfg).unwrap();
+        let out = roundtrip(&model());
+        assert_eq!(out.dims(), video.dims());
+        let rest = max_err(&out.narrow(2, 1, 4).unwrap(), &video.narrow(2, 1, 4).unwrap());
+        assert!(rest < 0.02, "frames 1..5 off by {rest}");
+        let first = max_err(&out.narrow(2, 0, 1).unwrap(), &(video.narrow(2, 0, 1).unwrap() * std::f64::consts::FRAC_1_SQRT_2).unwrap());
+        assert!(first < 0.02, "frame 0 off by {first}");
+        // The latents are the blocks' colours (latents 0..3; latent 3 is free).
+        let (mean, logvar) = model().encode_posterior(&video).unwrap();
+        let l1 = mean.narrow(2, 1, 1).unwrap().narrow(1, 0, 3).unwrap().squeeze(0).unwrap().squeeze(1).unwrap();
+        let want = Tensor::from_vec(blocks, (3, 4, 4), &dev).unwrap();
+        assert!(max_err(&l1, &want) < 0.02);
+        assert!(logvar.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
+        // Layouts it cannot carry through, and the plain layout, are refused clearly.
+        let plain_cfg = AutoencoderKLWanConfig { is_residual: false, ..cfg.clone() };
+        assert!(init_carry(&vm, &plain_cfg).unwrap_err().to_string().contains("residual = true"));
     }
 }
