@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Trains a candidate built-in model (v3, not shipped; the shipped one is v6,
-# recipes/tessera-world-v6/) and installs it in models/tessera-world: a
+# Trains the next built-in model (v3, in progress: not the shipped one, which
+# recipes/tessera-world/ reproduces) and installs it in models/tessera-world: a
 # residual 4x VAE (vae.toml), then the transformer and text encoder on its latents
 # (transformer.toml). On the 2-core development machine about 32 minutes for the VAE
 # (1,100 steps at 1.75 s) and about 60 for the transformer (1,200 steps, about 3 s each

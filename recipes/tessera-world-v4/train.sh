@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Trains a candidate built-in model (v4, not shipped; the shipped one is v6,
-# recipes/tessera-world-v6/; MODEL_CARD "Known failures" has its figures) and installs it in
+# Trains a candidate built-in model (v4, not the shipped one, which recipes/tessera-world/
+# reproduces; MODEL_CARD "Known failures" has its figures) and installs it in
 # models/tessera-world: v3's residual 4x VAE with 4 latent channels instead of 16
 # (vae.toml), then a width-256 transformer and text encoder on its latents with the carry
 # initialisation (transformer.toml). On the 2-core development machine (2026-12-02) the VAE
