@@ -241,15 +241,14 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
     ensure!(ddims[0] >= 7, "carry_init: the decoder is too narrow");
     dmap.resize(ddims[0], None);
     for i in 0..n {
-        let (cin, cout) = (ddims[i], ddims[i + 1]);
+        let cout = ddims[i + 1];
         if i != n - 1 {
             let factor = if tup.get(i).copied().unwrap_or(false) { 8 } else { 4 };
-            dmap = fold(&dmap, cout, cout * factor / cin, factor)?;
+            dmap = fold(&dmap, cout, cout * factor / ddims[i], factor)?;
         } else {
             // No shortcut: the resnets, the first with conv_shortcut = identity on the first channels.
             ensure!(dmap[cout..].iter().all(|m| m.is_none()), "carry_init: the decoder's last block drops a carry channel");
             dmap.truncate(cout);
-            let _ = cin;
         }
     }
     let count = |map: &Map, j: usize| map.iter().filter(|m| **m == Some(j)).count();
@@ -271,7 +270,8 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
             || name.contains(".attentions.0.proj.")
             || name.contains("sampler.resample.1.")
             || (name.contains("downsampler.time_conv.") && name.ends_with("bias"));
-        let (_, dims) = get(name)?;
+        // Only the shape is needed here: reading the values (get) would copy every tensor.
+        let dims = data[name].dims().to_vec();
         let len: usize = dims.iter().product();
         if zero {
             set(name, vec![0.0; len])?;
