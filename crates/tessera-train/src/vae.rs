@@ -253,13 +253,16 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
     }
     let count = |map: &Map, j: usize| map.iter().filter(|m| **m == Some(j)).count();
     let data = vm.data().lock().unwrap();
+    let var = |name: &str| data.get(name).ok_or_else(|| anyhow::anyhow!("carry_init: the VAE has no {name}"));
+    // Where only the shape is needed, var(name)?.dims(): get copies the values out.
+    let dims = |name: &str| -> Result<Vec<usize>> { Ok(var(name)?.dims().to_vec()) };
     let set = |name: &str, values: Vec<f32>| -> Result<()> {
-        let v = data.get(name).ok_or_else(|| anyhow::anyhow!("carry_init: the VAE has no {name}"))?;
+        let v = var(name)?;
         v.set(&Tensor::from_vec(values, v.dims(), &Device::Cpu)?.to_device(v.device())?)?;
         Ok(())
     };
     let get = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> {
-        let v = data.get(name).ok_or_else(|| anyhow::anyhow!("carry_init: the VAE has no {name}"))?;
+        let v = var(name)?;
         Ok((v.as_tensor().to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?, v.dims().to_vec()))
     };
     // Zero residual branches and identity channel projections.
@@ -270,8 +273,7 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
             || name.contains(".attentions.0.proj.")
             || name.contains("sampler.resample.1.")
             || (name.contains("downsampler.time_conv.") && name.ends_with("bias"));
-        // Only the shape is needed here: reading the values (get) would copy every tensor.
-        let dims = data[name].dims().to_vec();
+        let dims = dims(name)?;
         let len: usize = dims.iter().product();
         if zero {
             set(name, vec![0.0; len])?;
@@ -283,7 +285,7 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
     // A 3x3x3 causal kernel's current-frame centre tap: (kt, kh, kw) = (2, 1, 1).
     let centre = |o: usize, i: usize, cin: usize| ((o * cin + i) * 3 + 2) * 9 + 4;
     for (conv_in, cin) in [("encoder.conv_in", 3), ("decoder.conv_in", z)] {
-        let (_, dims) = get(&format!("{conv_in}.weight"))?;
+        let dims = dims(&format!("{conv_in}.weight"))?;
         let mut w = vec![0f32; dims.iter().product()];
         for c in 0..3 {
             w[centre(2 * c, c, cin)] = 1.0;
