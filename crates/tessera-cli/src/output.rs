@@ -60,6 +60,7 @@ pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks
             // Same quantisation as diffusers' numpy_to_pil: (x * 255).round() as u8.
             let data: Vec<f32> = frames.flatten_all()?.to_vec1()?;
             let mut frames = tessera_media::frames_from_f32(&data, t, h, w)?;
+            marks.still = format == OutputFormat::Png;
             for f in frames.iter_mut() {
                 marks.apply(f);
             }

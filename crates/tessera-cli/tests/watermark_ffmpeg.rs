@@ -52,7 +52,7 @@ fn watermark_survives_x264_resize_crop_and_cut() {
         let payload = Payload { id: 0x7e550000 + n as u32 };
         let mut frames = read(clip);
         let fps = tessera_media::read_video(clip).unwrap().1;
-        let e = Embedder::new(frames[0].width, frames[0].height, payload);
+        let e = Embedder::new(&frames[0], payload);
         for (i, f) in frames.iter_mut().enumerate() {
             e.mark(f, i);
         }

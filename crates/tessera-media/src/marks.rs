@@ -11,13 +11,15 @@ pub struct Marks {
     pub invisible: Option<Payload>,
     pub visible: bool,
     pub fps: f64,
+    /// The output is a lossless still (PNG), not a video to be encoded.
+    pub still: bool,
     embedder: Option<Embedder>,
     index: usize,
 }
 
 impl Marks {
     pub fn new(invisible: Option<Payload>, visible: bool, fps: f64) -> Self {
-        Marks { invisible, visible, fps, embedder: None, index: 0 }
+        Marks { invisible, visible, fps, still: false, embedder: None, index: 0 }
     }
 
     /// Marks the next frame of the output.
@@ -26,7 +28,8 @@ impl Marks {
             crate::visible::stamp(f, self.index, self.fps);
         }
         if let Some(p) = self.invisible {
-            self.embedder.get_or_insert_with(|| Embedder::new(f.width, f.height, p)).mark(f, self.index);
+            let still = self.still;
+            self.embedder.get_or_insert_with(|| if still { Embedder::still(f, p) } else { Embedder::new(f, p) }).mark(f, self.index);
         }
         self.index += 1;
     }

@@ -15,6 +15,13 @@
 //!   keep whole periods of it. The cell values are interpolated bilinearly into a smooth
 //!   field added to R, G and B alike (a luma change), at an amplitude that keeps the
 //!   PSNR above 40 dB.
+//! - Marking is informed where the picture needs it (Miller, Cox and Bloom 2004): on
+//!   strongly textured frames, such as an undertrained model's, the embedder measures how
+//!   the picture itself correlates with each code and shares the field's fixed energy so
+//!   every bit keeps the same margin, and where it pulls hardest uses cells half as
+//!   large (1/64 of the short side).
+//!   Smooth pictures keep the blind mark at the coarse cells, which survives a crop,
+//!   downscale and recompression together better. See `Embedder`.
 //! - Detection removes the picture's low frequencies (frame minus a box blur), folds the
 //!   rest onto one tile period for each candidate cell size (a geometric grid, since a
 //!   resize changes it) and phase, adds the folds of sampled frames, finds the cyclic
@@ -148,6 +155,26 @@ pub fn cell_size(width: usize, height: usize) -> f64 {
     (width.min(height) as f64 / 32.0).max(2.0)
 }
 
+/// The fine cell size, for pictures textured at the coarse cell's scale: 1/64 of the
+/// short side, at least 2 pixels (the same as the coarse one below 128 pixels). Finer cells
+/// average more independent pieces of such texture, at the cost of robustness to
+/// downscaling (a fine mark halved falls under the detector's smallest cell).
+pub fn fine_cell_size(width: usize, height: usize) -> f64 {
+    (width.min(height) as f64 / 64.0).max(2.0)
+}
+
+/// A picture whose pull on the codes at the coarse cell size (its load, `Embedder::load`)
+/// is more than this many times what the blind mark gives each code gets the fine cell
+/// size. World clips load 0.2 to 0.7 at 256x144; the textured frames of an undertrained
+/// model 1.2 to 4.8 at 128x128 (MODEL_CARD, "v6 in full").
+const LOAD_FOR_FINE: f64 = 1.0;
+/// Above this load the mark is informed. Below it, the blind mark: informed marking
+/// answers the picture as the embedder saw it, and a crop, downscale and strong
+/// recompression together change what the picture pulls, so on world clips (which carry a
+/// blind mark well) it read back after all four of them in 6 of 20 clips against the blind
+/// mark's 14 (BENCHMARKS.md).
+const LOAD_FOR_INFORMED: f64 = 0.6;
+
 /// The additive field (W x H) for a tile at cell size `cell`: the cell values interpolated
 /// bilinearly between cell centres, cyclically.
 fn field(t: &[f32; CELLS], width: usize, height: usize, cell: f64) -> Vec<f32> {
@@ -170,21 +197,177 @@ fn field(t: &[f32; CELLS], width: usize, height: usize, cell: f64) -> Vec<f32> {
     out
 }
 
-/// A marker for frames of one size: the field is computed once.
+/// A marker for frames of one size.
+///
+/// Marking is informed (Miller, Cox and Bloom 2004, "Informed embedding: exploiting image
+/// and detector information during watermark insertion"): the embedder runs the
+/// detector's own high-pass and fold on each frame, sees how the picture alone already
+/// correlates with each code, and shares the field's fixed energy among the codes so that
+/// every bit ends with the same margin: codes the picture already pushes the right way get
+/// little, codes it pushes the wrong way get more. A blind mark of the same energy is lost
+/// under strong texture (a model's noisy or blocky frames correlate with the codes about
+/// as strongly as the mark does: MODEL_CARD, "v6 in full").
+///
+/// The cell size is chosen on the first frame: the coarse one (robust to downscaling and
+/// strong compression) unless the picture pulls on the codes harder than the mark can
+/// answer there, then the fine one. The detector tries both. Each frame is marked on its
+/// own, so streaming output (a minute of video) needs no look-ahead.
 pub struct Embedder {
     width: usize,
     height: usize,
-    field: Vec<f32>,
+    cell: f64,
+    radius: usize,
+    /// The message bits' signs (+1 / -1), code k + 1 for bit k.
+    signs: [f32; 64],
+    pn: [f32; CELLS],
+    /// The blind field (every bit at weight 1, sync at SYNC_WEIGHT), at AMPLITUDE.
+    blind: Vec<f32>,
+    /// Pixels per unit of tile value that put the blind field at AMPLITUDE.
+    scale: f32,
+    /// Whether frames are marked informed (else with the blind field).
+    informed: bool,
+    /// Whether informed marking measures frames through tessera's H.264 (videos) or as
+    /// they are (lossless stills).
+    codec: bool,
+}
+
+/// Each code's floor, as a fraction of its blind weight: some of the mark stays blind, for
+/// when a crop or resize folds the picture differently from how the embedder saw it.
+const FLOOR: f32 = 0.35;
+/// Allocation passes per frame: each after the first answers what the one before left,
+/// measured on the marked frame as tessera's H.264 gives it back (the clipping in the
+/// detector's high-pass makes the codes' responses interact, and the encoder smooths
+/// the picture's texture and the fine mark alike). Measuring through the codec raised
+/// the read-back of v6's 64x64 clips after H.264 from 6 to 8 of 10 payloads; more
+/// passes did not help reliably.
+const PASSES: usize = 3;
+/// The blind field's energy in code weights (sync SYNC_WEIGHT, bits 1): every allocation
+/// spends the same.
+const BUDGET: f32 = SYNC_WEIGHT * SYNC_WEIGHT + 64.0;
+
+/// The blind weight of code k (sync first).
+fn blind_weight(k: usize) -> f32 {
+    if k == 0 {
+        SYNC_WEIGHT
+    } else {
+        1.0
+    }
 }
 
 impl Embedder {
-    pub fn new(width: usize, height: usize, payload: Payload) -> Self {
-        let t = tile(message(payload));
-        let f = field(&t, width, height, cell_size(width, height));
-        // Normalise the smooth field to the amplitude (interpolation lowers its variance).
-        let rms = (f.iter().map(|v| v * v).sum::<f32>() / f.len().max(1) as f32).sqrt().max(1e-6);
-        let field = f.iter().map(|v| v * AMPLITUDE / rms).collect();
-        Embedder { width, height, field }
+    /// A marker for the frames of a video like `first` (its size, and its texture for the
+    /// cell size), which will be H.264-encoded.
+    pub fn new(first: &Frame, payload: Payload) -> Self {
+        Self::choose(first, payload, LOAD_FOR_INFORMED, true)
+    }
+
+    /// A marker for a still saved losslessly (PNG): always informed (a still has no frames
+    /// to add up and no cut to survive), and measured without the codec.
+    pub fn still(first: &Frame, payload: Payload) -> Self {
+        Self::choose(first, payload, 0.0, false)
+    }
+
+    fn choose(first: &Frame, payload: Payload, load_for_informed: f64, codec: bool) -> Self {
+        let (w, h) = (first.width, first.height);
+        let coarse = Self::with_cell(w, h, payload, cell_size(w, h));
+        let fine = fine_cell_size(w, h);
+        let load = coarse.load(first);
+        if fine < coarse.cell && load > LOAD_FOR_FINE {
+            Self { informed: true, codec, ..Self::with_cell(w, h, payload, fine) }
+        } else {
+            Self { informed: load > load_for_informed, codec, ..coarse }
+        }
+    }
+
+    /// A blind marker at a given cell size (in pixels).
+    pub fn with_cell(width: usize, height: usize, payload: Payload, cell: f64) -> Self {
+        let bits = message(payload);
+        let signs = std::array::from_fn(|b| if (bits >> (63 - b)) & 1 == 1 { 1.0 } else { -1.0 });
+        let pn = scramble();
+        let raw = field(&tile(bits), width, height, cell);
+        let rms = (raw.iter().map(|v| v * v).sum::<f32>() / raw.len().max(1) as f32).sqrt().max(1e-6);
+        let scale = AMPLITUDE / rms;
+        let blind = raw.iter().map(|v| v * scale).collect();
+        Embedder { width, height, cell, radius: hp_radius(cell), signs, pn, blind, scale, informed: false, codec: true }
+    }
+
+    /// The cell size chosen, in pixels.
+    pub fn cell(&self) -> f64 {
+        self.cell
+    }
+
+    /// Whether the marker answers each frame's picture (else it adds the blind field).
+    pub fn informed(&self) -> bool {
+        self.informed
+    }
+
+    /// How hard a picture pulls on the codes, in units of what the blind mark gives each:
+    /// the root mean square of its responses over the median gain of the bits. Above about
+    /// 1, a still frame cannot be marked at this cell size within the energy.
+    pub fn load(&self, frame: &Frame) -> f64 {
+        let host = self.responses(frame, 1.0);
+        let gain = self.gains(frame, 1.0, &host, &std::array::from_fn(blind_weight), &self.blind);
+        let rms = (host[1..].iter().map(|v| v * v).sum::<f64>() / 64.0).sqrt();
+        rms / median_bit(&gain)
+    }
+
+    /// The smallest margin the blind mark would leave on one frame, in units of a code's
+    /// own response: (gain b_k + pull_k) / (gain b_k), over all 65 codes. Above 0 every bit
+    /// reads right from this frame alone.
+    pub fn blind_margin(&self, frame: &Frame) -> f64 {
+        let host = self.responses(frame, 1.0);
+        let blind_w: [f32; 65] = std::array::from_fn(blind_weight);
+        let gain = median_bit(&self.gains(frame, 1.0, &host, &blind_w, &self.blind));
+        (0..65).map(|k| 1.0 + self.want(k) * host[k] / (gain * blind_weight(k) as f64)).fold(f64::MAX, f64::min)
+    }
+
+    /// The detector's correlation of a frame (times `sign`) with each of the 65 codes (sync
+    /// first), at the embedder's own cell size and phase: what `detect` reads from an
+    /// unmoved frame, before normalising.
+    fn responses(&self, frame: &Frame, sign: f32) -> [f64; 65] {
+        let hp = highpass(frame, self.radius);
+        let mut sub = vec![0f64; SUBN * SUBN];
+        fold(&hp, self.width, self.height, self.cell, &mut sub);
+        let t = at_phase(&sub, 0, 0);
+        let mean = t.iter().sum::<f64>() / CELLS as f64;
+        std::array::from_fn(|k| (0..CELLS).map(|c| (t[c] - mean) * code(k, c, &self.pn) as f64).sum::<f64>() * sign as f64)
+    }
+
+    /// The direction the message wants code k's response in.
+    fn want(&self, k: usize) -> f64 {
+        if k == 0 {
+            1.0
+        } else {
+            self.signs[k - 1] as f64
+        }
+    }
+
+    /// Each code's gain with `field` (made with weights `w`) added: how far its response
+    /// moved, in the wanted direction, per unit of weight.
+    fn gains(&self, frame: &Frame, sign: f32, host: &[f64; 65], w: &[f32; 65], field: &[f32]) -> [f64; 65] {
+        let got = self.responses(&add_field(frame, field, sign), sign);
+        std::array::from_fn(|k| self.want(k) * (got[k] - host[k]) / w[k] as f64)
+    }
+
+    /// The field for code weights `w` (sync first): linear in them, at the blind field's
+    /// scale (the blind weights give the blind field), and never above AMPLITUDE (root
+    /// mean square), so the PSNR stays where the blind mark keeps it.
+    fn weighted_field(&self, w: &[f32; 65]) -> Vec<f32> {
+        let norm = BUDGET.sqrt();
+        let t: [f32; CELLS] = std::array::from_fn(|c| {
+            let mut v = w[0] * code(0, c, &self.pn);
+            for b in 0..64 {
+                v += w[b + 1] * self.signs[b] * code(b + 1, c, &self.pn);
+            }
+            v / norm
+        });
+        let f: Vec<f32> = field(&t, self.width, self.height, self.cell).iter().map(|v| v * self.scale).collect();
+        let rms = (f.iter().map(|v| v * v).sum::<f32>() / f.len().max(1) as f32).sqrt();
+        if rms > AMPLITUDE {
+            f.iter().map(|v| v * AMPLITUDE / rms).collect()
+        } else {
+            f
+        }
     }
 
     /// Adds the mark to frame number `index` of a video (a still is frame 0), if it has
@@ -194,19 +377,104 @@ impl Embedder {
             return;
         }
         let sign = frame_sign(index);
-        for (px, &d) in frame.data.chunks_exact_mut(3).zip(&self.field) {
-            let d = d * sign;
-            for v in px.iter_mut() {
-                *v = (*v as f32 + d).round().clamp(0.0, 255.0) as u8;
+        if !self.informed {
+            *frame = add_field(frame, &self.blind, sign);
+            return;
+        }
+        // The picture's own pull on each code, in the direction the message wants, and the
+        // field's gain per unit of weight (the bits' median: the clipped high-pass makes
+        // it less than linear, and alike for all codes).
+        let host = self.responses(frame, sign);
+        let blind_w: [f32; 65] = std::array::from_fn(blind_weight);
+        let gain = median_bit(&self.gains(frame, sign, &host, &blind_w, &self.blind));
+        let mut pull: [f64; 65] = std::array::from_fn(|k| self.want(k) * host[k]);
+        let mut field = self.blind.clone();
+        for pass in 0..PASSES {
+            let w = allocate(&pull, gain);
+            field = self.weighted_field(&w);
+            if pass + 1 < PASSES {
+                // What each code's response came to beyond its own weight's linear share,
+                // after the encoder: the picture's pull plus the clipping, the codec and
+                // the other codes' cross-talk, which the next allocation then answers too.
+                let marked = add_field(frame, &field, sign);
+                let seen = if self.codec { through_codec(&marked).unwrap_or(marked) } else { marked };
+                let got = self.responses(&seen, sign);
+                pull = std::array::from_fn(|k| self.want(k) * got[k] - gain * w[k] as f64);
             }
         }
+        *frame = add_field(frame, &field, sign);
     }
 }
 
-/// Marks every frame with the payload.
+/// Code weights (sync first) that give every code the same margin m (sync SYNC_WEIGHT
+/// times a bit's) over its pull, within the blind field's energy: w_k = max(floor,
+/// (m b_k - pull_k) / gain), m as large as the energy allows. When even m = 0 does not fit,
+/// part way from the blind weights towards the m = 0 ones, as far as the energy goes.
+fn allocate(pull: &[f64; 65], gain: f64) -> [f32; 65] {
+    let weights = |m: f64| -> [f32; 65] {
+        std::array::from_fn(|k| {
+            let need = (m * blind_weight(k) as f64 - pull[k]) / gain;
+            need.max((FLOOR * blind_weight(k)) as f64) as f32
+        })
+    };
+    let energy = |w: &[f32; 65]| w.iter().map(|v| v * v).sum::<f32>();
+    let zero = weights(0.0);
+    if energy(&zero) > BUDGET {
+        let mix = |a: f32| -> [f32; 65] { std::array::from_fn(|k| blind_weight(k) + a * (zero[k] - blind_weight(k))) };
+        let (mut lo, mut hi) = (0f32, 1f32);
+        for _ in 0..30 {
+            let mid = 0.5 * (lo + hi);
+            if energy(&mix(mid)) <= BUDGET {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        return mix(lo);
+    }
+    let (mut lo, mut hi) = (0.0, gain * 64.0);
+    while energy(&weights(hi)) < BUDGET {
+        hi *= 2.0;
+    }
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if energy(&weights(mid)) < BUDGET {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    weights(lo)
+}
+
+/// The median of the 64 bits' values (sync, entry 0, left out), at least a tiny positive.
+fn median_bit(v: &[f64; 65]) -> f64 {
+    let mut g = v[1..].to_vec();
+    g.sort_by(f64::total_cmp);
+    g[32].max(1e-9)
+}
+
+/// The frame as tessera's own MP4 gives it back (an intra frame at the default QP).
+fn through_codec(frame: &Frame) -> Option<Frame> {
+    let stream = crate::h264::encode(std::slice::from_ref(frame), 12.0, crate::Quality::High).ok()?;
+    crate::h264::decode(&stream).ok()?.into_iter().next()
+}
+
+/// A frame with `field` times `sign` added to R, G and B, rounded and clamped.
+fn add_field(frame: &Frame, field: &[f32], sign: f32) -> Frame {
+    let mut out = frame.clone();
+    for (px, &d) in out.data.chunks_exact_mut(3).zip(field) {
+        for v in px.iter_mut() {
+            *v = (*v as f32 + d * sign).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// Marks every frame with the payload (one frame: as a lossless still).
 pub fn embed(frames: &mut [Frame], payload: Payload) {
     if let Some(f) = frames.first() {
-        let e = Embedder::new(f.width, f.height, payload);
+        let e = if frames.len() == 1 { Embedder::still(f, payload) } else { Embedder::new(f, payload) };
         for (i, f) in frames.iter_mut().enumerate() {
             e.mark(f, i);
         }
@@ -251,6 +519,9 @@ fn candidate_cells(width: usize, height: usize) -> Vec<f64> {
     // a partial tile still folds).
     let max = (width.min(height) as f64 / 10.0).min(96.0);
     let mut out = vec![cell_size(width, height)];
+    if fine_cell_size(width, height) < out[0] {
+        out.push(fine_cell_size(width, height));
+    }
     let mut c = 1.5;
     while c <= max {
         out.push(c);
@@ -367,20 +638,27 @@ pub fn detect(frames: &[Frame], max_frames: usize) -> Detection {
     let period = 2 * HALF;
     let n = frames.len().min(max_frames.max(1));
     let n = if n >= period { n / period * period } else { n };
-    let hps: Vec<Vec<f32>> = frames[..n].iter().filter(|f| f.width == w && f.height == h).map(|f| highpass(f, hp_radius(w, h))).collect();
+    // High-passed at the radius of the frame's coarse cell size, and at the fine one's
+    // for candidates nearer the fine size (a mark the embedder put at fine cells).
+    let (coarse_cell, fine_cell) = (cell_size(w, h), fine_cell_size(w, h));
+    let high = |r: usize| -> Vec<Vec<f32>> { frames[..n].iter().filter(|f| f.width == w && f.height == h).map(|f| highpass(f, r)).collect() };
+    let hps = high(hp_radius(coarse_cell));
+    let fine_hps = (hp_radius(fine_cell) != hp_radius(coarse_cell)).then(|| high(hp_radius(fine_cell)));
+    let split = (coarse_cell * fine_cell).sqrt();
+    let hps_for = |c: f64| if c < split { fine_hps.as_ref().unwrap_or(&hps) } else { &hps };
     let pn = scramble();
     // Every candidate cell size at every quarter-cell phase; then, around the five
     // sizes whose sync correlates best, a grid 5x finer (a 1% step still leaves the tiling
     // up to a quarter of a cell off across a wide frame).
     let coarse = candidate_cells(w, h);
-    let mut results: Vec<(f64, Detection)> = coarse.iter().map(|&c| try_cell(&hps, w, h, c, &pn)).collect();
+    let mut results: Vec<(f64, Detection)> = coarse.iter().map(|&c| try_cell(hps_for(c), w, h, c, &pn)).collect();
     let mut order: Vec<usize> = (0..results.len()).collect();
     order.sort_by(|&a, &b| results[b].0.total_cmp(&results[a].0));
     for &i in order.iter().take(5) {
         let c = coarse[i];
         for k in -2..=2 {
             if k != 0 {
-                results.push(try_cell(&hps, w, h, c * 1.002f64.powi(k), &pn));
+                results.push(try_cell(hps_for(c), w, h, c * 1.002f64.powi(k), &pn));
             }
         }
     }
@@ -441,10 +719,10 @@ fn try_cell(hps: &[Vec<f32>], w: usize, h: usize, cell: f64, pn: &[f32; CELLS]) 
     (best_sync, best)
 }
 
-/// The high-pass radius: three quarters of the frame's own cell size (tuned on world
+/// The high-pass radius for a cell size: three quarters of it (tuned on world
 /// clips: smaller removes the mark, larger keeps more of the picture).
-fn hp_radius(w: usize, h: usize) -> usize {
-    ((cell_size(w, h) * 0.75) as usize).max(1)
+fn hp_radius(cell: f64) -> usize {
+    ((cell * 0.75) as usize).max(1)
 }
 
 #[cfg(test)]
@@ -473,6 +751,59 @@ mod tests {
                 Frame { width: w, height: h, data }
             })
             .collect()
+    }
+
+    /// A picture like an undertrained model's: 16-pixel squares of random colour (its
+    /// tokens) with strong texture at the scale of a few pixels inside them.
+    fn blocky(w: usize, h: usize, seed: u64) -> Frame {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let block: Vec<[f32; 3]> = (0..(w / 16 + 1) * (h / 16 + 1)).map(|_| std::array::from_fn(|_| 40.0 + (next() % 170) as f32)).collect();
+        let blob: Vec<f32> = (0..(w / 4 + 1) * (h / 4 + 1)).map(|_| (next() % 25) as f32 - 12.0).collect();
+        let mut data = vec![0u8; w * h * 3];
+        for y in 0..h {
+            for x in 0..w {
+                let b = block[(y / 16) * (w / 16 + 1) + x / 16];
+                let t = blob[(y / 4) * (w / 4 + 1) + x / 4] + (next() % 9) as f32 - 4.0;
+                for c in 0..3 {
+                    data[(y * w + x) * 3 + c] = (b[c] + t).clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        Frame { width: w, height: h, data }
+    }
+
+    /// Informed marking reads back from a single strongly textured frame, where the blind
+    /// mark of the same energy does not; the textured picture gets the fine cells, a smooth
+    /// clip keeps the coarse blind mark.
+    #[test]
+    fn informed_mark_survives_texture_the_blind_one_does_not() {
+        let mut informed_ok = 0;
+        let mut blind_ok = 0;
+        for seed in 0..4 {
+            let p = Payload { id: 0xB10C_0000 + seed as u32 };
+            let orig = blocky(128, 128, seed + 1);
+            let e = Embedder::new(&orig, p);
+            assert!(e.informed() && e.cell() == fine_cell_size(128, 128), "seed {seed}: load {}", Embedder::with_cell(128, 128, p, cell_size(128, 128)).load(&orig));
+            let mut marked = orig.clone();
+            e.mark(&mut marked, 0);
+            assert!(marked.psnr(&orig) >= 40.0, "PSNR {}", marked.psnr(&orig));
+            informed_ok += (detect(std::slice::from_ref(&marked), 1).payload == Some(p)) as usize;
+            let mut blind = orig.clone();
+            Embedder::with_cell(128, 128, p, cell_size(128, 128)).mark(&mut blind, 0);
+            blind_ok += (detect(std::slice::from_ref(&blind), 1).payload == Some(p)) as usize;
+            assert!(!detect(std::slice::from_ref(&orig), 1).detected);
+        }
+        assert_eq!(informed_ok, 4, "informed");
+        assert!(blind_ok <= 1, "blind read {blind_ok} of 4: the texture is too weak to test anything");
+        let smooth = clip(128, 128, 1, 3);
+        let e = Embedder::new(&smooth[0], Payload { id: 1 });
+        assert!(!e.informed() && e.cell() == cell_size(128, 128));
     }
 
     #[test]
@@ -555,3 +886,5 @@ mod tests {
         }
     }
 }
+
+
