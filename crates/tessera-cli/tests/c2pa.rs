@@ -200,7 +200,7 @@ fn generated_mp4_and_png_carry_a_signed_c2pa_manifest() {
     }
     // The frames still decode (the manifest box does not disturb our reader).
     let (frames, _) = tessera_media::read_video(&o.mp4).unwrap();
-    assert_eq!((frames.len(), frames[0].width), (13, 64));
+    assert_eq!((frames.len(), frames[0].width), (13, 128));
 }
 
 #[test]
