@@ -133,19 +133,27 @@ fn code(k: usize, cell: usize, pn: &[f32; CELLS]) -> f32 {
     hadamard(k + 1, cell) * pn[cell]
 }
 
-/// The tile's cell values for a message: weighted sync + signed bit codes, unit variance.
-fn tile(bits: u64) -> [f32; CELLS] {
-    let pn = scramble();
-    let mut t = [0f32; CELLS];
-    for (c, v) in t.iter_mut().enumerate() {
-        let mut s = SYNC_WEIGHT * code(0, c, &pn);
+/// The message bits' signs (+1 / -1), bit b first at index 0.
+fn bit_signs(bits: u64) -> [f32; 64] {
+    std::array::from_fn(|b| if (bits >> (63 - b)) & 1 == 1 { 1.0 } else { -1.0 })
+}
+
+/// The tile's cell values for code weights `w` (sync first) and the message's bit signs:
+/// weighted sync + signed bit codes, scaled so the blind weights (sync SYNC_WEIGHT, bits
+/// 1) give unit variance.
+fn weighted_tile(w: &[f32; 65], signs: &[f32; 64], pn: &[f32; CELLS]) -> [f32; CELLS] {
+    std::array::from_fn(|c| {
+        let mut v = w[0] * code(0, c, pn);
         for b in 0..64 {
-            let sign = if (bits >> (63 - b)) & 1 == 1 { 1.0 } else { -1.0 };
-            s += sign * code(b + 1, c, &pn);
+            v += w[b + 1] * signs[b] * code(b + 1, c, pn);
         }
-        *v = s / (SYNC_WEIGHT * SYNC_WEIGHT + 64.0).sqrt();
-    }
-    t
+        v / BUDGET.sqrt()
+    })
+}
+
+/// Root mean square of a field.
+fn rms(f: &[f32]) -> f32 {
+    (f.iter().map(|v| v * v).sum::<f32>() / f.len().max(1) as f32).sqrt()
 }
 
 /// The cell size for a frame: 1/32 of the short side (two tiles span it), at least 2
@@ -281,12 +289,10 @@ impl Embedder {
 
     /// A blind marker at a given cell size (in pixels).
     pub fn with_cell(width: usize, height: usize, payload: Payload, cell: f64) -> Self {
-        let bits = message(payload);
-        let signs = std::array::from_fn(|b| if (bits >> (63 - b)) & 1 == 1 { 1.0 } else { -1.0 });
+        let signs = bit_signs(message(payload));
         let pn = scramble();
-        let raw = field(&tile(bits), width, height, cell);
-        let rms = (raw.iter().map(|v| v * v).sum::<f32>() / raw.len().max(1) as f32).sqrt().max(1e-6);
-        let scale = AMPLITUDE / rms;
+        let raw = field(&weighted_tile(&std::array::from_fn(blind_weight), &signs, &pn), width, height, cell);
+        let scale = AMPLITUDE / rms(&raw).max(1e-6);
         let blind = raw.iter().map(|v| v * scale).collect();
         Embedder { width, height, cell, radius: hp_radius(cell), signs, pn, blind, scale, informed: false, codec: true }
     }
@@ -305,19 +311,15 @@ impl Embedder {
     /// the root mean square of its responses over the median gain of the bits. Above about
     /// 1, a still frame cannot be marked at this cell size within the energy.
     pub fn load(&self, frame: &Frame) -> f64 {
-        let host = self.responses(frame, 1.0);
-        let gain = self.gains(frame, 1.0, &host, &std::array::from_fn(blind_weight), &self.blind);
-        let rms = (host[1..].iter().map(|v| v * v).sum::<f64>() / 64.0).sqrt();
-        rms / median_bit(&gain)
+        let (host, gain) = self.pull_and_gain(frame, 1.0);
+        (host[1..].iter().map(|v| v * v).sum::<f64>() / 64.0).sqrt() / gain
     }
 
     /// The smallest margin the blind mark would leave on one frame, in units of a code's
     /// own response: (gain b_k + pull_k) / (gain b_k), over all 65 codes. Above 0 every bit
     /// reads right from this frame alone.
     pub fn blind_margin(&self, frame: &Frame) -> f64 {
-        let host = self.responses(frame, 1.0);
-        let blind_w: [f32; 65] = std::array::from_fn(blind_weight);
-        let gain = median_bit(&self.gains(frame, 1.0, &host, &blind_w, &self.blind));
+        let (host, gain) = self.pull_and_gain(frame, 1.0);
         (0..65).map(|k| 1.0 + self.want(k) * host[k] / (gain * blind_weight(k) as f64)).fold(f64::MAX, f64::min)
     }
 
@@ -342,29 +344,25 @@ impl Embedder {
         }
     }
 
-    /// Each code's gain with `field` (made with weights `w`) added: how far its response
-    /// moved, in the wanted direction, per unit of weight.
-    fn gains(&self, frame: &Frame, sign: f32, host: &[f64; 65], w: &[f32; 65], field: &[f32]) -> [f64; 65] {
-        let got = self.responses(&add_field(frame, field, sign), sign);
-        std::array::from_fn(|k| self.want(k) * (got[k] - host[k]) / w[k] as f64)
+    /// The picture's own responses (times `sign`), and the blind field's gain: how far the
+    /// bits' responses move, in the wanted direction, per unit of weight (their median: the
+    /// clipped high-pass makes it less than linear, and alike for all codes).
+    fn pull_and_gain(&self, frame: &Frame, sign: f32) -> ([f64; 65], f64) {
+        let host = self.responses(frame, sign);
+        let got = self.responses(&with_field(frame, &self.blind, sign), sign);
+        let gains: [f64; 65] = std::array::from_fn(|k| self.want(k) * (got[k] - host[k]) / blind_weight(k) as f64);
+        (host, median_bit(&gains))
     }
 
     /// The field for code weights `w` (sync first): linear in them, at the blind field's
     /// scale (the blind weights give the blind field), and never above AMPLITUDE (root
     /// mean square), so the PSNR stays where the blind mark keeps it.
     fn weighted_field(&self, w: &[f32; 65]) -> Vec<f32> {
-        let norm = BUDGET.sqrt();
-        let t: [f32; CELLS] = std::array::from_fn(|c| {
-            let mut v = w[0] * code(0, c, &self.pn);
-            for b in 0..64 {
-                v += w[b + 1] * self.signs[b] * code(b + 1, c, &self.pn);
-            }
-            v / norm
-        });
+        let t = weighted_tile(w, &self.signs, &self.pn);
         let f: Vec<f32> = field(&t, self.width, self.height, self.cell).iter().map(|v| v * self.scale).collect();
-        let rms = (f.iter().map(|v| v * v).sum::<f32>() / f.len().max(1) as f32).sqrt();
-        if rms > AMPLITUDE {
-            f.iter().map(|v| v * AMPLITUDE / rms).collect()
+        let r = rms(&f);
+        if r > AMPLITUDE {
+            f.iter().map(|v| v * AMPLITUDE / r).collect()
         } else {
             f
         }
@@ -378,31 +376,25 @@ impl Embedder {
         }
         let sign = frame_sign(index);
         if !self.informed {
-            *frame = add_field(frame, &self.blind, sign);
+            add_field(frame, &self.blind, sign);
             return;
         }
         // The picture's own pull on each code, in the direction the message wants, and the
-        // field's gain per unit of weight (the bits' median: the clipped high-pass makes
-        // it less than linear, and alike for all codes).
-        let host = self.responses(frame, sign);
-        let blind_w: [f32; 65] = std::array::from_fn(blind_weight);
-        let gain = median_bit(&self.gains(frame, sign, &host, &blind_w, &self.blind));
+        // field's gain per unit of weight.
+        let (host, gain) = self.pull_and_gain(frame, sign);
         let mut pull: [f64; 65] = std::array::from_fn(|k| self.want(k) * host[k]);
-        let mut field = self.blind.clone();
-        for pass in 0..PASSES {
+        for _ in 1..PASSES {
+            // What each code's response came to beyond its own weight's linear share,
+            // after the encoder: the picture's pull plus the clipping, the codec and the
+            // other codes' cross-talk, which the next allocation then answers too.
             let w = allocate(&pull, gain);
-            field = self.weighted_field(&w);
-            if pass + 1 < PASSES {
-                // What each code's response came to beyond its own weight's linear share,
-                // after the encoder: the picture's pull plus the clipping, the codec and
-                // the other codes' cross-talk, which the next allocation then answers too.
-                let marked = add_field(frame, &field, sign);
-                let seen = if self.codec { through_codec(&marked).unwrap_or(marked) } else { marked };
-                let got = self.responses(&seen, sign);
-                pull = std::array::from_fn(|k| self.want(k) * got[k] - gain * w[k] as f64);
-            }
+            let marked = with_field(frame, &self.weighted_field(&w), sign);
+            let seen = if self.codec { through_codec(&marked).unwrap_or(marked) } else { marked };
+            let got = self.responses(&seen, sign);
+            pull = std::array::from_fn(|k| self.want(k) * got[k] - gain * w[k] as f64);
         }
-        *frame = add_field(frame, &field, sign);
+        let field = self.weighted_field(&allocate(&pull, gain));
+        add_field(frame, &field, sign);
     }
 }
 
@@ -460,14 +452,19 @@ fn through_codec(frame: &Frame) -> Option<Frame> {
     crate::h264::decode(&stream).ok()?.into_iter().next()
 }
 
-/// A frame with `field` times `sign` added to R, G and B, rounded and clamped.
-fn add_field(frame: &Frame, field: &[f32], sign: f32) -> Frame {
-    let mut out = frame.clone();
-    for (px, &d) in out.data.chunks_exact_mut(3).zip(field) {
+/// Adds `field` times `sign` to R, G and B, rounded and clamped.
+fn add_field(frame: &mut Frame, field: &[f32], sign: f32) {
+    for (px, &d) in frame.data.chunks_exact_mut(3).zip(field) {
         for v in px.iter_mut() {
             *v = (*v as f32 + d * sign).round().clamp(0.0, 255.0) as u8;
         }
     }
+}
+
+/// A copy of the frame with `field` added (for measuring; `add_field` marks in place).
+fn with_field(frame: &Frame, field: &[f32], sign: f32) -> Frame {
+    let mut out = frame.clone();
+    add_field(&mut out, field, sign);
     out
 }
 
@@ -886,5 +883,3 @@ mod tests {
         }
     }
 }
-
-
