@@ -3,7 +3,7 @@
 //! (text-to-video: no given frames), with the caption and with an empty prompt, and how much
 //! of the noise its velocity carries (1 for the true velocity); writes
 //! the one-step estimates of the clean video (x_t - t v) as a safetensors `frames` file.
-//! `cargo run --release -p tessera-train --example denoise_check -- MODEL_DIR OUT.safetensors [CLIPS]`
+//! `cargo run --release -p tessera-train --example denoise_check -- MODEL_DIR OUT.safetensors [CLIPS] [T]`
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 use tessera_models::umt5::encode_prompts;
@@ -16,6 +16,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(&args[1]);
     let clips: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
+    // Which noise level's estimates go to OUT (one of those reported): 0.5 unless given.
+    let show_t: f64 = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(0.5);
     let dev = Device::Cpu;
     let Exported { vae, transformer: tr, text_encoder: text, tokenizer: tok, max_tokens } = Exported::load(dir, &dev)?;
     // How much the text encoder's output depends on the prompt: the mean square of the
@@ -62,7 +64,7 @@ fn main() -> anyhow::Result<()> {
                     let carried = ((&v * &eps)?.sum_all()?.to_scalar::<f32>()? / eps.sqr()?.sum_all()?.to_scalar::<f32>()?) as f64;
                     line += &format!(" (noise carried {carried:.3})");
                 }
-                if name == "caption" && t == 0.5 {
+                if name == "caption" && t == show_t {
                     let x0_hat = (&xt - (v * t)?)?;
                     shown.push(vae.decode(&vae.denormalize_latents(&x0_hat)?)?);
                     shown.push(batch.video.clone());
