@@ -145,11 +145,7 @@ fn read_latents(path: &Path) -> Result<Tensor> {
             bail!(
                 "latents file {} has no tensor named `latents` (it has: {})",
                 path.display(),
-                names
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             )
         }
     }
@@ -225,8 +221,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let (width, height) = args.size.or(defaults.size).unwrap_or((832, 480));
     // World models expand short prompts into a detailed caption first.
     let prompt = if defaults.expand_prompts && !args.no_expand {
-        let clip = tessera_world::expand(&prompt, args.seed, &tessera_world::scene::SceneOptions { seconds: (frames.saturating_sub(1)) as f64 / fps, cut_probability: 0.0 })
-            .map_err(|e| anyhow!("{e} (or pass --no-expand to use the prompt as it is)"))?;
+        let clip = tessera_world::expand(
+            &prompt,
+            args.seed,
+            &tessera_world::scene::SceneOptions {
+                seconds: (frames.saturating_sub(1)) as f64 / fps,
+                cut_probability: 0.0,
+            },
+        )
+        .map_err(|e| anyhow!("{e} (or pass --no-expand to use the prompt as it is)"))?;
         reporter.message(&format!("prompt expanded: {}", clip.caption));
         clip.caption
     } else {
@@ -264,7 +267,20 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         let marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
         let claim = claim(mark);
         let opts = || Ok(write_options(signing_keys(args.no_provenance, args.keys.as_deref())?, claim));
-        return crate::tasks::run(&args.task, &pipeline, params, args.seconds, args.frames, window, fps, &args.output, format, marks, opts, &mut reporter);
+        return crate::tasks::run(
+            &args.task,
+            &pipeline,
+            params,
+            args.seconds,
+            args.frames,
+            window,
+            fps,
+            &args.output,
+            format,
+            marks,
+            opts,
+            &mut reporter,
+        );
     }
     pipeline.validate(&params)?;
     // The signing keys are found (or made) once the request is checked, before any work.
@@ -301,7 +317,12 @@ fn write_options(credentials: Option<Credentials>, claim: Claim) -> WriteOptions
 }
 
 /// The watermark payload, or None (said on stderr even with --quiet) with --no-provenance.
-fn provenance(off: bool, prompt: &str, seed: u64, reporter: &mut Reporter) -> Option<tessera_media::watermark::Payload> {
+fn provenance(
+    off: bool,
+    prompt: &str,
+    seed: u64,
+    reporter: &mut Reporter,
+) -> Option<tessera_media::watermark::Payload> {
     if off {
         eprintln!("note: --no-provenance: the output carries no watermark and no C2PA manifest");
         return None;
@@ -321,4 +342,3 @@ fn default_audit_log() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(state.join("tessera/audit.jsonl"))
 }
-

@@ -31,10 +31,7 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
         KeysCommand::Init(a) => {
             let dir = resolve(a.dir.as_deref())?;
             keys::init(&dir, "tessera", a.force)?;
-            println!(
-                "made a local CA and a C2PA signing certificate in {}",
-                dir.display()
-            );
+            println!("made a local CA and a C2PA signing certificate in {}", dir.display());
             println!(
                 "  {} (signer + CA chain), {} (private key), {} (the CA: what verifiers trust)",
                 keys::SIGNER_CHAIN,
@@ -50,7 +47,9 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
 pub fn resolve(dir: Option<&Path>) -> Result<PathBuf> {
     match dir {
         Some(d) => Ok(d.to_path_buf()),
-        None => keys::default_dir().ok_or_else(|| anyhow!("no folder for the signing keys: pass --keys DIR or set $TESSERA_KEYS (or use --no-provenance)")),
+        None => keys::default_dir().ok_or_else(|| {
+            anyhow!("no folder for the signing keys: pass --keys DIR or set $TESSERA_KEYS (or use --no-provenance)")
+        }),
     }
 }
 
@@ -59,7 +58,12 @@ pub fn resolve(dir: Option<&Path>) -> Result<PathBuf> {
 pub fn for_signing(dir: Option<&Path>) -> Result<Credentials> {
     let dir = resolve(dir)?;
     if !keys::exist(&dir) {
-        keys::init(&dir, "tessera", false).with_context(|| format!("cannot make C2PA signing keys in {} (run `tessera keys init --dir DIR` and pass --keys DIR)", dir.display()))?;
+        keys::init(&dir, "tessera", false).with_context(|| {
+            format!(
+                "cannot make C2PA signing keys in {} (run `tessera keys init --dir DIR` and pass --keys DIR)",
+                dir.display()
+            )
+        })?;
         eprintln!("note: made a local CA and C2PA signing certificate in {} (as `tessera keys init` does); outputs are signed with it", dir.display());
     }
     Ok(keys::load(&dir)?)

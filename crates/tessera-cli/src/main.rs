@@ -14,11 +14,7 @@ mod world;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "tessera",
-    version,
-    about = "Sora-style video generation on your own machine"
-)]
+#[command(name = "tessera", version, about = "Sora-style video generation on your own machine")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

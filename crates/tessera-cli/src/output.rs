@@ -18,11 +18,7 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     pub fn from_path(path: &Path) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .unwrap_or_default();
+        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
         Ok(match ext.as_str() {
             "mp4" => Self::Mp4,
             "gif" => Self::Gif,
@@ -41,16 +37,21 @@ impl OutputFormat {
 /// image outputs carry the invisible watermark when `mark` is set; `.safetensors` is the
 /// raw tensor (for parity checks) and is never marked or signed; the others carry the
 /// C2PA manifest of `opts`, if any.
-pub fn write(path: &Path, format: OutputFormat, frames: &Tensor, fps: f64, marks: &mut Marks, opts: &WriteOptions) -> Result<()> {
+pub fn write(
+    path: &Path,
+    format: OutputFormat,
+    frames: &Tensor,
+    fps: f64,
+    marks: &mut Marks,
+    opts: &WriteOptions,
+) -> Result<()> {
     let frames = frames.to_dtype(DType::F32)?;
     match format {
         OutputFormat::Safetensors => {
             let tmp = tessera_media::temp_path(path);
             let map = std::collections::HashMap::from([("frames".to_string(), frames)]);
-            candle_core::safetensors::save(&map, &tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            candle_core::safetensors::save(&map, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
         }
         _ => {
             let (t, h, w, c) = frames.dims4()?;

@@ -34,13 +34,7 @@ impl Reporter {
             Mode::Plain
         };
         let now = Instant::now();
-        Self {
-            mode,
-            start: now,
-            stage_start: now,
-            stage_base: None,
-            bar: None,
-        }
+        Self { mode, start: now, stage_start: now, stage_base: None, bar: None }
     }
 
     pub fn message(&mut self, msg: &str) {
@@ -72,11 +66,7 @@ impl Reporter {
             Mode::Quiet => {}
             Mode::Plain => {
                 let el = self.stage_start.elapsed().as_secs_f64();
-                let eta = if done > base {
-                    el / (done - base) as f64 * (total - done.min(total)) as f64
-                } else {
-                    0.0
-                };
+                let eta = if done > base { el / (done - base) as f64 * (total - done.min(total)) as f64 } else { 0.0 };
                 eprintln!(
                     "[{:>7.1}s] {what} {unit} {done}/{total} ({el:.1}s, eta {eta:.1}s)",
                     self.start.elapsed().as_secs_f64()
@@ -113,9 +103,6 @@ impl Reporter {
 
     pub fn done(&mut self, msg: &str) {
         self.finish_bar();
-        self.message(&format!(
-            "{msg} in {:.1}s",
-            self.start.elapsed().as_secs_f64()
-        ));
+        self.message(&format!("{msg} in {:.1}s", self.start.elapsed().as_secs_f64()));
     }
 }

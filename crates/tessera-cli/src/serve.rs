@@ -98,7 +98,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let summary = format!(
         "{} worker(s), {}",
         config.workers,
-        if config.api_keys.is_empty() { "no API keys (anyone who can connect may use it)".to_string() } else { format!("{} API key(s)", config.api_keys.len()) }
+        if config.api_keys.is_empty() {
+            "no API keys (anyone who can connect may use it)".to_string()
+        } else {
+            format!("{} API key(s)", config.api_keys.len())
+        }
     );
     tessera_server::serve(config, &args.addr, |addr| {
         // One line a script can wait for and parse.

@@ -203,7 +203,14 @@ impl Out {
                 let (t, h, w) = (v.len(), v[0].height, v[0].width);
                 let data: Vec<f32> = v.iter().flat_map(|f| f.data.iter().map(|&x| x as f32 / 255.0)).collect();
                 let tensor = candle_core::Tensor::from_vec(data, (t, h, w, 3), &candle_core::Device::Cpu)?;
-                crate::output::write(path, format, &tensor, fps, &mut Marks::new(None, false, fps), &WriteOptions::default())
+                crate::output::write(
+                    path,
+                    format,
+                    &tensor,
+                    fps,
+                    &mut Marks::new(None, false, fps),
+                    &WriteOptions::default(),
+                )
             }
         }
     }

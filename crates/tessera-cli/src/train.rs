@@ -34,7 +34,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let s = smooth.map_or(r.loss, |s| 0.95 * s + 0.05 * r.loss);
         smooth = Some(s);
         if r.step % 50 == 0 || r.step == r.total {
-            progress.message(&format!("step {}/{}: loss {:.4} (smoothed {s:.4}), lr {:.2e}, grad norm {:.3}", r.step, r.total, r.loss, r.lr, r.grad_norm));
+            progress.message(&format!(
+                "step {}/{}: loss {:.4} (smoothed {s:.4}), lr {:.2e}, grad norm {:.3}",
+                r.step, r.total, r.loss, r.lr, r.grad_norm
+            ));
         }
         progress.count("train", "step", r.step, r.total);
     })?;

@@ -37,12 +37,20 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     let (d, decode_error) = match tessera_media::read_video(&args.file) {
         Ok((frames, _)) => (tessera_media::watermark::detect(&frames, 96), None),
         Err(e) if c2pa.present => {
-            let none = tessera_media::watermark::Detection { detected: false, payload: None, confidence: 0.0, cell: 0.0, bits: 0 };
+            let none = tessera_media::watermark::Detection {
+                detected: false,
+                payload: None,
+                confidence: 0.0,
+                cell: 0.0,
+                bits: 0,
+            };
             (none, Some(e.to_string()))
         }
         Err(e) => return Err(anyhow!("{e}")),
     };
-    let payload = d.payload.map(|p| json!({"mark": format!("{:04x}", tessera_media::watermark::MARK), "id": format!("{:08x}", p.id)}));
+    let payload = d
+        .payload
+        .map(|p| json!({"mark": format!("{:04x}", tessera_media::watermark::MARK), "id": format!("{:08x}", p.id)}));
     if args.json {
         let out = json!({
             "file": args.file.display().to_string(),
@@ -66,8 +74,13 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     } else {
         println!("{}", args.file.display());
         match d.payload {
-            _ if decode_error.is_some() => println!("  watermark: not checked, the frames do not decode ({})", decode_error.as_deref().unwrap_or_default()),
-            Some(p) => println!("  watermark: detected, tessera generation id {:08x} (confidence {:.2})", p.id, d.confidence),
+            _ if decode_error.is_some() => println!(
+                "  watermark: not checked, the frames do not decode ({})",
+                decode_error.as_deref().unwrap_or_default()
+            ),
+            Some(p) => {
+                println!("  watermark: detected, tessera generation id {:08x} (confidence {:.2})", p.id, d.confidence)
+            }
             None => println!("  watermark: not detected (confidence {:.2})", d.confidence),
         }
         if let Some(e) = &c2pa.error {
@@ -81,7 +94,11 @@ pub fn run(args: VerifyArgs) -> Result<()> {
                 (false, _) => format!("INVALID ({})", c2pa.failures.join(", ")),
             };
             println!("  C2PA: {validity}");
-            println!("    signed by {} ({})", c2pa.signer.as_deref().unwrap_or("?"), c2pa.issuer.as_deref().unwrap_or("?"));
+            println!(
+                "    signed by {} ({})",
+                c2pa.signer.as_deref().unwrap_or("?"),
+                c2pa.issuer.as_deref().unwrap_or("?")
+            );
             if let Some(g) = &c2pa.generator {
                 println!("    generator: {g}");
             }
@@ -90,7 +107,12 @@ pub fn run(args: VerifyArgs) -> Result<()> {
                 println!("    action: {} (source: {source})", a["action"].as_str().unwrap_or("?"));
             }
             if let Some(g) = &c2pa.generation {
-                println!("    model {}, task {}, prompt sha256 {}", g["model"].as_str().unwrap_or("?"), g["task"].as_str().unwrap_or("?"), g["prompt_sha256"].as_str().unwrap_or("?"));
+                println!(
+                    "    model {}, task {}, prompt sha256 {}",
+                    g["model"].as_str().unwrap_or("?"),
+                    g["task"].as_str().unwrap_or("?"),
+                    g["prompt_sha256"].as_str().unwrap_or("?")
+                );
                 if let Some(p) = g["prompt"].as_str() {
                     println!("    prompt: {p}");
                 }

@@ -152,7 +152,8 @@ fn prompts(a: PromptsArgs) -> Result<()> {
 fn expand(a: ExpandArgs) -> Result<()> {
     check_seconds(a.seconds)?;
     let opts = SceneOptions { seconds: a.seconds, ..Default::default() };
-    let clip = tessera_world::expand(&a.prompt, a.seed, &opts).with_context(|| format!("cannot expand {:?}", a.prompt))?;
+    let clip =
+        tessera_world::expand(&a.prompt, a.seed, &opts).with_context(|| format!("cannot expand {:?}", a.prompt))?;
     if a.json {
         println!("{}", line(&clip.prompt, &clip.caption, &clip.scene.spec));
     } else {
@@ -201,13 +202,16 @@ fn read_suite(path: &Path) -> Result<Vec<SuiteLine>> {
         let v: serde_json::Value = serde_json::from_str(l).with_context(|| format!("{} is not JSON", at()))?;
         let prompt = v.get("prompt").and_then(|p| p.as_str()).map(str::to_string);
         let spec = match v.get("spec") {
-            Some(s) if !s.is_null() => Some(serde_json::from_value::<Spec>(s.clone()).with_context(|| format!("{}: bad spec", at()))?),
+            Some(s) if !s.is_null() => {
+                Some(serde_json::from_value::<Spec>(s.clone()).with_context(|| format!("{}: bad spec", at()))?)
+            }
             _ => None,
         };
         let (prompt, desc) = match (prompt, &spec) {
             (p, Some(s)) => (p.unwrap_or_default(), s.describe()),
             (Some(p), None) => {
-                let d = tessera_world::language::parse(&p).with_context(|| format!("{}: cannot parse the prompt {p:?}", at()))?;
+                let d = tessera_world::language::parse(&p)
+                    .with_context(|| format!("{}: cannot parse the prompt {p:?}", at()))?;
                 (p, d)
             }
             (None, None) => bail!("{} has neither `prompt` nor `spec`", at()),
@@ -279,7 +283,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let mut thumbs = Vec::new();
     for (i, (line, path)) in suite.iter().zip(&videos).enumerate() {
         let (frames, fps) = load_video(path, a.fps).with_context(|| format!("cannot read video {}", path.display()))?;
-        let video = VideoRef { width: frames[0].width, height: frames[0].height, frames: frames.iter().map(|f| f.data.as_slice()).collect(), fps };
+        let video = VideoRef {
+            width: frames[0].width,
+            height: frames[0].height,
+            frames: frames.iter().map(|f| f.data.as_slice()).collect(),
+            fps,
+        };
         let e = evaluate(&video, &line.desc, line.spec.as_ref());
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         reports.push(VideoReport::new(name, line.prompt.clone(), e.scores, e.checks));
@@ -292,7 +301,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let json = serde_json::to_vec_pretty(&report)?;
     tessera_media::write_atomic(&a.out, &json)?;
     if let Some(dir) = &a.html {
-        report.write_html(dir, &thumbs).with_context(|| format!("cannot write the HTML report in {}", dir.display()))?;
+        report
+            .write_html(dir, &thumbs)
+            .with_context(|| format!("cannot write the HTML report in {}", dir.display()))?;
     }
     print!("{}", report.summary());
     progress.done(&format!("report in {}", a.out.display()));

@@ -30,7 +30,8 @@ fn builtin_model_is_the_default() {
     assert!(dir.join("model_index.json").is_file(), "models/tessera-world is missing");
     let bytes = size_of(&dir);
     assert!(bytes <= 40 * 1024 * 1024, "the built-in model is {bytes} bytes, over 40 MB");
-    let defaults: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tessera.json")).unwrap()).unwrap();
+    let defaults: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tessera.json")).unwrap()).unwrap();
     assert_eq!((defaults["fps"].as_f64(), defaults["frames"].as_u64()), (Some(12.0), Some(25)));
 
     let out = std::env::temp_dir().join(format!("tessera-builtin-{}", std::process::id()));
@@ -51,7 +52,17 @@ fn builtin_model_is_the_default() {
     let o = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .env("RAYON_NUM_THREADS", "2")
         .env_remove("TESSERA_MODEL")
-        .args(["generate", "a red ball bounces on a wooden floor", "--seconds", "0.4", "--steps", "2", "-q", "-o", gif.to_str().unwrap()])
+        .args([
+            "generate",
+            "a red ball bounces on a wooden floor",
+            "--seconds",
+            "0.4",
+            "--steps",
+            "2",
+            "-q",
+            "-o",
+            gif.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -77,13 +77,7 @@ fn outputs() -> &'static Outputs {
             &keys,
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        Outputs {
-            dir,
-            keys,
-            mp4,
-            png,
-            first_use_note,
-        }
+        Outputs { dir, keys, mp4, png, first_use_note }
     })
 }
 
@@ -94,23 +88,14 @@ fn c2pa_read(path: &Path, mime: &str, anchor: Option<&str>) -> (c2pa::Validation
     if let Some(pem) = anchor {
         settings["trust"] = serde_json::json!({"user_anchors": pem});
     }
-    let context = c2pa::Context::new()
-        .with_settings(settings.to_string().as_str())
-        .unwrap();
+    let context = c2pa::Context::new().with_settings(settings.to_string().as_str()).unwrap();
     let bytes = std::fs::read(path).unwrap();
-    let reader = c2pa::Reader::from_context(context)
-        .with_stream(mime, Cursor::new(bytes))
-        .unwrap();
-    (
-        reader.validation_state(),
-        serde_json::from_str(&reader.json()).unwrap(),
-    )
+    let reader = c2pa::Reader::from_context(context).with_stream(mime, Cursor::new(bytes)).unwrap();
+    (reader.validation_state(), serde_json::from_str(&reader.json()).unwrap())
 }
 
 fn active(store: &Value) -> &Value {
-    &store["manifests"][store["active_manifest"]
-        .as_str()
-        .expect("an active manifest")]
+    &store["manifests"][store["active_manifest"].as_str().expect("an active manifest")]
 }
 
 fn assertion<'a>(manifest: &'a Value, label: &str) -> &'a Value {
@@ -140,48 +125,29 @@ fn sha256_hex(s: &str) -> String {
 fn generated_mp4_and_png_carry_a_signed_c2pa_manifest() {
     let o = outputs();
     assert!(
-        o.first_use_note
-            .contains("made a local CA and C2PA signing certificate"),
+        o.first_use_note.contains("made a local CA and C2PA signing certificate"),
         "first use says it made keys: {}",
         o.first_use_note
     );
     let ca = std::fs::read_to_string(o.keys.join("ca.pem")).unwrap();
-    for (path, mime, task, with_prompt) in [
-        (&o.mp4, "video/mp4", "text-to-video", false),
-        (&o.png, "image/png", "text-to-image", true),
-    ] {
+    for (path, mime, task, with_prompt) in
+        [(&o.mp4, "video/mp4", "text-to-video", false), (&o.png, "image/png", "text-to-image", true)]
+    {
         // Trusting the local CA: Trusted, no failure at all.
         let (state, store) = c2pa_read(path, mime, Some(&ca));
-        assert_eq!(
-            state,
-            c2pa::ValidationState::Trusted,
-            "{}: {store}",
-            path.display()
-        );
+        assert_eq!(state, c2pa::ValidationState::Trusted, "{}: {store}", path.display());
         assert!(failure_codes(&store).is_empty(), "{store}");
         // Without it (as a stranger reads the file): the signature and hashes hold, and
         // the only complaint is that the signer is not on a trust list.
         let (state, store) = c2pa_read(path, mime, None);
         assert_eq!(state, c2pa::ValidationState::Valid, "{store}");
-        assert_eq!(
-            failure_codes(&store),
-            ["signingCredential.untrusted"],
-            "{store}"
-        );
+        assert_eq!(failure_codes(&store), ["signingCredential.untrusted"], "{store}");
 
         let m = active(&store);
         assert_eq!(m["claim_generator_info"][0]["name"], "tessera");
-        assert_eq!(
-            m["claim_generator_info"][0]["version"],
-            env!("CARGO_PKG_VERSION")
-        );
-        let actions = assertion(m, "c2pa.actions.v2")["actions"]
-            .as_array()
-            .unwrap();
-        let created = actions
-            .iter()
-            .find(|a| a["action"] == "c2pa.created")
-            .expect("a c2pa.created action");
+        assert_eq!(m["claim_generator_info"][0]["version"], env!("CARGO_PKG_VERSION"));
+        let actions = assertion(m, "c2pa.actions.v2")["actions"].as_array().unwrap();
+        let created = actions.iter().find(|a| a["action"] == "c2pa.created").expect("a c2pa.created action");
         assert_eq!(created["digitalSourceType"], TRAINED);
         assert_eq!(created["softwareAgent"]["name"], "tessera");
         let g = assertion(m, "org.tessera.generation");
@@ -212,12 +178,7 @@ fn verify_json_reports_the_manifest_and_a_tampered_file_is_invalid() {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         let c = &v["c2pa"];
         assert_eq!(
-            (
-                c["checked"].as_bool(),
-                c["present"].as_bool(),
-                c["valid"].as_bool(),
-                c["trusted"].as_bool()
-            ),
+            (c["checked"].as_bool(), c["present"].as_bool(), c["valid"].as_bool(), c["trusted"].as_bool()),
             (Some(true), Some(true), Some(true), Some(true)),
             "{v}"
         );
@@ -227,25 +188,12 @@ fn verify_json_reports_the_manifest_and_a_tampered_file_is_invalid() {
         assert_eq!(v["watermark"]["detected"], true, "{v}");
         // With another machine's keys folder the same file is valid but not trusted.
         let out = tessera(
-            &[
-                "verify",
-                path.to_str().unwrap(),
-                "--json",
-                "--keys",
-                o.dir.join("nowhere").to_str().unwrap(),
-            ],
+            &["verify", path.to_str().unwrap(), "--json", "--keys", o.dir.join("nowhere").to_str().unwrap()],
             &o.keys,
         );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(
-            (v["c2pa"]["valid"].as_bool(), v["c2pa"]["trusted"].as_bool()),
-            (Some(true), Some(false)),
-            "{v}"
-        );
-        assert_eq!(
-            v["c2pa"]["codes"]["failure"],
-            serde_json::json!(["signingCredential.untrusted"])
-        );
+        assert_eq!((v["c2pa"]["valid"].as_bool(), v["c2pa"]["trusted"].as_bool()), (Some(true), Some(false)), "{v}");
+        assert_eq!(v["c2pa"]["codes"]["failure"], serde_json::json!(["signingCredential.untrusted"]));
     }
     // Change one byte of the H.264 stream: the BMFF hash no longer matches. Exit code 0.
     let mut bytes = std::fs::read(&o.mp4).unwrap();
@@ -254,11 +202,7 @@ fn verify_json_reports_the_manifest_and_a_tampered_file_is_invalid() {
     let tampered = o.dir.join("tampered.mp4");
     std::fs::write(&tampered, &bytes).unwrap();
     let out = tessera(&["verify", tampered.to_str().unwrap(), "--json"], &o.keys);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["c2pa"]["valid"], false, "{v}");
     assert!(
@@ -276,33 +220,14 @@ fn no_provenance_writes_no_manifest_and_says_so() {
     let o = outputs();
     let out_png = o.dir.join("bare.png");
     let out = tessera(
-        &[
-            "image",
-            PROMPT,
-            "--size",
-            "64x64",
-            "--steps",
-            "2",
-            "-q",
-            "--no-provenance",
-            "-o",
-            out_png.to_str().unwrap(),
-        ],
+        &["image", PROMPT, "--size", "64x64", "--steps", "2", "-q", "--no-provenance", "-o", out_png.to_str().unwrap()],
         &o.keys,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no watermark and no C2PA manifest"));
     let out = tessera(&["verify", out_png.to_str().unwrap(), "--json"], &o.keys);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (v["c2pa"]["present"].as_bool(), v["c2pa"]["valid"].as_bool()),
-        (Some(false), None),
-        "{v}"
-    );
+    assert_eq!((v["c2pa"]["present"].as_bool(), v["c2pa"]["valid"].as_bool()), (Some(false), None), "{v}");
 }
 
 #[test]
@@ -322,23 +247,13 @@ fn keys_init_makes_a_ca_and_a_signer_and_keeps_existing_keys() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(keys.join("signer.key"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(keys.join("signer.key")).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let again = run(&[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     assert!(run(&["--force"]).status.success());
-    assert_ne!(
-        std::fs::read_to_string(keys.join("signer.pem")).unwrap(),
-        chain
-    );
+    assert_ne!(std::fs::read_to_string(keys.join("signer.pem")).unwrap(), chain);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -368,36 +283,14 @@ fn c2pa_python_validates_tesseras_manifests() {
     };
     let o = outputs();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c2pa_python.py");
-    let out = Command::new(py)
-        .arg(&script)
-        .arg(o.keys.join("ca.pem"))
-        .args([&o.mp4, &o.png])
-        .output()
-        .unwrap();
+    let out = Command::new(py).arg(&script).arg(o.keys.join("ca.pem")).args([&o.mp4, &o.png]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}");
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     for l in &lines {
-        assert_eq!(
-            l["failure"],
-            serde_json::json!(["signingCredential.untrusted"]),
-            "{l}"
-        );
-        assert!(
-            l["state_with_local_ca"]
-                .as_str()
-                .unwrap()
-                .contains("Trusted"),
-            "{l}"
-        );
+        assert_eq!(l["failure"], serde_json::json!(["signingCredential.untrusted"]), "{l}");
+        assert!(l["state_with_local_ca"].as_str().unwrap().contains("Trusted"), "{l}");
     }
 }

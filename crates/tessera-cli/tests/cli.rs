@@ -73,11 +73,8 @@ fn fails(args: &[String], out: &Path) -> String {
 #[test]
 fn safetensors_output_matches_diffusers_frames() {
     let dir = scratch("parity");
-    let refs = candle_core::safetensors::load(
-        pipeline_fixtures().join("wan21_unipc.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let refs =
+        candle_core::safetensors::load(pipeline_fixtures().join("wan21_unipc.safetensors"), &Device::Cpu).unwrap();
     let lat = dir.join("latents.safetensors");
     candle_core::safetensors::save(
         &std::collections::HashMap::from([("latents".to_string(), refs["latents"].clone())]),
@@ -157,39 +154,20 @@ fn bad_input_is_one_clear_error() {
     let e = fails(&with(&|a| set(a, "--model", "/nonexistent/model")), &out);
     assert!(e.contains("/nonexistent/model"), "{e}");
     let bad_out = dir.join("out.avi");
-    let e = fails(
-        &with(&|a| set(a, "-o", bad_out.to_str().unwrap())),
-        &bad_out,
-    );
+    let e = fails(&with(&|a| set(a, "-o", bad_out.to_str().unwrap())), &bad_out);
     assert!(e.contains(".avi") || e.contains("\"avi\""), "{e}");
 
     // A latents file without the `latents` tensor, and one with the wrong shape.
     let lat = dir.join("lat.safetensors");
     let zeros = Tensor::zeros((1, 16, 2, 4, 6), DType::F32, &Device::Cpu).unwrap();
-    candle_core::safetensors::save(
-        &std::collections::HashMap::from([("noise".to_string(), zeros.clone())]),
-        &lat,
-    )
-    .unwrap();
-    let e = fails(
-        &with(&|a| a.extend(["--latents".into(), lat.to_str().unwrap().into()])),
-        &out,
-    );
+    candle_core::safetensors::save(&std::collections::HashMap::from([("noise".to_string(), zeros.clone())]), &lat)
+        .unwrap();
+    let e = fails(&with(&|a| a.extend(["--latents".into(), lat.to_str().unwrap().into()])), &out);
     assert!(e.contains("latents") && e.contains("noise"), "{e}");
-    candle_core::safetensors::save(
-        &std::collections::HashMap::from([("latents".to_string(), zeros)]),
-        &lat,
-    )
-    .unwrap();
-    let e = fails(
-        &with(&|a| a.extend(["--latents".into(), lat.to_str().unwrap().into()])),
-        &out,
-    );
+    candle_core::safetensors::save(&std::collections::HashMap::from([("latents".to_string(), zeros)]), &lat).unwrap();
+    let e = fails(&with(&|a| a.extend(["--latents".into(), lat.to_str().unwrap().into()])), &out);
     assert!(e.contains("[1, 16, 3, 4, 6]"), "{e}");
-    let e = fails(
-        &with(&|a| a.extend(["--latents".into(), "/nonexistent.safetensors".into()])),
-        &out,
-    );
+    let e = fails(&with(&|a| a.extend(["--latents".into(), "/nonexistent.safetensors".into()])), &out);
     assert!(e.contains("/nonexistent.safetensors"), "{e}");
 }
 
@@ -220,17 +198,12 @@ fn broken_model_folders_name_the_file() {
     // Unknown class in a config.
     let m = copy_model("wan21", &dir.join("a"));
     let cfg = m.join("transformer/config.json");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("WanTransformer3DModel", "FluxTransformer2DModel");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("WanTransformer3DModel", "FluxTransformer2DModel");
     std::fs::write(&cfg, text).unwrap();
     let mut a = tiny_args(&out);
     a[2] = m.to_str().unwrap().into();
     let e = fails(&a, &out);
-    assert!(
-        e.contains("FluxTransformer2DModel") && e.contains("config.json"),
-        "{e}"
-    );
+    assert!(e.contains("FluxTransformer2DModel") && e.contains("config.json"), "{e}");
 
     // A tensor missing from the weights.
     let m = copy_model("wan21", &dir.join("b"));
@@ -240,19 +213,13 @@ fn broken_model_folders_name_the_file() {
     candle_core::safetensors::save(&t, &w).unwrap();
     a[2] = m.to_str().unwrap().into();
     let e = fails(&a, &out);
-    assert!(
-        e.contains("proj_out.weight") && e.contains("transformer"),
-        "{e}"
-    );
+    assert!(e.contains("proj_out.weight") && e.contains("transformer"), "{e}");
 
     // A tensor of the wrong shape.
     let m = copy_model("wan21", &dir.join("c"));
     let w = m.join("transformer/diffusion_pytorch_model.safetensors");
     let mut t = candle_core::safetensors::load(&w, &Device::Cpu).unwrap();
-    t.insert(
-        "proj_out.weight".into(),
-        Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap(),
-    );
+    t.insert("proj_out.weight".into(), Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap());
     candle_core::safetensors::save(&t, &w).unwrap();
     a[2] = m.to_str().unwrap().into();
     let e = fails(&a, &out);

@@ -37,7 +37,9 @@ impl Server {
                 l.lock().unwrap().push(line);
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("tessera serve did not start: {:?}", log.lock().unwrap()));
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("tessera serve did not start: {:?}", log.lock().unwrap()));
         Server { child, url, log }
     }
 
@@ -135,7 +137,11 @@ fn kill_9_during_a_job_loses_nothing() {
     let mut s = Server::start(&data, &["--lease-seconds", "1.5"], &[]);
     let (st, a) = call("POST", &format!("{}/v1/videos", s.url), Some(slow_job()));
     assert_eq!(st, 200, "{a}");
-    let (st, b) = call("POST", &format!("{}/v1/videos", s.url), Some(json!({"prompt": "a blue cube slides", "seconds": "1", "size": "64x64", "steps": 2})));
+    let (st, b) = call(
+        "POST",
+        &format!("{}/v1/videos", s.url),
+        Some(json!({"prompt": "a blue cube slides", "seconds": "1", "size": "64x64", "steps": 2})),
+    );
     assert_eq!(st, 200, "{b}");
     let (a, b) = (a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string());
     // Kill -9 while the first is being denoised.
@@ -215,7 +221,11 @@ fn servers_share_one_postgres_queue_and_s3_store() {
     let a = Server::start(&da, &[&common[..], &["--workers", "0"]].concat(), &env);
     let (st, j1) = call("POST", &format!("{}/v1/videos", a.url), Some(slow_job()));
     assert_eq!(st, 200, "{j1}");
-    let (_, j2) = call("POST", &format!("{}/v1/videos", a.url), Some(json!({"prompt": "a green ball rolls", "seconds": "1", "size": "64x64", "steps": 2})));
+    let (_, j2) = call(
+        "POST",
+        &format!("{}/v1/videos", a.url),
+        Some(json!({"prompt": "a green ball rolls", "seconds": "1", "size": "64x64", "steps": 2})),
+    );
     let (j1, j2) = (j1["id"].as_str().unwrap().to_string(), j2["id"].as_str().unwrap().to_string());
     std::thread::sleep(Duration::from_millis(500));
     let (_, v) = call("GET", &format!("{}/v1/videos/{j1}", a.url), None);
@@ -233,7 +243,10 @@ fn servers_share_one_postgres_queue_and_s3_store() {
     assert_eq!(frames_of(&get_bytes(&format!("{}/v1/videos/{j1}/content", a.url))), 25);
     assert_eq!(frames_of(&get_bytes(&format!("{}/v1/videos/{j2}/content", c.url))), 13);
     drop((a, c));
-    postgres::Client::connect(&pg, postgres::NoTls).unwrap().batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    postgres::Client::connect(&pg, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
     for d in [da, db_, dc] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -242,7 +255,11 @@ fn servers_share_one_postgres_queue_and_s3_store() {
 fn venv_python(module: &str) -> Option<PathBuf> {
     let venv = std::env::var("TESSERA_CI_VENV").unwrap_or_else(|_| "/tmp/tessera-ci-venv".into());
     let py = Path::new(&venv).join("bin/python");
-    let ok = Command::new(&py).args(["-c", &format!("import {module}")]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     ok.then_some(py)
 }
 

@@ -176,7 +176,20 @@ fn every_task_on_a_model_with_mask_channels() {
     assert_eq!(frames(&dir.join("long.safetensors")).len(), 25);
 
     // Images of another size.
-    ok(&["image", "a red ball", "--model", m, "--steps", "1", "--no-expand", "-q", "--size", "48x32", "-o", &p("still.png")]);
+    ok(&[
+        "image",
+        "a red ball",
+        "--model",
+        m,
+        "--steps",
+        "1",
+        "--no-expand",
+        "-q",
+        "--size",
+        "48x32",
+        "-o",
+        &p("still.png"),
+    ]);
     let still = frames(&dir.join("still.png"));
     assert_eq!((still.len(), still[0].width, still[0].height), (1, 48, 32));
 
@@ -184,15 +197,30 @@ fn every_task_on_a_model_with_mask_channels() {
     let out = dir.join("bad.gif");
     let o = p("bad.gif");
     let args = |extra: &[&str]| with(&[extra, &["-o", &o]].concat());
-    let e = fails(&args(&["--keyframe", &format!("{}@3", p("image.png"))]).iter().map(String::as_str).collect::<Vec<_>>(), &out);
+    let e = fails(
+        &args(&["--keyframe", &format!("{}@3", p("image.png"))]).iter().map(String::as_str).collect::<Vec<_>>(),
+        &out,
+    );
     assert!(e.contains("beyond"), "{e}");
-    let e = fails(&args(&["--edit", &p("in.gif"), "--strength", "1.5"]).iter().map(String::as_str).collect::<Vec<_>>(), &out);
+    let e = fails(
+        &args(&["--edit", &p("in.gif"), "--strength", "1.5"]).iter().map(String::as_str).collect::<Vec<_>>(),
+        &out,
+    );
     assert!(e.contains("--strength"), "{e}");
     let e = fails(&args(&["--image", &p("missing.png")]).iter().map(String::as_str).collect::<Vec<_>>(), &out);
     assert!(e.contains("missing.png"), "{e}");
-    let e = fails(&args(&["--edit", &p("in.gif"), "--interpolate", &p("in.gif")]).iter().map(String::as_str).collect::<Vec<_>>(), &out);
+    let e = fails(
+        &args(&["--edit", &p("in.gif"), "--interpolate", &p("in.gif")]).iter().map(String::as_str).collect::<Vec<_>>(),
+        &out,
+    );
     assert!(e.contains("cannot go together"), "{e}");
-    let e = fails(&args(&["--loop", "--video", &p("in.gif"), "--extend", "forward", "--seconds", "1"]).iter().map(String::as_str).collect::<Vec<_>>(), &out);
+    let e = fails(
+        &args(&["--loop", "--video", &p("in.gif"), "--extend", "forward", "--seconds", "1"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &out,
+    );
     assert!(e.contains("--loop"), "{e}");
     std::fs::write(dir.join("notimage.png"), b"hello").unwrap();
     let e = fails(&args(&["--image", &p("notimage.png")]).iter().map(String::as_str).collect::<Vec<_>>(), &out);

@@ -16,13 +16,30 @@ fn train_then_generate() {
     );
     std::fs::write(dir.join("run.toml"), config).unwrap();
     let bin = env!("CARGO_BIN_EXE_tessera");
-    let o = Command::new(bin).args(["train", "--config", dir.join("run.toml").to_str().unwrap(), "-q"]).output().unwrap();
+    let o =
+        Command::new(bin).args(["train", "--config", dir.join("run.toml").to_str().unwrap(), "-q"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let model = dir.join("run/model");
     assert!(dir.join("run/log.csv").exists() && dir.join("run/curves.png").exists());
     let out = dir.join("clip.mp4");
     let o = Command::new(bin)
-        .args(["generate", "a red ball bounces on a wooden floor", "--model", model.to_str().unwrap(), "--size", "32x32", "--frames", "5", "--steps", "3", "--max-sequence-length", "24", "-q", "-o", out.to_str().unwrap()])
+        .args([
+            "generate",
+            "a red ball bounces on a wooden floor",
+            "--model",
+            model.to_str().unwrap(),
+            "--size",
+            "32x32",
+            "--frames",
+            "5",
+            "--steps",
+            "3",
+            "--max-sequence-length",
+            "24",
+            "-q",
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -32,7 +49,18 @@ fn train_then_generate() {
     // --seconds counts frames at the model's 12 fps: 0.4 s -> 4.8 -> 5 frames.
     let gif = dir.join("clip.gif");
     let o = Command::new(bin)
-        .args(["generate", "red ball bouncing", "--model", model.to_str().unwrap(), "--seconds", "0.4", "--steps", "2", "-o", gif.to_str().unwrap()])
+        .args([
+            "generate",
+            "red ball bouncing",
+            "--model",
+            model.to_str().unwrap(),
+            "--seconds",
+            "0.4",
+            "--steps",
+            "2",
+            "-o",
+            gif.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -43,13 +71,36 @@ fn train_then_generate() {
     assert!((fps - 12.0).abs() < 0.5, "{fps}");
     // Words outside the world's vocabulary stop expansion, with the way around it.
     let o = Command::new(bin)
-        .args(["generate", "a giraffe dances", "--model", model.to_str().unwrap(), "--steps", "1", "-q", "-o", gif.to_str().unwrap()])
+        .args([
+            "generate",
+            "a giraffe dances",
+            "--model",
+            model.to_str().unwrap(),
+            "--steps",
+            "1",
+            "-q",
+            "-o",
+            gif.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("giraffe") && err.contains("--no-expand"), "{err}");
     let o = Command::new(bin)
-        .args(["generate", "a giraffe dances", "--no-expand", "--model", model.to_str().unwrap(), "--frames", "1", "--steps", "1", "-q", "-o", dir.join("img.png").to_str().unwrap()])
+        .args([
+            "generate",
+            "a giraffe dances",
+            "--no-expand",
+            "--model",
+            model.to_str().unwrap(),
+            "--frames",
+            "1",
+            "--steps",
+            "1",
+            "-q",
+            "-o",
+            dir.join("img.png").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

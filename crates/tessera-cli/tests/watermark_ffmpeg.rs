@@ -33,7 +33,20 @@ fn watermark_survives_x264_resize_crop_and_cut() {
     std::fs::create_dir_all(&dir).unwrap();
     let world = dir.join("world");
     let st = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["world", "render", "--count", "2", "--seed", "31337", "--seconds", "5", "--size", "256x144", "-q", "--out"])
+        .args([
+            "world",
+            "render",
+            "--count",
+            "2",
+            "--seed",
+            "31337",
+            "--seconds",
+            "5",
+            "--size",
+            "256x144",
+            "-q",
+            "--out",
+        ])
         .arg(&world)
         .status()
         .unwrap();
@@ -45,7 +58,12 @@ fn watermark_survives_x264_resize_crop_and_cut() {
         ("half", vec!["-vf", half, "-c:v", "libx264", "-crf", "18"]),
         ("crop10", vec!["-vf", crop, "-c:v", "libx264", "-crf", "18"]),
     ];
-    let mut clips: Vec<PathBuf> = std::fs::read_dir(&world).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect();
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(&world)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
     clips.sort();
     assert_eq!(clips.len(), 2);
     for (n, clip) in clips.iter().enumerate() {
@@ -73,13 +91,39 @@ fn watermark_survives_x264_resize_crop_and_cut() {
         }
         // The 2-second cut on its own.
         let out = dir.join(format!("{n}-cut2s.mp4"));
-        ffmpeg(&["-ss", "2", "-i", marked.to_str().unwrap(), "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", out.to_str().unwrap()]);
+        ffmpeg(&[
+            "-ss",
+            "2",
+            "-i",
+            marked.to_str().unwrap(),
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(detect(&read(&out), 96).payload, Some(payload), "clip {n} after cut2s");
     }
     // ffmpeg's synthetic test sources are not tessera's.
     for src in ["testsrc", "smptebars", "mandelbrot"] {
         let out = dir.join(format!("unmarked-{src}.mp4"));
-        ffmpeg(&["-f", "lavfi", "-i", &format!("{src}=size=256x144:rate=12"), "-t", "4", "-c:v", "libx264", "-crf", "23", "-pix_fmt", "yuv420p", out.to_str().unwrap()]);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("{src}=size=256x144:rate=12"),
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            out.to_str().unwrap(),
+        ]);
         assert!(!detect(&read(&out), 96).detected, "false positive on ffmpeg's {src}");
     }
     let _ = std::fs::remove_dir_all(&dir);

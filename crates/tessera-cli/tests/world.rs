@@ -32,7 +32,23 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn render(out: &Path, count: &str, seed: &str) {
-    run(&["world", "render", "--count", count, "--seed", seed, "--size", "96x64", "--seconds", "1.5", "--fps", "12", "--out", out.to_str().unwrap(), "-q"]);
+    run(&[
+        "world",
+        "render",
+        "--count",
+        count,
+        "--seed",
+        seed,
+        "--size",
+        "96x64",
+        "--seconds",
+        "1.5",
+        "--fps",
+        "12",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
 }
 
 #[test]
@@ -45,8 +61,13 @@ fn render_writes_mp4_and_json_per_clip_deterministically() {
         assert_eq!(tessera_media::mp4_top_level_boxes(&mp4).unwrap()[..3], ["ftyp", "moov", "mdat"]);
         let (frames, fps) = tessera_media::read_video(&mp4).unwrap();
         assert_eq!((frames.len(), frames[0].width, frames[0].height, fps), (18, 96, 64, 12.0));
-        assert_eq!(std::fs::read(&mp4).unwrap(), std::fs::read(b.join(format!("{stem}.mp4"))).unwrap(), "same seed, same bytes");
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join(format!("{stem}.json"))).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read(&mp4).unwrap(),
+            std::fs::read(b.join(format!("{stem}.mp4"))).unwrap(),
+            "same seed, same bytes"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(a.join(format!("{stem}.json"))).unwrap()).unwrap();
         for key in ["prompt", "caption", "spec"] {
             assert!(json.get(key).is_some(), "{stem}.json lacks {key}");
         }
@@ -66,7 +87,8 @@ fn prompts_are_json_lines_matching_the_rendered_clips() {
     let dir = scratch("prompts");
     render(&dir, "3", "5");
     for (i, l) in lines.iter().enumerate() {
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{i:06}.json"))).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{i:06}.json"))).unwrap()).unwrap();
         assert_eq!(l, &json, "line {i} is clip {i}");
     }
 }
@@ -90,13 +112,40 @@ fn expand_fills_in_a_short_prompt() {
 fn eval_scores_ground_truth_high_and_writes_reports() {
     let dir = scratch("eval");
     let videos = dir.join("videos");
-    run(&["world", "render", "--count", "4", "--seed", "9", "--size", "128x128", "--seconds", "3", "--fps", "12", "--out", videos.to_str().unwrap(), "-q"]);
+    run(&[
+        "world",
+        "render",
+        "--count",
+        "4",
+        "--seed",
+        "9",
+        "--size",
+        "128x128",
+        "--seconds",
+        "3",
+        "--fps",
+        "12",
+        "--out",
+        videos.to_str().unwrap(),
+        "-q",
+    ]);
     let suite = dir.join("suite.jsonl");
     let o = run(&["world", "prompts", "--count", "4", "--seed", "9", "--seconds", "3"]);
     std::fs::write(&suite, &o.stdout).unwrap();
     let report = dir.join("report.json");
     let html = dir.join("html");
-    let o = run(&["eval", "--suite", suite.to_str().unwrap(), "--videos", videos.to_str().unwrap(), "--out", report.to_str().unwrap(), "--html", html.to_str().unwrap(), "-q"]);
+    let o = run(&[
+        "eval",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--videos",
+        videos.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "-q",
+    ]);
     let summary = String::from_utf8(o.stdout).unwrap();
     assert!(summary.contains("mean") && summary.contains("000003.mp4"), "{summary}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -122,13 +171,29 @@ fn eval_scores_ground_truth_high_and_writes_reports() {
     std::fs::create_dir_all(&one).unwrap();
     let (frames, _) = tessera_media::read_video(&videos.join("000000.mp4")).unwrap();
     for (i, f) in frames.iter().enumerate() {
-        tessera_media::write_video(&one.join(format!("{i:04}.png")), std::slice::from_ref(f), 12.0, &Default::default()).unwrap();
+        tessera_media::write_video(
+            &one.join(format!("{i:04}.png")),
+            std::slice::from_ref(f),
+            12.0,
+            &Default::default(),
+        )
+        .unwrap();
     }
     let prompt_only = dir.join("prompt.jsonl");
-    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&suite).unwrap().lines().next().unwrap()).unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&suite).unwrap().lines().next().unwrap()).unwrap();
     std::fs::write(&prompt_only, format!("{}\n", serde_json::json!({ "prompt": line["prompt"] }))).unwrap();
     let out2 = dir.join("report2.json");
-    run(&["eval", "--suite", prompt_only.to_str().unwrap(), "--videos", frames_dir.to_str().unwrap(), "--out", out2.to_str().unwrap(), "-q"]);
+    run(&[
+        "eval",
+        "--suite",
+        prompt_only.to_str().unwrap(),
+        "--videos",
+        frames_dir.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "-q",
+    ]);
     let r2: serde_json::Value = serde_json::from_slice(&std::fs::read(&out2).unwrap()).unwrap();
     assert_eq!(r2["videos"][0]["file"], "clip");
     assert!(r2["mean"]["overall"].as_f64().unwrap() >= 0.8, "{r2}");

@@ -13,11 +13,7 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
         .map(|t| {
             let px = (0..w * h).flat_map(|i| {
                 let (x, y) = (i % w, i / w);
-                [
-                    ((x + 2 * t) % 256) as u8,
-                    ((y * 2) % 256) as u8,
-                    (((x + y) / 2 + t) % 256) as u8,
-                ]
+                [((x + 2 * t) % 256) as u8, ((y * 2) % 256) as u8, (((x + y) / 2 + t) % 256) as u8]
             });
             Frame::new(w, h, px.collect()).unwrap()
         })
@@ -25,10 +21,7 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let dir = std::env::temp_dir().join(format!("tessera-c2pa-bench-{}", std::process::id()));
     keys::init(&dir.join("keys"), "tessera", false).unwrap();
     let signing = Signing {

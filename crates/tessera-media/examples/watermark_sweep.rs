@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut raw_ok, mut enc_ok, mut clean_fp, mut psnr_sum) = (0, 0, 0, 0.0);
     for (i, f) in files.iter().enumerate() {
         let path = std::path::Path::new(f);
-        let (orig, fps) = if f.ends_with(".safetensors") { (raw_frames(path)?, 12.0) } else { tessera_media::read_video(path)? };
+        let (orig, fps) =
+            if f.ends_with(".safetensors") { (raw_frames(path)?, 12.0) } else { tessera_media::read_video(path)? };
         let base = std::env::var("WM_ID").ok().and_then(|v| u32::from_str_radix(&v, 16).ok()).unwrap_or(0x5EED_0000);
         let p = Payload { id: base.wrapping_add(i as u32) };
         let mut marked = orig.clone();
@@ -26,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let clean = detect(&orig, 96);
         let ext = if orig.len() > 1 { "mp4" } else { "png" };
         let tmp = std::path::PathBuf::from(format!("/tmp/watermark_sweep.{ext}"));
-        let bytes = tessera_media::encode_video(&tmp, &marked, if fps > 0.0 { fps } else { 12.0 }, &Default::default())?;
+        let bytes =
+            tessera_media::encode_video(&tmp, &marked, if fps > 0.0 { fps } else { 12.0 }, &Default::default())?;
         let (decoded, _) = tessera_media::decode_video(&tmp, &bytes)?;
         let enc = detect(&decoded, 96);
         raw_ok += (raw.payload == Some(p)) as usize;

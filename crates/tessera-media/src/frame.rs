@@ -34,11 +34,7 @@ impl Frame {
                 data.len()
             )));
         }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
+        Ok(Self { width, height, data })
     }
 
     /// A frame from f32 RGB in [0, 1], (H, W, 3) row-major, quantised with [`quantize`].
@@ -49,12 +45,7 @@ impl Frame {
     /// Mean squared error to another frame of the same size.
     pub fn mse(&self, other: &Frame) -> f64 {
         let n = self.data.len().max(1) as f64;
-        self.data
-            .iter()
-            .zip(&other.data)
-            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-            .sum::<f64>()
-            / n
+        self.data.iter().zip(&other.data).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>() / n
     }
 
     /// Peak signal-to-noise ratio in dB (infinite for identical frames).
@@ -73,14 +64,9 @@ impl Frame {
 pub fn frames_from_f32(data: &[f32], t: usize, height: usize, width: usize) -> Result<Vec<Frame>> {
     let per = height.saturating_mul(width).saturating_mul(3);
     if t == 0 || per == 0 || data.len() != t.saturating_mul(per) {
-        return Err(Error::Invalid(format!(
-            "{} values do not make {t} frames of {width}x{height} RGB",
-            data.len()
-        )));
+        return Err(Error::Invalid(format!("{} values do not make {t} frames of {width}x{height} RGB", data.len())));
     }
-    data.chunks(per)
-        .map(|px| Frame::from_f32(width, height, px))
-        .collect()
+    data.chunks(per).map(|px| Frame::from_f32(width, height, px)).collect()
 }
 
 /// A clip: same-sized frames at a constant rate.
@@ -94,10 +80,7 @@ pub struct Video {
 impl Video {
     /// From (T, H, W, 3) f32 in [0, 1], see [`frames_from_f32`].
     pub fn from_f32(data: &[f32], t: usize, height: usize, width: usize, fps: f64) -> Result<Self> {
-        Ok(Self {
-            frames: frames_from_f32(data, t, height, width)?,
-            fps,
-        })
+        Ok(Self { frames: frames_from_f32(data, t, height, width)?, fps })
     }
 
     /// Reads an MP4, GIF or PNG, see [`crate::read_video`].
@@ -135,10 +118,7 @@ mod tests {
             assert_eq!(quantize(x), want, "{x} * 255 = {}", x * 255.0);
         }
         assert_eq!(quantize(0.25), 64);
-        assert_eq!(
-            (quantize(-0.5), quantize(1.5), quantize(f32::NAN)),
-            (0, 255, 0)
-        );
+        assert_eq!((quantize(-0.5), quantize(1.5), quantize(f32::NAN)), (0, 255, 0));
     }
 
     #[test]

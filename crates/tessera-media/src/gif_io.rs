@@ -11,10 +11,8 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::new();
     {
-        let mut enc =
-            gif::Encoder::new(&mut out, w as u16, h as u16, &[]).map_err(|e| e.to_string())?;
-        enc.set_repeat(gif::Repeat::Infinite)
-            .map_err(|e| e.to_string())?;
+        let mut enc = gif::Encoder::new(&mut out, w as u16, h as u16, &[]).map_err(|e| e.to_string())?;
+        enc.set_repeat(gif::Repeat::Infinite).map_err(|e| e.to_string())?;
         // Delays are in hundredths of a second; carry the rounding error forward so
         // the average rate is right (e.g. 16 fps alternates 6 and 7).
         let mut clock = 0.0f64;
@@ -26,13 +24,7 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
             shown += delay;
             let palette = quantize::palette(&f.data, 256);
             let indices = quantize::map(&f.data, &palette);
-            let mut g = gif::Frame::from_palette_pixels(
-                w as u16,
-                h as u16,
-                indices,
-                palette.concat(),
-                None,
-            );
+            let mut g = gif::Frame::from_palette_pixels(w as u16, h as u16, indices, palette.concat(), None);
             g.delay = delay.min(u16::MAX as u32) as u16;
             enc.write_frame(&g).map_err(|e| e.to_string())?;
         }
@@ -51,12 +43,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
     let mut frames = Vec::new();
     let mut total_delay = 0u64;
     while let Some(f) = dec.read_next_frame().map_err(bad)? {
-        let (fx, fy, fw, fh) = (
-            f.left as usize,
-            f.top as usize,
-            f.width as usize,
-            f.height as usize,
-        );
+        let (fx, fy, fw, fh) = (f.left as usize, f.top as usize, f.width as usize, f.height as usize);
         let rect = |y: usize| (fy + y < h).then(|| ((fy + y) * w + fx.min(w)) * 4);
         let visible = fw.min(w.saturating_sub(fx));
         let before = (f.dispose == gif::DisposalMethod::Previous).then(|| canvas.clone());
@@ -92,10 +79,6 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
     if frames.is_empty() {
         return Err("GIF has no frames".into());
     }
-    let fps = if total_delay > 0 {
-        frames.len() as f64 * 100.0 / total_delay as f64
-    } else {
-        0.0
-    };
+    let fps = if total_delay > 0 { frames.len() as f64 * 100.0 / total_delay as f64 } else { 0.0 };
     Ok((frames, fps))
 }

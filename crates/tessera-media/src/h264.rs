@@ -8,8 +8,8 @@
 
 use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, MatrixCoefficients,
-    QpRange, RateControlMode, TransferCharacteristics, VuiConfig,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, MatrixCoefficients, QpRange,
+    RateControlMode, TransferCharacteristics, VuiConfig,
 };
 use openh264::formats::{YUVBuffer, YUVSource};
 use openh264::OpenH264API;
@@ -118,9 +118,7 @@ impl StreamEncoder {
             .background_detection(false)
             .adaptive_quantization(false)
             // An IDR every 2 seconds so players can seek.
-            .intra_frame_period(IntraFramePeriod::from_num_frames(
-                (fps * 2.0).round().clamp(1.0, 1e6) as u32,
-            ))
+            .intra_frame_period(IntraFramePeriod::from_num_frames((fps * 2.0).round().clamp(1.0, 1e6) as u32))
             // Say what `yuv.rs` does: BT.601 matrix, limited range; sRGB content, so BT.709
             // primaries with the sRGB transfer curve (H.264 Tables E-3..E-5).
             .vui(
@@ -129,8 +127,8 @@ impl StreamEncoder {
                     .matrix_coefficients(MatrixCoefficients::Smpte170M)
                     .full_range(false),
             );
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| format!("H.264 encoder: {e}"))?;
+        let encoder =
+            Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| format!("H.264 encoder: {e}"))?;
         Ok(StreamEncoder { encoder, width, height, fps, sps: Vec::new(), pps: Vec::new(), samples: Vec::new() })
     }
 
@@ -144,10 +142,7 @@ impl StreamEncoder {
         }
         let yuv = rgb_to_yuv420(&frame.data, self.width, self.height);
         let buf = YUVBuffer::from_vec(yuv.data, yuv.width, yuv.height);
-        let bs = self
-            .encoder
-            .encode(&buf)
-            .map_err(|e| format!("H.264 encoder, frame {i}: {e}"))?;
+        let bs = self.encoder.encode(&buf).map_err(|e| format!("H.264 encoder, frame {i}: {e}"))?;
         let mut data = Vec::new();
         let mut sync = false;
         for layer in (0..bs.num_layers()).filter_map(|l| bs.layer(l)) {
@@ -192,20 +187,14 @@ impl StreamEncoder {
 /// Converts one decoded picture, cropped to the display size, to an RGB frame.
 fn to_frame(yuv: &dyn YUVSource, (w, h): (usize, usize)) -> Result<Frame, String> {
     let (dw, dh) = yuv.dimensions();
-    let (cw, ch) = if w == 0 || h == 0 {
-        (dw, dh)
-    } else {
-        (w.min(dw), h.min(dh))
-    };
+    let (cw, ch) = if w == 0 || h == 0 { (dw, dh) } else { (w.min(dw), h.min(dh)) };
     let (sy, su, sv) = yuv.strides();
     let fits = |plane: &[u8], stride: usize, cols: usize, rows: usize| {
         rows == 0 || stride >= cols && plane.len() >= (rows - 1) * stride + cols
     };
     let (hw, hh) = (cw.div_ceil(2), ch.div_ceil(2));
     if !(fits(yuv.y(), sy, cw, ch) && fits(yuv.u(), su, hw, hh) && fits(yuv.v(), sv, hw, hh)) {
-        return Err(format!(
-            "H.264 decoder returned a malformed {dw}x{dh} picture"
-        ));
+        return Err(format!("H.264 decoder returned a malformed {dw}x{dh} picture"));
     }
     let rgb = yuv420_to_rgb((yuv.y(), yuv.u(), yuv.v()), (sy, su, sv), cw, ch);
     Frame::new(cw, ch, rgb).map_err(|e| e.to_string())
@@ -216,23 +205,17 @@ pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
     // No flush after each call: with B-frames (x264's default) the decoder must hold
     // pictures back to reorder them; the rest come out of `flush_remaining`.
     let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
-    let mut decoder = Decoder::with_api_config(OpenH264API::from_source(), config)
-        .map_err(|e| format!("H.264 decoder: {e}"))?;
+    let mut decoder =
+        Decoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| format!("H.264 decoder: {e}"))?;
     let annex_b = |out: &mut Vec<u8>, nal: &[u8]| {
         out.extend_from_slice(&[0, 0, 0, 1]);
         out.extend_from_slice(nal);
     };
     let size = (stream.width, stream.height);
     let mut header = Vec::new();
-    stream
-        .sps
-        .iter()
-        .chain(&stream.pps)
-        .for_each(|p| annex_b(&mut header, p));
+    stream.sps.iter().chain(&stream.pps).for_each(|p| annex_b(&mut header, p));
     if !header.is_empty() {
-        decoder
-            .decode(&header)
-            .map_err(|e| format!("H.264 parameter sets: {e}"))?;
+        decoder.decode(&header).map_err(|e| format!("H.264 parameter sets: {e}"))?;
     }
     let n = stream.nal_length_size;
     let mut frames = Vec::with_capacity(stream.samples.len());
@@ -240,9 +223,7 @@ pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
         let mut packet = Vec::with_capacity(s.data.len() + 16);
         let mut p = 0;
         while p + n <= s.data.len() {
-            let len = s.data[p..p + n]
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            let len = s.data[p..p + n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
             let nal = s
                 .data
                 .get(p + n..p + n + len)
@@ -250,17 +231,11 @@ pub fn decode(stream: &Stream) -> Result<Vec<Frame>, String> {
             annex_b(&mut packet, nal);
             p += n + len;
         }
-        if let Some(yuv) = decoder
-            .decode(&packet)
-            .map_err(|e| format!("H.264 frame {i}: {e}"))?
-        {
+        if let Some(yuv) = decoder.decode(&packet).map_err(|e| format!("H.264 frame {i}: {e}"))? {
             frames.push(to_frame(&yuv, size)?);
         }
     }
-    for yuv in decoder
-        .flush_remaining()
-        .map_err(|e| format!("H.264 flush: {e}"))?
-    {
+    for yuv in decoder.flush_remaining().map_err(|e| format!("H.264 flush: {e}"))? {
         frames.push(to_frame(&yuv, size)?);
     }
     Ok(frames)

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use p256::ecdsa::signature::Signer as _;
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
+    KeyUsagePurpose, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 
@@ -38,17 +38,13 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("chain_pem", &self.chain_pem.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Credentials").field("chain_pem", &self.chain_pem.len()).finish_non_exhaustive()
     }
 }
 
 /// Whether `dir` holds a complete set of credentials.
 pub fn exist(dir: &Path) -> bool {
-    [SIGNER_CHAIN, SIGNER_KEY, CA_CERT]
-        .iter()
-        .all(|f| dir.join(f).is_file())
+    [SIGNER_CHAIN, SIGNER_KEY, CA_CERT].iter().all(|f| dir.join(f).is_file())
 }
 
 /// Reads the credentials in `dir`.
@@ -57,10 +53,7 @@ pub fn load(dir: &Path) -> Result<Credentials> {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|source| Error::Read { path, source })
     };
-    Ok(Credentials {
-        chain_pem: read(SIGNER_CHAIN)?,
-        key_pem: read(SIGNER_KEY)?,
-    })
+    Ok(Credentials { chain_pem: read(SIGNER_CHAIN)?, key_pem: read(SIGNER_KEY)? })
 }
 
 /// The local CA's certificate (PEM) in `dir`, if there is one.
@@ -78,20 +71,11 @@ pub fn init(dir: &Path, subject: &str, force: bool) -> Result<()> {
             dir.display()
         )));
     }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|source| Error::Write {
-        path: parent.to_path_buf(),
-        source,
-    })?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
     let staging = crate::temp_path(dir);
     let written = (|| -> Result<()> {
-        std::fs::create_dir_all(&staging).map_err(|source| Error::Write {
-            path: staging.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&staging).map_err(|source| Error::Write { path: staging.clone(), source })?;
         let (ca, chain, key) = generate(subject)?;
         write_file(&staging.join(CA_CERT), ca.as_bytes(), 0o644)?;
         write_file(&staging.join(SIGNER_CHAIN), chain.as_bytes(), 0o644)?;
@@ -101,10 +85,8 @@ pub fn init(dir: &Path, subject: &str, force: bool) -> Result<()> {
     let moved = written.and_then(|_| {
         if force && dir.exists() {
             for f in [CA_CERT, SIGNER_CHAIN, SIGNER_KEY] {
-                std::fs::rename(staging.join(f), dir.join(f)).map_err(|source| Error::Write {
-                    path: dir.join(f),
-                    source,
-                })?;
+                std::fs::rename(staging.join(f), dir.join(f))
+                    .map_err(|source| Error::Write { path: dir.join(f), source })?;
             }
             return Ok(());
         }
@@ -114,19 +96,12 @@ pub fn init(dir: &Path, subject: &str, force: bool) -> Result<()> {
             Err(_) if exist(dir) => Ok(()),
             Err(_) if dir.is_dir() => {
                 for f in [CA_CERT, SIGNER_CHAIN, SIGNER_KEY] {
-                    std::fs::rename(staging.join(f), dir.join(f)).map_err(|source| {
-                        Error::Write {
-                            path: dir.join(f),
-                            source,
-                        }
-                    })?;
+                    std::fs::rename(staging.join(f), dir.join(f))
+                        .map_err(|source| Error::Write { path: dir.join(f), source })?;
                 }
                 Ok(())
             }
-            Err(source) => Err(Error::Write {
-                path: dir.to_path_buf(),
-                source,
-            }),
+            Err(source) => Err(Error::Write { path: dir.to_path_buf(), source }),
         }
     });
     let _ = std::fs::remove_dir_all(&staging);
@@ -143,10 +118,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     opts.open(path)
         .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .map_err(|source| Error::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(|source| Error::Write { path: path.to_path_buf(), source })
 }
 
 /// A fresh P-256 key, as rcgen signs with it (rcgen's own keys need ring, C code).
@@ -159,15 +131,10 @@ impl P256Key {
     fn random() -> Result<Self> {
         loop {
             let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes)
-                .map_err(|e| Error::Invalid(format!("no randomness for a key: {e}")))?;
+            getrandom::fill(&mut bytes).map_err(|e| Error::Invalid(format!("no randomness for a key: {e}")))?;
             // Out-of-range scalars (probability ~2^-32) are simply redrawn.
             if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&bytes) {
-                let public = key
-                    .verifying_key()
-                    .to_encoded_point(false)
-                    .as_bytes()
-                    .to_vec();
+                let public = key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
                 return Ok(P256Key { key, public });
             }
         }
@@ -199,8 +166,7 @@ fn params(name: &str, key: &P256Key, years: i64) -> Result<CertificateParams> {
     dn.push(DnType::OrganizationName, "tessera (local)");
     p.distinguished_name = dn;
     let mut serial = [0u8; 16];
-    getrandom::fill(&mut serial)
-        .map_err(|e| Error::Invalid(format!("no randomness for a serial: {e}")))?;
+    getrandom::fill(&mut serial).map_err(|e| Error::Invalid(format!("no randomness for a serial: {e}")))?;
     serial[0] &= 0x7f;
     p.serial_number = Some(SerialNumber::from_slice(&serial));
     p.key_identifier_method = KeyIdMethod::PreSpecified(Sha256::digest(&key.public)[..20].to_vec());
@@ -213,26 +179,19 @@ fn params(name: &str, key: &P256Key, years: i64) -> Result<CertificateParams> {
 
 /// (CA certificate, signer chain, signer key), all PEM.
 fn generate(subject: &str) -> Result<(String, String, String)> {
-    let err =
-        |e: rcgen::Error| Error::Invalid(format!("cannot make the signing certificates: {e}"));
+    let err = |e: rcgen::Error| Error::Invalid(format!("cannot make the signing certificates: {e}"));
     let ca_key = P256Key::random()?;
     let mut ca = params(&format!("{subject} local CA"), &ca_key, 20)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
 
     let leaf_key = P256Key::random()?;
     let mut leaf = params(&format!("{subject} signer"), &leaf_key, 10)?;
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::EmailProtection,
-        ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING.to_vec()),
-    ];
+    leaf.extended_key_usages =
+        vec![ExtendedKeyUsagePurpose::EmailProtection, ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING.to_vec())];
     leaf.use_authority_key_identifier_extension = true;
     let issuer = Issuer::new(ca, ca_key);
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
@@ -242,11 +201,7 @@ fn generate(subject: &str) -> Result<(String, String, String)> {
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| Error::Invalid(format!("cannot encode the signing key: {e}")))?;
     let ca_pem = ca_cert.pem();
-    Ok((
-        ca_pem.clone(),
-        format!("{}{}", leaf_cert.pem(), ca_pem),
-        key_pem.to_string(),
-    ))
+    Ok((ca_pem.clone(), format!("{}{}", leaf_cert.pem(), ca_pem), key_pem.to_string()))
 }
 
 /// $TESSERA_KEYS, else $XDG_CONFIG_HOME/tessera/keys, else ~/.config/tessera/keys.

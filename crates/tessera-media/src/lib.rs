@@ -7,11 +7,11 @@ mod frame;
 mod gif_io;
 mod h264;
 pub mod keys;
+pub mod marks;
 mod mp4;
 mod png_io;
 pub mod provenance;
 mod quantize;
-pub mod marks;
 pub mod resize;
 pub mod visible;
 pub mod watermark;
@@ -76,20 +76,13 @@ enum Kind {
 }
 
 fn kind(path: &Path) -> Result<Kind> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
         "mp4" => Ok(Kind::Mp4),
         "gif" => Ok(Kind::Gif),
         "png" => Ok(Kind::Png),
         "jpg" | "jpeg" => Ok(Kind::Jpeg),
-        _ => Err(Error::UnknownExtension {
-            path: path.to_path_buf(),
-            ext,
-        }),
+        _ => Err(Error::UnknownExtension { path: path.to_path_buf(), ext }),
     }
 }
 
@@ -97,10 +90,7 @@ fn kind(path: &Path) -> Result<Kind> {
 /// so the final rename is atomic), unique per process and write.
 pub fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}.{}-{n}.partial", std::process::id()))
 }
@@ -117,10 +107,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(source) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Write {
-            path: path.to_path_buf(),
-            source,
-        });
+        return Err(Error::Write { path: path.to_path_buf(), source });
     }
     Ok(())
 }
@@ -136,28 +123,16 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions)
 /// whose name titles the C2PA manifest), kept in memory.
 pub fn encode_video(path: &Path, frames: &[Frame], fps: f64, opts: &WriteOptions) -> Result<Vec<u8>> {
     let kind = kind(path)?;
-    let first = frames
-        .first()
-        .ok_or_else(|| Error::Invalid(format!("no frames to write to {}", path.display())))?;
-    if frames
-        .iter()
-        .any(|f| f.width != first.width || f.height != first.height)
-    {
-        return Err(Error::Invalid(format!(
-            "frames written to {} differ in size",
-            path.display()
-        )));
+    let first = frames.first().ok_or_else(|| Error::Invalid(format!("no frames to write to {}", path.display())))?;
+    if frames.iter().any(|f| f.width != first.width || f.height != first.height) {
+        return Err(Error::Invalid(format!("frames written to {} differ in size", path.display())));
     }
     if !(fps.is_finite() && fps > 0.0) {
-        return Err(Error::Invalid(format!(
-            "frame rate {fps} for {} is not a positive number",
-            path.display()
-        )));
+        return Err(Error::Invalid(format!("frame rate {fps} for {} is not a positive number", path.display())));
     }
     let bytes = match kind {
         Kind::Mp4 => {
-            let stream =
-                h264::encode(frames, fps, opts.quality).map_err(|m| format_err(path, m))?;
+            let stream = h264::encode(frames, fps, opts.quality).map_err(|m| format_err(path, m))?;
             mp4::mux(&stream).map_err(|m| format_err(path, m))?
         }
         Kind::Gif => gif_io::encode(frames, fps).map_err(|m| format_err(path, m))?,
@@ -190,10 +165,7 @@ impl VideoWriter {
             return Err(jpeg_not_written(path));
         }
         if !(fps.is_finite() && fps > 0.0) {
-            return Err(Error::Invalid(format!(
-                "frame rate {fps} for {} is not a positive number",
-                path.display()
-            )));
+            return Err(Error::Invalid(format!("frame rate {fps} for {} is not a positive number", path.display())));
         }
         let inner = if k == Kind::Mp4 { WriterKind::Mp4(None) } else { WriterKind::Frames(Vec::new()) };
         Ok(VideoWriter { path: path.to_path_buf(), fps, opts: opts.clone(), inner })
@@ -221,7 +193,8 @@ impl VideoWriter {
     pub fn finish(self) -> Result<()> {
         match self.inner {
             WriterKind::Mp4(enc) => {
-                let enc = enc.ok_or_else(|| Error::Invalid(format!("no frames to write to {}", self.path.display())))?;
+                let enc =
+                    enc.ok_or_else(|| Error::Invalid(format!("no frames to write to {}", self.path.display())))?;
                 let stream = enc.finish().map_err(|m| format_err(&self.path, m))?;
                 let bytes = mp4::mux(&stream).map_err(|m| format_err(&self.path, m))?;
                 let bytes = finish_bytes(&self.path, bytes, &self.opts)?;
@@ -261,10 +234,7 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Frame, String> {
 /// 0 fps).
 pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
     kind(path)?;
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     decode_video(path, &bytes)
 }
 
@@ -282,18 +252,12 @@ pub fn decode_video(path: &Path, bytes: &[u8]) -> Result<(Vec<Frame>, f64)> {
 
 /// The top-level boxes of an MP4 file in order, e.g. ["ftyp", "moov", "mdat"].
 pub fn mp4_top_level_boxes(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     mp4::top_level_boxes(&bytes).map_err(|m| format_err(path, m))
 }
 
 fn format_err(path: &Path, message: String) -> Error {
-    Error::Format {
-        path: path.to_path_buf(),
-        message,
-    }
+    Error::Format { path: path.to_path_buf(), message }
 }
 
 #[cfg(test)]

@@ -29,9 +29,10 @@ impl Marks {
         }
         if let Some(p) = self.invisible {
             let still = self.still;
-            self.embedder.get_or_insert_with(|| if still { Embedder::still(f, p) } else { Embedder::new(f, p) }).mark(f, self.index);
+            self.embedder
+                .get_or_insert_with(|| if still { Embedder::still(f, p) } else { Embedder::new(f, p) })
+                .mark(f, self.index);
         }
         self.index += 1;
     }
 }
-

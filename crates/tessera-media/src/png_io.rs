@@ -18,13 +18,9 @@ pub fn encode(f: &Frame) -> Result<Vec<u8>, String> {
 pub fn decode(bytes: &[u8]) -> Result<Frame, String> {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = dec
-        .read_info()
-        .map_err(|e| format!("not a readable PNG ({e})"))?;
+    let mut reader = dec.read_info().map_err(|e| format!("not a readable PNG ({e})"))?;
     let mut buf = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
-    let info = reader
-        .next_frame(&mut buf)
-        .map_err(|e| format!("not a readable PNG ({e})"))?;
+    let info = reader.next_frame(&mut buf).map_err(|e| format!("not a readable PNG ({e})"))?;
     let (w, h) = (info.width as usize, info.height as usize);
     let px = &buf[..info.buffer_size()];
     let rgb: Vec<u8> = match info.color_type {

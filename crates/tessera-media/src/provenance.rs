@@ -19,8 +19,7 @@ use crate::keys::Credentials;
 use crate::{Error, Result};
 
 /// IPTC's digital source type for media made by a trained model.
-pub const TRAINED_ALGORITHMIC_MEDIA: &str =
-    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+pub const TRAINED_ALGORITHMIC_MEDIA: &str = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
 /// The label of tessera's own assertion.
 pub const GENERATION_LABEL: &str = "org.tessera.generation";
 
@@ -49,10 +48,7 @@ pub struct Signing {
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Claim {
@@ -115,17 +111,13 @@ impl Signing {
             c2pa::SigningAlg::Es256,
             None,
         )
-        .map_err(c2pa_err(
-            "the signing key or certificate is not usable (run `tessera keys init --force`)",
-        ))?;
+        .map_err(c2pa_err("the signing key or certificate is not usable (run `tessera keys init --force`)"))?;
         let context = c2pa::Context::new();
         let mut builder = c2pa::Builder::from_context(context)
             .with_definition(self.claim.definition(title, mime).to_string())
             .map_err(c2pa_err("the manifest definition"))?;
         let mut out = Cursor::new(Vec::with_capacity(bytes.len() + 32 * 1024));
-        builder
-            .sign(signer.as_ref(), mime, &mut Cursor::new(bytes), &mut out)
-            .map_err(c2pa_err("signing"))?;
+        builder.sign(signer.as_ref(), mime, &mut Cursor::new(bytes), &mut out).map_err(c2pa_err("signing"))?;
         Ok(out.into_inner())
     }
 }
@@ -186,15 +178,9 @@ pub fn read(bytes: &[u8], mime: &str, anchors: Option<&str>) -> Report {
     report.present = true;
     let state = reader.validation_state();
     report.state = Some(format!("{state:?}"));
-    report.valid = matches!(
-        state,
-        c2pa::ValidationState::Valid | c2pa::ValidationState::Trusted
-    );
+    report.valid = matches!(state, c2pa::ValidationState::Valid | c2pa::ValidationState::Trusted);
     report.trusted = matches!(state, c2pa::ValidationState::Trusted);
-    if let Some(codes) = reader
-        .validation_results()
-        .and_then(|r| r.active_manifest())
-    {
+    if let Some(codes) = reader.validation_results().and_then(|r| r.active_manifest()) {
         let list = |v: &Vec<c2pa::validation_status::ValidationStatus>| {
             v.iter().map(|s| s.code().to_string()).collect::<Vec<_>>()
         };
@@ -203,36 +189,21 @@ pub fn read(bytes: &[u8], mime: &str, anchors: Option<&str>) -> Report {
         report.informational = list(codes.informational());
     }
     let store: Value = serde_json::from_str(&reader.json()).unwrap_or(Value::Null);
-    let Some(manifest) = store["active_manifest"]
-        .as_str()
-        .map(|l| &store["manifests"][l])
-    else {
+    let Some(manifest) = store["active_manifest"].as_str().map(|l| &store["manifests"][l]) else {
         return report;
     };
-    report.issuer = manifest["signature_info"]["issuer"]
-        .as_str()
-        .map(String::from);
-    report.signer = manifest["signature_info"]["common_name"]
-        .as_str()
-        .map(String::from);
-    report.generator = manifest["claim_generator_info"][0]["name"]
-        .as_str()
-        .map(
-            |n| match manifest["claim_generator_info"][0]["version"].as_str() {
-                Some(v) => format!("{n} {v}"),
-                None => n.to_string(),
-            },
-        );
+    report.issuer = manifest["signature_info"]["issuer"].as_str().map(String::from);
+    report.signer = manifest["signature_info"]["common_name"].as_str().map(String::from);
+    report.generator = manifest["claim_generator_info"][0]["name"].as_str().map(|n| {
+        match manifest["claim_generator_info"][0]["version"].as_str() {
+            Some(v) => format!("{n} {v}"),
+            None => n.to_string(),
+        }
+    });
     for a in manifest["assertions"].as_array().into_iter().flatten() {
         let label = a["label"].as_str().unwrap_or_default();
         if label == "c2pa.actions" || label.starts_with("c2pa.actions.v") {
-            report.actions.extend(
-                a["data"]["actions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .cloned(),
-            );
+            report.actions.extend(a["data"]["actions"].as_array().into_iter().flatten().cloned());
         } else if label == GENERATION_LABEL {
             report.generation = Some(a["data"].clone());
         }

@@ -51,9 +51,7 @@ fn best_split(bins: &mut [Bin]) -> usize {
         let m = s[k] / w;
         bins.iter().map(|b| b.w * (b.c[k] - m).powi(2)).sum::<f64>()
     };
-    let axis = (0..3)
-        .max_by(|&a, &b| var(a).total_cmp(&var(b)))
-        .unwrap_or(0);
+    let axis = (0..3).max_by(|&a, &b| var(a).total_cmp(&var(b))).unwrap_or(0);
     bins.sort_unstable_by(|a, b| a.c[axis].total_cmp(&b.c[axis]));
     let (mut lw, mut ls, mut ls2) = (0.0, [0.0; 3], 0.0);
     let (tw, ts, ts2) = sums(bins);
@@ -75,9 +73,7 @@ fn best_split(bins: &mut [Bin]) -> usize {
 
 fn nearest(palette: &[[f64; 3]], c: [f64; 3]) -> usize {
     let d = |p: &[f64; 3]| (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
-    (0..palette.len())
-        .min_by(|&a, &b| d(&palette[a]).total_cmp(&d(&palette[b])))
-        .unwrap_or(0)
+    (0..palette.len()).min_by(|&a, &b| d(&palette[a]).total_cmp(&d(&palette[b]))).unwrap_or(0)
 }
 
 /// A palette of at most `k` colours for RGB8 pixels.
@@ -98,8 +94,7 @@ pub fn palette(rgb: &[u8], k: usize) -> Vec<[u8; 3]> {
     // Histogram of 32x32x32 cells with the exact mean colour of each.
     let mut hist = vec![(0u32, [0u64; 3]); 1 << 15];
     for p in rgb.chunks_exact(3) {
-        let cell =
-            &mut hist[(p[0] as usize >> 3) << 10 | (p[1] as usize >> 3) << 5 | p[2] as usize >> 3];
+        let cell = &mut hist[(p[0] as usize >> 3) << 10 | (p[1] as usize >> 3) << 5 | p[2] as usize >> 3];
         cell.0 += 1;
         for (sum, &v) in cell.1.iter_mut().zip(p) {
             *sum += v as u64;
@@ -108,10 +103,7 @@ pub fn palette(rgb: &[u8], k: usize) -> Vec<[u8; 3]> {
     let mut bins: Vec<Bin> = hist
         .iter()
         .filter(|(n, _)| *n > 0)
-        .map(|(n, s)| Bin {
-            w: *n as f64,
-            c: s.map(|x| x as f64 / *n as f64),
-        })
+        .map(|(n, s)| Bin { w: *n as f64, c: s.map(|x| x as f64 / *n as f64) })
         .collect();
     // Median cut: boxes are ranges of `bins`; split the worst until there are k.
     let mut boxes: Vec<(usize, usize)> = vec![(0, bins.len())];
@@ -148,20 +140,13 @@ pub fn palette(rgb: &[u8], k: usize) -> Vec<[u8; 3]> {
             }
         }
     }
-    centres
-        .iter()
-        .map(|c| c.map(|x| x.round().clamp(0.0, 255.0) as u8))
-        .collect()
+    centres.iter().map(|c| c.map(|x| x.round().clamp(0.0, 255.0) as u8)).collect()
 }
 
 /// Palette indices of RGB8 pixels: exact for palette colours, otherwise the entry nearest
 /// to the centre of the pixel's 6-bit-per-channel cell (within 2 levels of the pixel).
 pub fn map(rgb: &[u8], palette: &[[u8; 3]]) -> Vec<u8> {
-    let exact: HashMap<[u8; 3], u8> = palette
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c, i as u8))
-        .collect();
+    let exact: HashMap<[u8; 3], u8> = palette.iter().enumerate().map(|(i, &c)| (c, i as u8)).collect();
     let centres: Vec<[f64; 3]> = palette.iter().map(|c| c.map(f64::from)).collect();
     let mut cache = vec![u16::MAX; 1 << 18];
     rgb.chunks_exact(3)
@@ -196,20 +181,14 @@ mod tests {
     #[test]
     fn a_gradient_gets_a_close_palette() {
         // 4096 colours in a plane: more than 256, so it must quantise.
-        let rgb: Vec<u8> = (0..4096u32)
-            .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 128])
-            .collect();
+        let rgb: Vec<u8> = (0..4096u32).flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 128]).collect();
         let p = palette(&rgb, 256);
         assert!(p.len() <= 256);
         let idx = map(&rgb, &p);
         let err: f64 = rgb
             .chunks(3)
             .zip(&idx)
-            .map(|(c, &i)| {
-                (0..3)
-                    .map(|k| (c[k] as f64 - p[i as usize][k] as f64).powi(2))
-                    .sum::<f64>()
-            })
+            .map(|(c, &i)| (0..3).map(|k| (c[k] as f64 - p[i as usize][k] as f64).powi(2)).sum::<f64>())
             .sum::<f64>()
             / rgb.len() as f64;
         // The best 256-colour palette for this 64x64 grid of step 4 has 4x4 tiles: a mean

@@ -332,7 +332,9 @@ impl Embedder {
         fold(&hp, self.width, self.height, self.cell, &mut sub);
         let t = at_phase(&sub, 0, 0);
         let mean = t.iter().sum::<f64>() / CELLS as f64;
-        std::array::from_fn(|k| (0..CELLS).map(|c| (t[c] - mean) * code(k, c, &self.pn) as f64).sum::<f64>() * sign as f64)
+        std::array::from_fn(|k| {
+            (0..CELLS).map(|c| (t[c] - mean) * code(k, c, &self.pn) as f64).sum::<f64>() * sign as f64
+        })
     }
 
     /// The direction the message wants code k's response in.
@@ -481,7 +483,8 @@ pub fn embed(frames: &mut [Frame], payload: Payload) {
 /// Luma minus its box blur (radius r): the picture's low frequencies removed.
 fn highpass(frame: &Frame, r: usize) -> Vec<f32> {
     let (w, h) = (frame.width, frame.height);
-    let y: Vec<f32> = frame.data.chunks_exact(3).map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).collect();
+    let y: Vec<f32> =
+        frame.data.chunks_exact(3).map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).collect();
     // Separable box blur with clamped edges, via prefix sums.
     let blur1 = |src: &[f32], len: usize, stride: usize, count: usize, step: usize| -> Vec<f32> {
         let mut out = vec![0f32; src.len()];
@@ -537,7 +540,8 @@ const SUBN: usize = N * SUB;
 /// pixels with floor((x + 0.5) / cell + q / 4) = k: one pass serves all 16 phases.
 fn fold(hp: &[f32], width: usize, height: usize, cell: f64, acc: &mut [f64]) {
     let inv = SUB as f64 / cell;
-    let cols: Vec<usize> = (0..width).map(|x| (((x as f64 + 0.5) * inv).floor() as i64).rem_euclid(SUBN as i64) as usize).collect();
+    let cols: Vec<usize> =
+        (0..width).map(|x| (((x as f64 + 0.5) * inv).floor() as i64).rem_euclid(SUBN as i64) as usize).collect();
     for y in 0..height {
         let r = (((y as f64 + 0.5) * inv).floor() as i64).rem_euclid(SUBN as i64) as usize * SUBN;
         let row = &hp[y * width..(y + 1) * width];
@@ -638,7 +642,9 @@ pub fn detect(frames: &[Frame], max_frames: usize) -> Detection {
     // High-passed at the radius of the frame's coarse cell size, and at the fine one's
     // for candidates nearer the fine size (a mark the embedder put at fine cells).
     let (coarse_cell, fine_cell) = (cell_size(w, h), fine_cell_size(w, h));
-    let high = |r: usize| -> Vec<Vec<f32>> { frames[..n].iter().filter(|f| f.width == w && f.height == h).map(|f| highpass(f, r)).collect() };
+    let high = |r: usize| -> Vec<Vec<f32>> {
+        frames[..n].iter().filter(|f| f.width == w && f.height == h).map(|f| highpass(f, r)).collect()
+    };
     let hps = high(hp_radius(coarse_cell));
     let fine_hps = (hp_radius(fine_cell) != hp_radius(coarse_cell)).then(|| high(hp_radius(fine_cell)));
     let split = (coarse_cell * fine_cell).sqrt();
@@ -739,7 +745,11 @@ mod tests {
                         s ^= s << 17;
                         let noise = (s % 3) as f32 - 1.0;
                         let inside = (x + 2 * t) % w < w / 3 && y > h / 3 && y < 2 * h / 3;
-                        let base = if inside { [220.0, 60.0, 40.0] } else { [x as f32 * 200.0 / w as f32, y as f32 * 180.0 / h as f32, 90.0] };
+                        let base = if inside {
+                            [220.0, 60.0, 40.0]
+                        } else {
+                            [x as f32 * 200.0 / w as f32, y as f32 * 180.0 / h as f32, 90.0]
+                        };
                         for c in 0..3 {
                             data[(y * w + x) * 3 + c] = (base[c] + noise).clamp(0.0, 255.0) as u8;
                         }
@@ -760,7 +770,8 @@ mod tests {
             s ^= s << 17;
             s
         };
-        let block: Vec<[f32; 3]> = (0..(w / 16 + 1) * (h / 16 + 1)).map(|_| std::array::from_fn(|_| 40.0 + (next() % 170) as f32)).collect();
+        let block: Vec<[f32; 3]> =
+            (0..(w / 16 + 1) * (h / 16 + 1)).map(|_| std::array::from_fn(|_| 40.0 + (next() % 170) as f32)).collect();
         let blob: Vec<f32> = (0..(w / 4 + 1) * (h / 4 + 1)).map(|_| (next() % 25) as f32 - 12.0).collect();
         let mut data = vec![0u8; w * h * 3];
         for y in 0..h {
@@ -786,7 +797,11 @@ mod tests {
             let p = Payload { id: 0xB10C_0000 + seed as u32 };
             let orig = blocky(128, 128, seed + 1);
             let e = Embedder::new(&orig, p);
-            assert!(e.informed() && e.cell() == fine_cell_size(128, 128), "seed {seed}: load {}", Embedder::with_cell(128, 128, p, cell_size(128, 128)).load(&orig));
+            assert!(
+                e.informed() && e.cell() == fine_cell_size(128, 128),
+                "seed {seed}: load {}",
+                Embedder::with_cell(128, 128, p, cell_size(128, 128)).load(&orig)
+            );
             let mut marked = orig.clone();
             e.mark(&mut marked, 0);
             assert!(marked.psnr(&orig) >= 40.0, "PSNR {}", marked.psnr(&orig));

@@ -64,11 +64,7 @@ pub fn rgb_to_yuv420(rgb: &[u8], width: usize, height: usize) -> Yuv420 {
             vs[j * cw + i] = clamp8(128.0 + C_SCALE * site(&rd, i, j) / (2.0 * (1.0 - KR)));
         }
     }
-    Yuv420 {
-        width: w2,
-        height: h2,
-        data,
-    }
+    Yuv420 { width: w2, height: h2, data }
 }
 
 /// A chroma plane (`cw` x `ch` samples, row stride `stride`) interpolated to `w` x `h`
@@ -88,11 +84,7 @@ fn upsample(plane: &[u8], stride: usize, (cw, ch): (usize, usize), w: usize, h: 
         // Vertical: chroma row j sits at luma row 2j + 1/2, so row 2j is 1/4 of the way
         // from j towards j - 1, and row 2j + 1 is 1/4 of the way towards j + 1.
         let j = y / 2;
-        let other = if y.is_multiple_of(2) {
-            j.saturating_sub(1)
-        } else {
-            j + 1
-        };
+        let other = if y.is_multiple_of(2) { j.saturating_sub(1) } else { j + 1 };
         for x in 0..w {
             out[y * w + x] = 0.75 * horiz(j, x) + 0.25 * horiz(other, x);
         }

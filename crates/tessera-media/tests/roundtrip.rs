@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use tessera_media::{
-    frames_from_f32, mp4_top_level_boxes, read_video, write_video, Frame, Quality, Video,
-    WriteOptions,
+    frames_from_f32, mp4_top_level_boxes, read_video, write_video, Frame, Quality, Video, WriteOptions,
 };
 
 fn scratch(name: &str) -> PathBuf {
@@ -16,10 +15,8 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -58,10 +55,7 @@ fn walk(data: &[u8], start: usize, end: usize, path: &str, out: &mut Vec<(String
         assert!(p + 8 <= end, "{path}: a box header runs past its parent");
         let size = u32::from_be_bytes(data[p..p + 4].try_into().unwrap()) as usize;
         let kind = String::from_utf8_lossy(&data[p + 4..p + 8]).into_owned();
-        assert!(
-            size >= 8 && p + size <= end,
-            "{path}/{kind}: size {size} overruns its parent"
-        );
+        assert!(size >= 8 && p + size <= end, "{path}/{kind}: size {size} overruns its parent");
         let here = format!("{path}/{kind}");
         out.push((here.clone(), p + 8, size - 8));
         let skip = match kind.as_str() {
@@ -94,11 +88,7 @@ fn mp4_round_trip_keeps_frames_size_and_rate() {
     // Measured: 43.1 dB at the default quality (QP 16).
     let p = mean_psnr(&frames, &back);
     assert!(p >= 40.0, "PSNR {p:.1} dB");
-    let worst = frames
-        .iter()
-        .zip(&back)
-        .map(|(a, b)| a.psnr(b))
-        .fold(f64::INFINITY, f64::min);
+    let worst = frames.iter().zip(&back).map(|(a, b)| a.psnr(b)).fold(f64::INFINITY, f64::min);
     assert!(worst >= 35.0, "worst frame {worst:.1} dB");
     assert_eq!(files_in(&dir), vec!["a.mp4"], "no temporary file left");
 }
@@ -109,27 +99,15 @@ fn mp4_index_precedes_data_and_box_sizes_add_up() {
     let path = dir.join("a.mp4");
     write_video(&path, &gradient(64, 48, 40), 24.0, &WriteOptions::default()).unwrap();
     // Fast start: the index comes before the data.
-    assert_eq!(
-        mp4_top_level_boxes(&path).unwrap(),
-        vec!["ftyp", "moov", "mdat"]
-    );
+    assert_eq!(mp4_top_level_boxes(&path).unwrap(), vec!["ftyp", "moov", "mdat"]);
     let data = std::fs::read(&path).unwrap();
     let mut boxes = Vec::new();
     walk(&data, 0, data.len(), "", &mut boxes);
     let find = |p: &str| {
-        boxes
-            .iter()
-            .find(|(q, _, _)| q == p)
-            .map(|&(_, at, len)| (at, len))
-            .unwrap_or_else(|| panic!("no {p}"))
+        boxes.iter().find(|(q, _, _)| q == p).map(|&(_, at, len)| (at, len)).unwrap_or_else(|| panic!("no {p}"))
     };
     let stbl = "/moov/trak/mdia/minf/stbl";
-    for p in [
-        "/moov/mvhd",
-        "/moov/trak/tkhd",
-        "/moov/trak/mdia/mdhd",
-        "/moov/trak/mdia/hdlr",
-    ] {
+    for p in ["/moov/mvhd", "/moov/trak/tkhd", "/moov/trak/mdia/mdhd", "/moov/trak/mdia/hdlr"] {
         find(p);
     }
     find("/moov/trak/mdia/minf/vmhd");
@@ -142,11 +120,7 @@ fn mp4_index_precedes_data_and_box_sizes_add_up() {
     let (mdat, mdat_len) = find("/mdat");
     let (stco, _) = find(&format!("{stbl}/stco"));
     assert_eq!(be32(&data, stco + 4), 1, "one chunk");
-    assert_eq!(
-        be32(&data, stco + 8),
-        mdat,
-        "the chunk starts where mdat's payload does"
-    );
+    assert_eq!(be32(&data, stco + 8), mdat, "the chunk starts where mdat's payload does");
     assert_eq!(total, mdat_len);
     // The first sample is a sync sample; the first NAL unit is an IDR slice (type 5).
     let (stss, _) = find(&format!("{stbl}/stss"));
@@ -169,10 +143,7 @@ fn mp4_odd_size_is_padded_and_cropped_back() {
     let p = mean_psnr(&frames, &back);
     assert!(p >= 35.0, "PSNR {p:.1} dB");
     let data = std::fs::read(&path).unwrap();
-    assert!(
-        data.windows(4).any(|w| w == b"clap"),
-        "clean aperture signalled"
-    );
+    assert!(data.windows(4).any(|w| w == b"clap"), "clean aperture signalled");
 }
 
 #[test]
@@ -200,10 +171,7 @@ fn mp4_quality_knob_trades_size_for_fidelity() {
         sizes.push(std::fs::metadata(&path).unwrap().len());
         psnrs.push(mean_psnr(&frames, &read_video(&path).unwrap().0));
     }
-    assert!(
-        sizes[0] > sizes[1] && psnrs[0] > psnrs[1],
-        "{sizes:?} {psnrs:?}"
-    );
+    assert!(sizes[0] > sizes[1] && psnrs[0] > psnrs[1], "{sizes:?} {psnrs:?}");
 }
 
 /// A file from ffmpeg/libx264 (tests/fixtures, made by the command in README.md there):
@@ -225,9 +193,7 @@ fn reads_x264_files_with_b_frames_and_audio() {
             .chunks(3)
             .zip(reference)
             .map(|(p, &y)| {
-                let ours = 16.0
-                    + 219.0 / 255.0
-                        * (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64);
+                let ours = 16.0 + 219.0 / 255.0 * (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64);
                 (ours - y as f64).abs()
             })
             .sum::<f64>()
@@ -265,10 +231,7 @@ fn pipeline_f32_output_writes_as_video() {
     assert_eq!(video.frames, frames_from_f32(&data, 2, 16, 16).unwrap());
     let path = dir.join("v.png");
     video.write(&path, &WriteOptions::default()).unwrap();
-    assert_eq!(
-        Video::read(&path).unwrap().frames[0].data,
-        vec![0; 16 * 16 * 3]
-    );
+    assert_eq!(Video::read(&path).unwrap().frames[0].data, vec![0; 16 * 16 * 3]);
 }
 
 #[test]
@@ -285,10 +248,7 @@ fn failed_writes_leave_nothing_behind() {
     // The encoder refuses: too small for H.264. An existing file stays as it was.
     std::fs::write(dir.join("small.mp4"), b"old").unwrap();
     let e = write_video(&dir.join("small.mp4"), &gradient(8, 8, 1), 10.0, &opts).unwrap_err();
-    assert!(
-        e.to_string().contains("small.mp4") && e.to_string().contains("16x16"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("small.mp4") && e.to_string().contains("16x16"), "{e}");
     assert_eq!(std::fs::read(dir.join("small.mp4")).unwrap(), b"old");
     assert_eq!(files_in(&dir), vec!["small.mp4", "taken.gif"]);
 }
@@ -300,10 +260,7 @@ fn bad_paths_and_inputs_are_clear_errors() {
     let opts = WriteOptions::default();
     let e = write_video(&dir.join("a.avi"), &frames, 10.0, &opts).unwrap_err();
     let msg = e.to_string();
-    assert!(
-        msg.contains("a.avi") && msg.contains(".mp4, .gif or .png"),
-        "{msg}"
-    );
+    assert!(msg.contains("a.avi") && msg.contains(".mp4, .gif or .png"), "{msg}");
     let e = write_video(&dir.join("a.mp4"), &frames, 0.0, &opts).unwrap_err();
     assert!(e.to_string().contains("a.mp4"), "{e}");
     let e = write_video(&dir.join("a.mp4"), &[], 10.0, &opts).unwrap_err();
@@ -319,10 +276,7 @@ fn bad_paths_and_inputs_are_clear_errors() {
 /// ffmpeg reads with the right frame count and rate.
 #[test]
 fn ffprobe_accepts_our_mp4_if_present() {
-    let Ok(out) = std::process::Command::new("ffprobe")
-        .arg("-version")
-        .output()
-    else {
+    let Ok(out) = std::process::Command::new("ffprobe").arg("-version").output() else {
         eprintln!("ffprobe not installed; skipped");
         return;
     };
@@ -338,18 +292,10 @@ fn ffprobe_accepts_our_mp4_if_present() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for want in [
-        "codec_name=h264",
-        "pix_fmt=yuv420p",
-        "nb_read_frames=12",
-        "r_frame_rate=12/1",
-        "color_space=smpte170m",
-    ] {
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    for want in
+        ["codec_name=h264", "pix_fmt=yuv420p", "nb_read_frames=12", "r_frame_rate=12/1", "color_space=smpte170m"]
+    {
         assert!(text.contains(want), "{want} not in\n{text}");
     }
 }

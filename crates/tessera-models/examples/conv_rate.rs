@@ -6,7 +6,9 @@ use tessera_models::conv::ConvKernel;
 
 fn main() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    for (c_in, c_out, hw) in [(16, 16, 128), (32, 32, 64), (96, 96, 256), (192, 192, 128), (384, 384, 64), (384, 384, 32)] {
+    for (c_in, c_out, hw) in
+        [(16, 16, 128), (32, 32, 64), (96, 96, 256), (192, 192, 128), (384, 384, 64), (384, 384, 32)]
+    {
         // One decoder chunk: 4 frames after a 2-frame cache.
         let (t, kt) = (6, 3);
         let x = Tensor::randn(0f32, 1.0, (1, c_in, t, hw, hw), &dev)?;

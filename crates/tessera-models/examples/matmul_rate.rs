@@ -21,11 +21,7 @@ fn main() -> candle_core::Result<()> {
             let _ = a.matmul(&b)?;
         }
         let s = t.elapsed().as_secs_f64() / reps as f64;
-        println!(
-            "{m}x{k} @ {k}x{n}: {:.1} ms, {:.1} GFLOP/s",
-            s * 1e3,
-            2.0 * (m * k * n) as f64 / s / 1e9
-        );
+        println!("{m}x{k} @ {k}x{n}: {:.1} ms, {:.1} GFLOP/s", s * 1e3, 2.0 * (m * k * n) as f64 / s / 1e9);
     }
     Ok(())
 }

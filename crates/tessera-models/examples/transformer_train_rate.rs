@@ -32,7 +32,9 @@ fn main() -> anyhow::Result<()> {
     let x = Tensor::randn(0f32, 1.0, (batch, 36, 7, 32, 32), &dev)?;
     let target = Tensor::randn(0f32, 1.0, (batch, 16, 7, 32, 32), &dev)?;
     let ctx = Tensor::randn(0f32, 1.0, (batch, 24, 128), &dev)?;
-    let t = Tensor::new(&[500f32, 100., 900., 300.][..batch.min(4)], &dev)?.repeat(batch.div_ceil(4))?.narrow(0, 0, batch)?;
+    let t = Tensor::new(&[500f32, 100., 900., 300.][..batch.min(4)], &dev)?
+        .repeat(batch.div_ceil(4))?
+        .narrow(0, 0, batch)?;
     let tokens = 7 * (32 / patch) * (32 / patch);
     let mut best = [f64::MAX; 2];
     for _ in 0..3 {
@@ -45,6 +47,9 @@ fn main() -> anyhow::Result<()> {
         assert!(grads.get(&vm.all_vars()[0]).is_some());
         best = [best[0].min((t1 - t0).as_secs_f64()), best[1].min((t2 - t1).as_secs_f64())];
     }
-    println!("width {width}, patch {patch}, batch {batch} x {tokens} tokens: forward {:.3} s, backward {:.3} s", best[0], best[1]);
+    println!(
+        "width {width}, patch {patch}, batch {batch} x {tokens} tokens: forward {:.3} s, backward {:.3} s",
+        best[0], best[1]
+    );
     Ok(())
 }

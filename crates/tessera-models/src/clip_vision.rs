@@ -12,8 +12,8 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Result, Tensor};
 use crate::linear::{linear, Linear};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
@@ -51,7 +51,10 @@ impl ClipVisionConfig {
         check_class(path, &["CLIPVisionModel", "CLIPVisionModelWithProjection"])?;
         let cfg: Self = read_json(path)?;
         if !matches!(cfg.hidden_act.as_str(), "quick_gelu" | "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
-            return Err(crate::Error::BadConfig { path: path.to_path_buf(), message: format!("`hidden_act` {:?} is not supported (quick_gelu, gelu, gelu_new)", cfg.hidden_act) });
+            return Err(crate::Error::BadConfig {
+                path: path.to_path_buf(),
+                message: format!("`hidden_act` {:?} is not supported (quick_gelu, gelu, gelu_new)", cfg.hidden_act),
+            });
         }
         Ok(cfg)
     }
@@ -96,14 +99,25 @@ impl ClipImageProcessorConfig {
 
     /// Pixel values (1, 3, S, S) for an RGB8 image (H, W): resize the shortest side to
     /// `size`, centre-crop `crop_size`, scale and normalise.
-    pub fn preprocess(&self, rgb: &[u8], width: usize, height: usize, image_size: usize, device: &Device) -> Result<Tensor> {
+    pub fn preprocess(
+        &self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        image_size: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
         let size = Self::side(&self.size, image_size);
         let crop = Self::side(&self.crop_size, image_size);
         let (w, h, resized) = if width.min(height) == size {
             (width, height, rgb.to_vec())
         } else {
             let s = size as f64 / width.min(height) as f64;
-            let (nw, nh) = if width <= height { (size, (height as f64 * s).round() as usize) } else { ((width as f64 * s).round() as usize, size) };
+            let (nw, nh) = if width <= height {
+                (size, (height as f64 * s).round() as usize)
+            } else {
+                ((width as f64 * s).round() as usize, size)
+            };
             (nw, nh, bicubic(rgb, width, height, nw, nh))
         };
         let (x0, y0) = ((w.saturating_sub(crop)) / 2, (h.saturating_sub(crop)) / 2);
@@ -157,7 +171,8 @@ fn bicubic(src: &[u8], w: usize, h: usize, nw: usize, nh: usize) -> Vec<u8> {
     for y in 0..h {
         for (x, (lo, ws)) in wx.iter().enumerate() {
             for c in 0..3 {
-                tmp[(y * nw + x) * 3 + c] = ws.iter().enumerate().map(|(k, wt)| wt * src[(y * w + lo + k) * 3 + c] as f64).sum();
+                tmp[(y * nw + x) * 3 + c] =
+                    ws.iter().enumerate().map(|(k, wt)| wt * src[(y * w + lo + k) * 3 + c] as f64).sum();
             }
         }
     }
@@ -268,7 +283,8 @@ impl ClipVisionModel {
         let cls = self.class_embedding.reshape((1, 1, d))?.broadcast_as((b, 1, d))?.to_dtype(x.dtype())?;
         let x = Tensor::cat(&[&cls, &x], 1)?.broadcast_add(&self.position_embedding.unsqueeze(0)?)?;
         let dtype = x.dtype();
-        let mut x = layer_norm_f32(&x, Some(&self.pre_ln.0), Some(&self.pre_ln.1), self.cfg.layer_norm_eps)?.to_dtype(dtype)?;
+        let mut x =
+            layer_norm_f32(&x, Some(&self.pre_ln.0), Some(&self.pre_ln.1), self.cfg.layer_norm_eps)?.to_dtype(dtype)?;
         let heads = self.cfg.num_attention_heads;
         let hd = d / heads;
         for l in &self.layers {

@@ -27,30 +27,15 @@ pub struct ConvKernel {
 impl ConvKernel {
     /// weight: (C_out, C_in, k_t, k, k) or (C_out, C_in, k, k); bias: (C_out).
     pub fn new(weight: &Tensor, bias: &Tensor) -> Result<Self> {
-        let w = if weight.rank() == 4 {
-            weight.unsqueeze(2)?
-        } else {
-            weight.clone()
-        };
+        let w = if weight.rank() == 4 { weight.unsqueeze(2)? } else { weight.clone() };
         let (cout, cin, kt, k, k2) = w.dims5()?;
         if k != k2 {
             candle_core::bail!("ConvKernel needs a square spatial kernel, got {k}x{k2}");
         }
         // (C_out, C_in, kt, k, k) -> (kt, k, k, C_in, C_out)
-        let w: Vec<f32> = w
-            .to_dtype(DType::F32)?
-            .permute((2, 3, 4, 1, 0))?
-            .flatten_all()?
-            .to_vec1()?;
+        let w: Vec<f32> = w.to_dtype(DType::F32)?.permute((2, 3, 4, 1, 0))?.flatten_all()?.to_vec1()?;
         let bias = bias.to_dtype(DType::F32)?.to_vec1()?;
-        Ok(Self {
-            w,
-            bias,
-            kt,
-            k,
-            cin,
-            cout,
-        })
+        Ok(Self { w, bias, kt, k, cin, cout })
     }
 
     /// x: (B, C_in, T, H, W) f32 on the CPU, already padded in time. Spatial zero padding
@@ -104,7 +89,21 @@ impl Dims {
             candle_core::bail!("conv3d shapes do not match: input {x:?}, kernel {w:?}");
         }
         let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
-        Ok(Dims { b, cin, t, h, w: wd, cout, kt, k, hp, wp, ho: hp + 1 - k, wo: wp + 1 - k, t_out: (t - kt) / stride_t + 1 })
+        Ok(Dims {
+            b,
+            cin,
+            t,
+            h,
+            w: wd,
+            cout,
+            kt,
+            k,
+            hp,
+            wp,
+            ho: hp + 1 - k,
+            wo: wp + 1 - k,
+            t_out: (t - kt) / stride_t + 1,
+        })
     }
 
     /// The output rows of one frame in the padded-width layout the tap products use: row
@@ -157,7 +156,10 @@ pub(crate) fn tap_forward(xs: &[f32], wk: &[f32], bias: Option<&[f32]>, d: &Dims
                 for dy in 0..d.k {
                     let off = d.tap_offset(bi, to, stride_t, dt, dy);
                     let wblock = (dt * d.k + dy) * kc * cout;
-                    assert!(off + (m - 1) * d.cin + kc <= xs.len() && wblock + kc * cout <= wk.len(), "conv tap rows out of bounds");
+                    assert!(
+                        off + (m - 1) * d.cin + kc <= xs.len() && wblock + kc * cout <= wk.len(),
+                        "conv tap rows out of bounds"
+                    );
                     // SAFETY: rows p' < m read xs[off + p' cin .. + kc] and the weight block
                     // is kc x cout (both checked above); acc is m x cout; all row-major
                     // with unit column stride, and acc aliases neither input.
@@ -224,18 +226,8 @@ mod tests {
             for dt in 0..3 {
                 let idx: Vec<u32> = (0..t_out).map(|j| (dt + j * stride_t) as u32).collect();
                 let xi = x.index_select(&Tensor::new(idx, &dev).unwrap(), 2).unwrap();
-                let xi = xi
-                    .permute((0, 2, 1, 3, 4))
-                    .unwrap()
-                    .reshape((t_out, 5, 7, 6))
-                    .unwrap();
-                let wi = w
-                    .narrow(2, dt, 1)
-                    .unwrap()
-                    .squeeze(2)
-                    .unwrap()
-                    .contiguous()
-                    .unwrap();
+                let xi = xi.permute((0, 2, 1, 3, 4)).unwrap().reshape((t_out, 5, 7, 6)).unwrap();
+                let wi = w.narrow(2, dt, 1).unwrap().squeeze(2).unwrap().contiguous().unwrap();
                 let yi = xi.conv2d(&wi, 1, 1, 1, 1).unwrap();
                 want = Some(match want {
                     Some(a) => (a + yi).unwrap(),
@@ -250,14 +242,7 @@ mod tests {
                 .unwrap()
                 .permute((0, 2, 1, 3, 4))
                 .unwrap();
-            let d = (y - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = (y - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(d < 1e-4, "stride {stride_t}: max abs diff {d}");
         }
     }

@@ -49,10 +49,43 @@ fn weights_k_by_cout(w: &[f32], d: &Dims) -> Vec<f32> {
 /// dst (m x n) = beta * lhs (m x k) @ rhs (k x n) (+ dst when `accumulate`), with strides
 /// given as (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, dst_cs: usize, accumulate: bool, lhs: *const f32, lhs_rs: usize, lhs_cs: usize, rhs: *const f32, rhs_rs: usize, rhs_cs: usize) {
-    gemm::gemm(m, n, k, dst, dst_cs as isize, dst_rs as isize, accumulate, lhs, lhs_cs as isize, lhs_rs as isize, rhs, rhs_cs as isize, rhs_rs as isize, 1.0, 1.0, false, false, false, Parallelism::Rayon(0));
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    dst_cs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs as isize,
+        dst_rs as isize,
+        accumulate,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::Rayon(0),
+    );
 }
-
 
 /// The forward pass: the inference convolution's tap-row products ([`tap_forward`]) on
 /// the weights rearranged per tap, without a bias.
@@ -94,9 +127,37 @@ fn backward_taps(x: &[f32], w: &[f32], g: &[f32], d: &Dims, pad: usize, stride_t
                     // (row + dx) is cin x cout (read as cout x cin), and dxs rows p' < m at
                     // off + dx cin + p' cin stay inside the frame.
                     unsafe {
-                        matmul(kc, d.cout, m, dwk.as_mut_ptr().add(row * d.cin * d.cout), d.cout, 1, true, xs.as_ptr().add(off), 1, d.cin, gy.as_ptr(), d.cout, 1);
+                        matmul(
+                            kc,
+                            d.cout,
+                            m,
+                            dwk.as_mut_ptr().add(row * d.cin * d.cout),
+                            d.cout,
+                            1,
+                            true,
+                            xs.as_ptr().add(off),
+                            1,
+                            d.cin,
+                            gy.as_ptr(),
+                            d.cout,
+                            1,
+                        );
                         for dx in 0..d.k {
-                            matmul(m, d.cin, d.cout, dxs.as_mut_ptr().add(off + dx * d.cin), d.cin, 1, true, gy.as_ptr(), d.cout, 1, wk.as_ptr().add((row + dx) * d.cin * d.cout), 1, d.cout);
+                            matmul(
+                                m,
+                                d.cin,
+                                d.cout,
+                                dxs.as_mut_ptr().add(off + dx * d.cin),
+                                d.cin,
+                                1,
+                                true,
+                                gy.as_ptr(),
+                                d.cout,
+                                1,
+                                wk.as_ptr().add((row + dx) * d.cin * d.cout),
+                                1,
+                                d.cout,
+                            );
                         }
                     }
                 }
@@ -213,7 +274,9 @@ mod tests {
     #[test]
     fn forward_and_gradients_match_candle() {
         let dev = Device::Cpu;
-        for (cin, cout, kt, k, pad, stride_t, t) in [(3, 5, 3, 3, 1, 1, 5), (4, 2, 3, 3, 1, 2, 7), (2, 3, 1, 1, 0, 1, 2), (3, 4, 1, 3, 1, 1, 3)] {
+        for (cin, cout, kt, k, pad, stride_t, t) in
+            [(3, 5, 3, 3, 1, 1, 5), (4, 2, 3, 3, 1, 2, 7), (2, 3, 1, 1, 0, 1, 2), (3, 4, 1, 3, 1, 1, 3)]
+        {
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, cin, t, 6, 7), &dev).unwrap()).unwrap();
             let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (cout, cin, kt, k, k), &dev).unwrap()).unwrap();
             let ours = conv3d(x.as_tensor(), w.as_tensor(), pad, stride_t).unwrap().unwrap();

@@ -22,11 +22,7 @@ pub enum Error {
     #[error("{path}: {message}")]
     BadWeights { path: PathBuf, message: String },
     #[error("{path}: unsupported `_class_name` {class:?} (supported: {supported})")]
-    UnknownClass {
-        path: PathBuf,
-        class: String,
-        supported: String,
-    },
+    UnknownClass { path: PathBuf, class: String, supported: String },
     #[error("{path}: {message}")]
     BadConfig { path: PathBuf, message: String },
     #[error("tokenizer {path}: {message}")]

@@ -157,9 +157,7 @@ impl CustomOp1 for Op {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(src) = storage else {
-            candle_core::bail!("{} needs f32", self.name())
-        };
+        let CpuStorage::F32(src) = storage else { candle_core::bail!("{} needs f32", self.name()) };
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("{} needs a contiguous tensor", self.name())
         };
@@ -168,12 +166,11 @@ impl CustomOp1 for Op {
         // Work in chunks of whole rows so threads split rows, not values.
         let rows_per_chunk = (16384 / last).max(1);
         let op = *self;
-        data.par_chunks_mut(rows_per_chunk * last)
-            .for_each(|c| match op {
-                Op::Gelu => gelu_slice(c),
-                Op::Silu => silu_slice(c),
-                Op::Softmax => softmax_rows(c, last),
-            });
+        data.par_chunks_mut(rows_per_chunk * last).for_each(|c| match op {
+            Op::Gelu => gelu_slice(c),
+            Op::Silu => silu_slice(c),
+            Op::Softmax => softmax_rows(c, last),
+        });
         Ok((CpuStorage::F32(data), layout.shape().clone()))
     }
 
@@ -297,19 +294,16 @@ pub fn channel_rms_norm(x: &Tensor, gain: &[f32], then_silu: bool) -> Result<Opt
                 *a = 1.0 / a.sqrt().max(1e-12);
             }
         });
-        out[bi * c * m..(bi + 1) * c * m]
-            .par_chunks_mut(m)
-            .enumerate()
-            .for_each(|(ci, dst)| {
-                let g = gain[ci];
-                let plane = &planes[ci * m..(ci + 1) * m];
-                for ((d, v), i) in dst.iter_mut().zip(plane).zip(&inv) {
-                    *d = v * i * g;
-                }
-                if then_silu {
-                    silu_slice(dst);
-                }
-            });
+        out[bi * c * m..(bi + 1) * c * m].par_chunks_mut(m).enumerate().for_each(|(ci, dst)| {
+            let g = gain[ci];
+            let plane = &planes[ci * m..(ci + 1) * m];
+            for ((d, v), i) in dst.iter_mut().zip(plane).zip(&inv) {
+                *d = v * i * g;
+            }
+            if then_silu {
+                silu_slice(dst);
+            }
+        });
     }
     drop(storage);
     Ok(Some(Tensor::from_vec(out, dims, x.device())?))
@@ -344,7 +338,9 @@ impl candle_core::CustomOp2 for ChannelNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xs), CpuStorage::F32(gs)) = (s1, s2) else { candle_core::bail!("channel-rms-norm needs f32") };
+        let (CpuStorage::F32(xs), CpuStorage::F32(gs)) = (s1, s2) else {
+            candle_core::bail!("channel-rms-norm needs f32")
+        };
         let (Some((x0, x1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
             candle_core::bail!("channel-rms-norm needs contiguous tensors")
         };
@@ -381,7 +377,9 @@ impl candle_core::CustomOp2 for ChannelNorm {
             for ci in 0..c {
                 let o = (bi * c + ci) * m;
                 let mut acc = 0f32;
-                for (((d, v), y), i) in dot[bi * m..(bi + 1) * m].iter_mut().zip(&xv[o..o + m]).zip(&dy[o..o + m]).zip(&inv[bi * m..]) {
+                for (((d, v), y), i) in
+                    dot[bi * m..(bi + 1) * m].iter_mut().zip(&xv[o..o + m]).zip(&dy[o..o + m]).zip(&inv[bi * m..])
+                {
                     *d += gv[ci] * y * v;
                     acc += y * v * i;
                 }
@@ -436,16 +434,8 @@ mod tests {
     #[test]
     fn ops_match_candle() {
         let x = Tensor::randn(0f32, 3.0, (7, 333), &Device::Cpu).unwrap();
-        let max_diff = |a: Tensor, b: Tensor| -> f32 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
+        let max_diff =
+            |a: Tensor, b: Tensor| -> f32 { (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
         assert!(max_diff(gelu(&x).unwrap(), x.gelu().unwrap()) < 1e-5);
         assert!(max_diff(silu(&x).unwrap(), x.silu().unwrap()) < 1e-5);
         let s = softmax_last_dim(&x).unwrap();

@@ -23,77 +23,45 @@ use crate::{Error, Result};
 
 /// Reads a whole file, naming it in the error.
 pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
 /// Deserialises a JSON config file, naming the file in the error.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })
 }
 
 /// The `_class_name` of a config file, checked against the classes a loader supports.
 pub fn check_class(path: &Path, supported: &[&str]) -> Result<String> {
     let value: serde_json::Value = read_json(path)?;
-    let class = value
-        .get("_class_name")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let class = value.get("_class_name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     // Configs saved by `transformers` carry `architectures` instead of `_class_name`.
     let class = if class.is_empty() {
-        value
-            .get("architectures")
-            .and_then(|a| a.get(0))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
+        value.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str()).unwrap_or_default().to_string()
     } else {
         class
     };
     if supported.iter().any(|s| *s == class) {
         Ok(class)
     } else {
-        Err(Error::UnknownClass {
-            path: path.to_path_buf(),
-            class,
-            supported: supported.join(", "),
-        })
+        Err(Error::UnknownClass { path: path.to_path_buf(), class, supported: supported.join(", ") })
     }
 }
 
 /// The safetensors files of one component folder: a sharded checkpoint's index
 /// (`*.safetensors.index.json`, its `weight_map` values) wins over single files.
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     names.sort();
-    if let Some(index) = names
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with(".safetensors.index.json"))
-    {
+    if let Some(index) = names.iter().find(|p| p.to_string_lossy().ends_with(".safetensors.index.json")) {
         let value: serde_json::Value = read_json(index)?;
         let map = value
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| Error::BadWeights {
-                path: index.clone(),
-                message: "has no `weight_map` object".into(),
-            })?;
-        let mut files: Vec<PathBuf> = map
-            .values()
-            .filter_map(|v| v.as_str())
-            .map(|f| dir.join(f))
-            .collect();
+            .ok_or_else(|| Error::BadWeights { path: index.clone(), message: "has no `weight_map` object".into() })?;
+        let mut files: Vec<PathBuf> = map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
         files.sort();
         files.dedup();
         for f in &files {
@@ -106,14 +74,9 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         return Ok(files);
     }
-    let files: Vec<PathBuf> = names
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
+    let files: Vec<PathBuf> = names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
     if files.is_empty() {
-        return Err(Error::NoWeights {
-            path: dir.to_path_buf(),
-        });
+        return Err(Error::NoWeights { path: dir.to_path_buf() });
     }
     Ok(files)
 }
@@ -124,15 +87,9 @@ pub fn var_builder(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuild
     // Validate headers first so a truncated or corrupt file is reported by name rather
     // than as a bare deserialisation error from deep inside candle.
     for f in &files {
-        let file = std::fs::File::open(f).map_err(|source| Error::Io {
-            path: f.clone(),
-            source,
-        })?;
+        let file = std::fs::File::open(f).map_err(|source| Error::Io { path: f.clone(), source })?;
         // SAFETY: the mapping is read-only and the file is not modified while mapped.
-        let mmap = unsafe { memmap_file(&file) }.map_err(|source| Error::Io {
-            path: f.clone(),
-            source,
-        })?;
+        let mmap = unsafe { memmap_file(&file) }.map_err(|source| Error::Io { path: f.clone(), source })?;
         safetensors::SafeTensors::deserialize(&mmap).map_err(|e| Error::BadWeights {
             path: f.clone(),
             message: format!("not a valid safetensors file ({e})"),

@@ -102,7 +102,14 @@ impl RowNorm {
     }
 
     /// Gradients of the forward pass for dy: dx, and the tables' (sums over their rows).
-    fn backward(&self, x: &[f32], d: usize, scale: Option<&[f32]>, want_shift: bool, dy: &[f32]) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    fn backward(
+        &self,
+        x: &[f32],
+        d: usize,
+        scale: Option<&[f32]>,
+        want_shift: bool,
+        dy: &[f32],
+    ) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
         let rows = x.len() / d;
         let p_rows = scale.map(|s| s.len() / d);
         let per = table_period(rows, d, scale);
@@ -215,7 +222,10 @@ impl CustomOp2 for RowNorm {
     fn bwd(&self, x: &Tensor, s: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d = x.dim(D::Minus1)?;
         let (dx, ds, _) = self.backward(&flat(x)?, d, Some(&flat(s)?), false, &flat(dy)?);
-        Ok((Some(Tensor::from_vec(dx, x.dims(), x.device())?), Some(Tensor::from_vec(ds.unwrap(), s.dims(), s.device())?)))
+        Ok((
+            Some(Tensor::from_vec(dx, x.dims(), x.device())?),
+            Some(Tensor::from_vec(ds.unwrap(), s.dims(), s.device())?),
+        ))
     }
 }
 
@@ -223,11 +233,26 @@ impl CustomOp3 for RowNorm {
     fn name(&self) -> &'static str {
         "row-norm-affine"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, s, b) = (slice(s1, l1, "row-norm")?, slice(s2, l2, "row-norm")?, slice(s3, l3, "row-norm")?);
         Ok((CpuStorage::F32(self.forward(x, last_dim(l1), Some(s), Some(b))), l1.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, s: &Tensor, b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        s: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = x.dim(D::Minus1)?;
         let (dx, ds, db) = self.backward(&flat(x)?, d, Some(&flat(s)?), true, &flat(dy)?);
         Ok((
@@ -246,8 +271,17 @@ impl CustomOp3 for Gated {
     fn name(&self) -> &'static str {
         "gated-residual"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, y, g) = (slice(s1, l1, "gated-residual")?, slice(s2, l2, "gated-residual")?, slice(s3, l3, "gated-residual")?);
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, y, g) =
+            (slice(s1, l1, "gated-residual")?, slice(s2, l2, "gated-residual")?, slice(s3, l3, "gated-residual")?);
         let d = last_dim(l1);
         let per = table_period(x.len() / d, d, Some(g));
         let mut out = x.to_vec();
@@ -262,7 +296,14 @@ impl CustomOp3 for Gated {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, y: &Tensor, g: &Tensor, _res: &Tensor, dout: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        g: &Tensor,
+        _res: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = x.dim(D::Minus1)?;
         let (yv, gv, dv) = (flat(y)?, flat(g)?, flat(dout)?);
         let per = table_period(yv.len() / d, d, Some(&gv));
@@ -351,7 +392,11 @@ pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
     if f32_cpu(x) && f32_cpu(y) && x.dims() == y.dims() {
         if let Some(g) = table(x, gate)? {
             let (x, y) = (x.contiguous()?, y.contiguous()?);
-            return if x.track_op() || y.track_op() || g.track_op() { x.apply_op3(&y, &g, Gated) } else { x.apply_op3_no_bwd(&y, &g, &Gated) };
+            return if x.track_op() || y.track_op() || g.track_op() {
+                x.apply_op3(&y, &g, Gated)
+            } else {
+                x.apply_op3_no_bwd(&y, &g, &Gated)
+            };
         }
     }
     let w = wide(x.dtype());
@@ -405,7 +450,11 @@ mod tests {
         for lt in [1, 37] {
             let (x, s, b) = (var(&[3, 37, 20], 2.0), var(&[3, lt, 20], 0.5), var(&[3, lt, 20], 0.5));
             let ours = modulated_layer_norm(x.as_tensor(), s.as_tensor(), b.as_tensor(), 1e-6).unwrap();
-            let theirs = composed_ln(x.as_tensor(), 1e-6).broadcast_mul(&(s.as_tensor() + 1.0).unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+            let theirs = composed_ln(x.as_tensor(), 1e-6)
+                .broadcast_mul(&(s.as_tensor() + 1.0).unwrap())
+                .unwrap()
+                .broadcast_add(b.as_tensor())
+                .unwrap();
             check(&format!("modulated, Lt {lt}"), &[&x, &s, &b], ours, theirs);
         }
     }
@@ -414,7 +463,11 @@ mod tests {
     fn affine_and_plain_layer_norm_match_composed() {
         let (x, w, b) = (var(&[2, 45, 24], 3.0), var(&[24], 1.0), var(&[24], 1.0));
         let ours = layer_norm(x.as_tensor(), Some(w.as_tensor()), Some(b.as_tensor()), 1e-5).unwrap().unwrap();
-        let theirs = composed_ln(x.as_tensor(), 1e-5).broadcast_mul(w.as_tensor()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+        let theirs = composed_ln(x.as_tensor(), 1e-5)
+            .broadcast_mul(w.as_tensor())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap();
         check("affine", &[&x, &w, &b], ours, theirs);
         let ours = layer_norm(x.as_tensor(), None, None, 1e-5).unwrap().unwrap();
         check("plain", &[&x], ours, composed_ln(x.as_tensor(), 1e-5));

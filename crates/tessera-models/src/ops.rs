@@ -35,12 +35,7 @@ pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor>
 
 /// Layer normalisation over the last dimension in f32 (diffusers' FP32LayerNorm), with
 /// optional affine parameters; the result is returned in f32.
-pub fn layer_norm_f32(
-    x: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f64,
-) -> Result<Tensor> {
+pub fn layer_norm_f32(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
     if let Some(y) = crate::norms::layer_norm(x, weight, bias, eps)? {
         return Ok(y);
     }
@@ -70,13 +65,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 ///
 /// Queries are processed in chunks so the score matrix never exceeds `CHUNK` rows: long
 /// videos have tens of thousands of tokens and a full (Lq, Lk) matrix would not fit.
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    bias: Option<&Tensor>,
-    scale: f64,
-) -> Result<Tensor> {
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
     const CHUNK: usize = 4096;
     let lq = q.dim(2)?;
     let kt = k.transpose(2, 3)?.contiguous()?; // (B, H, D, Lk)
@@ -88,11 +77,7 @@ pub fn attention(
         let qc = q.narrow(2, start, len)?.contiguous()?;
         let mut scores = (qc.matmul(&kt)? * scale)?; // (B, H, len, Lk)
         if let Some(b) = bias {
-            let b = if b.dim(2)? == lq && lq > 1 {
-                b.narrow(2, start, len)?
-            } else {
-                b.clone()
-            };
+            let b = if b.dim(2)? == lq && lq > 1 { b.narrow(2, start, len)? } else { b.clone() };
             scores = scores.broadcast_add(&b)?;
         }
         let probs = softmax_last_dim(&scores)?;

@@ -18,21 +18,12 @@ pub struct WanTokenizer {
 impl WanTokenizer {
     pub fn from_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
-            return Err(Error::Tokenizer {
-                path: path.to_path_buf(),
-                message: "file not found".into(),
-            });
+            return Err(Error::Tokenizer { path: path.to_path_buf(), message: "file not found".into() });
         }
-        let inner = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
         let pad_id = inner.token_to_id("<pad>").unwrap_or(0);
-        Ok(Self {
-            path: path.to_path_buf(),
-            inner,
-            pad_id,
-        })
+        Ok(Self { path: path.to_path_buf(), inner, pad_id })
     }
 
     /// Token ids and attention mask of one prompt, both exactly `max_length` long: the
@@ -40,15 +31,8 @@ impl WanTokenizer {
     /// padded with `<pad>`.
     pub fn encode(&self, prompt: &str, max_length: usize) -> Result<(Vec<u32>, Vec<u32>)> {
         let mut tok = self.inner.clone();
-        let err = |e: tokenizers::Error| Error::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        tok.with_truncation(Some(TruncationParams {
-            max_length,
-            ..Default::default()
-        }))
-        .map_err(err)?;
+        let err = |e: tokenizers::Error| Error::Tokenizer { path: self.path.clone(), message: e.to_string() };
+        tok.with_truncation(Some(TruncationParams { max_length, ..Default::default() })).map_err(err)?;
         tok.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::Fixed(max_length),
             direction: PaddingDirection::Right,
@@ -86,11 +70,7 @@ pub fn prompt_clean(text: &str) -> String {
         })
         .collect();
     let unescaped = html_unescape(&html_unescape(&fixed));
-    unescaped
-        .split(is_py_space)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    unescaped.split(is_py_space).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Python's `str.isspace`: Unicode whitespace plus the ASCII separators 0x1C-0x1F.
@@ -135,17 +115,10 @@ fn decode_entity(s: &str) -> Option<(String, usize)> {
         let code = u32::from_str_radix(&digits[..len], radix).ok();
         let semicolon = digits[len..].starts_with(';') as usize;
         // As Python: invalid or surrogate code points become U+FFFD, 0x80-0x9F use cp1252.
-        let c = code
-            .map(cp1252_fixup)
-            .and_then(char::from_u32)
-            .filter(|&c| c != '\0')
-            .unwrap_or('\u{FFFD}');
+        let c = code.map(cp1252_fixup).and_then(char::from_u32).filter(|&c| c != '\0').unwrap_or('\u{FFFD}');
         return Some((c.to_string(), skip + len + semicolon));
     }
-    let name_len = body
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .count();
+    let name_len = body.chars().take_while(|c| c.is_ascii_alphanumeric()).count();
     let name = &body[..name_len];
     let value = named_entity(name)?;
     let semicolon = body[name_len..].starts_with(';') as usize;
@@ -154,9 +127,9 @@ fn decode_entity(s: &str) -> Option<(String, usize)> {
 
 fn cp1252_fixup(code: u32) -> u32 {
     const TABLE: [u32; 32] = [
-        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-        0x2039, 0x0152, 0x8D, 0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013,
-        0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
+        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,
+        0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A,
+        0x0153, 0x9D, 0x017E, 0x0178,
     ];
     if (0x80..=0x9F).contains(&code) {
         TABLE[(code - 0x80) as usize]
@@ -216,15 +189,9 @@ mod tests {
 
     #[test]
     fn cleaning_as_the_reference() {
-        assert_eq!(
-            prompt_clean("  two &amp; blue   boxes\n slide &lt;fast&gt;\t "),
-            "two & blue boxes slide <fast>"
-        );
+        assert_eq!(prompt_clean("  two &amp; blue   boxes\n slide &lt;fast&gt;\t "), "two & blue boxes slide <fast>");
         assert_eq!(prompt_clean("&amp;lt;x&amp;gt;"), "<x>");
-        assert_eq!(
-            prompt_clean("Caf\u{e9} &#233; &#x41; &quot;q&quot; &nbsp;t"),
-            "Caf\u{e9} \u{e9} A \"q\" t"
-        );
+        assert_eq!(prompt_clean("Caf\u{e9} &#233; &#x41; &quot;q&quot; &nbsp;t"), "Caf\u{e9} \u{e9} A \"q\" t");
         assert_eq!(prompt_clean("\u{201c}quoted\u{201d}"), "\"quoted\"");
         assert_eq!(prompt_clean(""), "");
         assert_eq!(prompt_clean("a &unknown; b"), "a &unknown; b");

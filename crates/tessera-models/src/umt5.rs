@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
 use crate::linear::{linear_no_bias, Linear};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, Embedding, VarBuilder};
 use serde::Deserialize;
 
@@ -48,19 +48,9 @@ pub struct UMT5Config {
 
 impl UMT5Config {
     pub fn load(path: &Path) -> crate::Result<Self> {
-        check_class(
-            path,
-            &[
-                "UMT5EncoderModel",
-                "UMT5Model",
-                "UMT5ForConditionalGeneration",
-            ],
-        )?;
+        check_class(path, &["UMT5EncoderModel", "UMT5Model", "UMT5ForConditionalGeneration"])?;
         let cfg: Self = read_json(path)?;
-        if !matches!(
-            cfg.feed_forward_proj.as_str(),
-            "gated-gelu" | "relu" | "gated-relu" | "gelu"
-        ) {
+        if !matches!(cfg.feed_forward_proj.as_str(), "gated-gelu" | "relu" | "gated-relu" | "gelu") {
             return Err(crate::Error::BadConfig {
                 path: path.to_path_buf(),
                 message: format!(
@@ -100,11 +90,7 @@ impl UMT5Config {
 /// T5's bidirectional relative position bucket of `k - q` (transformers
 /// `_relative_position_bucket` with is_decoder=False): half the buckets for each sign,
 /// exact for small distances, logarithmic up to `max_distance`.
-pub fn relative_position_bucket(
-    relative_position: i64,
-    num_buckets: usize,
-    max_distance: usize,
-) -> usize {
+pub fn relative_position_bucket(relative_position: i64, num_buckets: usize, max_distance: usize) -> usize {
     let half = (num_buckets / 2) as i64;
     let mut bucket = if relative_position > 0 { half } else { 0 };
     let n = relative_position.abs();
@@ -113,8 +99,7 @@ pub fn relative_position_bucket(
         bucket += n;
     } else {
         // In f32 like the reference (`relative_position.float()`), truncated toward zero.
-        let log_ratio = ((n as f32 / max_exact as f32).ln()
-            / (max_distance as f32 / max_exact as f32).ln())
+        let log_ratio = ((n as f32 / max_exact as f32).ln() / (max_distance as f32 / max_exact as f32).ln())
             * (half - max_exact) as f32;
         bucket += (max_exact + log_ratio as i64).min(half - 1);
     }
@@ -187,9 +172,7 @@ impl UMT5EncoderModel {
             cfg: cfg.clone(),
             embed,
             layers,
-            final_ln: vb
-                .pp("encoder.final_layer_norm")
-                .get(cfg.d_model, "weight")?,
+            final_ln: vb.pp("encoder.final_layer_norm").get(cfg.d_model, "weight")?,
         })
     }
 
@@ -238,29 +221,18 @@ impl UMT5EncoderModel {
         let buckets = self.buckets(l, x.device())?;
         for layer in &self.layers {
             // (L, L, H) -> (1, H, L, L), plus the mask: (B, H, L, L)
-            let bias = layer
-                .rel_bias
-                .forward(&buckets)?
-                .permute((2, 0, 1))?
-                .unsqueeze(0)?
-                .broadcast_add(&mask)?;
+            let bias = layer.rel_bias.forward(&buckets)?.permute((2, 0, 1))?.unsqueeze(0)?.broadcast_add(&mask)?;
             let n = rms_norm(&x, Some(&layer.ln1), eps)?;
             let qkv = layer.qkv.forward(&n)?;
             let split = |i: usize| -> Result<Tensor> {
-                qkv.narrow(D::Minus1, i * h * dk, h * dk)?
-                    .reshape((b, l, h, dk))?
-                    .transpose(1, 2)
+                qkv.narrow(D::Minus1, i * h * dk, h * dk)?.reshape((b, l, h, dk))?.transpose(1, 2)
             };
             let o = attention(&split(0)?, &split(1)?, &split(2)?, Some(&bias), 1.0)?; // (B, H, L, dk)
             let o = o.transpose(1, 2)?.reshape((b, l, h * dk))?;
             x = (x + layer.o.forward(&o)?)?;
             let n = rms_norm(&x, Some(&layer.ln2), eps)?;
             let act = layer.wi_0.forward(&n)?;
-            let act = if self.cfg.gelu() {
-                crate::fastmath::gelu(&act)?
-            } else {
-                act.relu()?
-            };
+            let act = if self.cfg.gelu() { crate::fastmath::gelu(&act)? } else { act.relu()? };
             let hdn = match &layer.wi_1 {
                 Some(wi_1) => (act * wi_1.forward(&n)?)?,
                 None => act,
@@ -302,12 +274,9 @@ pub fn encode_prompts(
     let ids = Tensor::from_vec(ids, (b, max_sequence_length), device)?;
     let mask = Tensor::from_vec(masks, (b, max_sequence_length), device)?;
     let hidden = encoder.forward(&ids, &mask)?;
-    let keep: Vec<f32> = lens
-        .iter()
-        .flat_map(|&n| (0..max_sequence_length).map(move |i| if i < n { 1.0 } else { 0.0 }))
-        .collect();
-    let keep =
-        Tensor::from_vec(keep, (b, max_sequence_length, 1), device)?.to_dtype(hidden.dtype())?;
+    let keep: Vec<f32> =
+        lens.iter().flat_map(|&n| (0..max_sequence_length).map(move |i| if i < n { 1.0 } else { 0.0 })).collect();
+    let keep = Tensor::from_vec(keep, (b, max_sequence_length, 1), device)?.to_dtype(hidden.dtype())?;
     Ok(hidden.broadcast_mul(&keep)?)
 }
 

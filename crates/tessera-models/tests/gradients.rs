@@ -78,7 +78,11 @@ fn check(vars: &[(String, Var)], loss: impl Fn() -> Tensor, per_var: usize, rng:
             set_entry(v, i, base[i]);
             let numeric = (up - down) / (2.0 * eps);
             let err = (g[i] - numeric).abs();
-            assert!(err <= 1e-6 + 1e-4 * numeric.abs().max(g[i].abs()), "{name}[{i}]: backward {} vs finite differences {numeric}", g[i]);
+            assert!(
+                err <= 1e-6 + 1e-4 * numeric.abs().max(g[i].abs()),
+                "{name}[{i}]: backward {} vs finite differences {numeric}",
+                g[i]
+            );
             checked += 1;
         }
     }
@@ -131,7 +135,10 @@ fn vae_gradients_match_finite_differences() {
     let vars = randomize(&vm, &mut rng, 0.2);
     // Encode a 5-frame 16x16 video and decode it again: every layer of both halves.
     let video = rng.tensor(&[1, 3, 5, 16, 16], 0.5);
-    let out_shape = { let m = model(); m.decode_unclamped(&m.encode(&video).unwrap()).unwrap().dims().to_vec() };
+    let out_shape = {
+        let m = model();
+        m.decode_unclamped(&m.encode(&video).unwrap()).unwrap().dims().to_vec()
+    };
     let r = rng.tensor(&out_shape, 1.0);
     let loss = || {
         let m = model();
@@ -152,11 +159,29 @@ fn f32_matches_f64(vm64: &VarMap, vm32: &VarMap, loss64: impl Fn() -> Tensor, lo
     let mut names: Vec<&String> = d64.keys().collect();
     names.sort();
     for name in names {
-        let a: Vec<f64> = g64.get(&d64[name]).unwrap_or_else(|| panic!("{name}: no f64 gradient")).flatten_all().unwrap().to_vec1().unwrap();
-        let b: Vec<f64> = g32.get(&d32[name]).unwrap_or_else(|| panic!("{name}: no f32 gradient")).to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let a: Vec<f64> = g64
+            .get(&d64[name])
+            .unwrap_or_else(|| panic!("{name}: no f64 gradient"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f64> = g32
+            .get(&d32[name])
+            .unwrap_or_else(|| panic!("{name}: no f32 gradient"))
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-        assert!(diff <= 1e-3 * norm + 1e-6, "{name}: f32 gradient off by {diff:.3e} (relative {:.3e}) from f64's", diff / norm.max(1e-30));
+        assert!(
+            diff <= 1e-3 * norm + 1e-6,
+            "{name}: f32 gradient off by {diff:.3e} (relative {:.3e}) from f64's",
+            diff / norm.max(1e-30)
+        );
     }
 }
 
@@ -193,12 +218,22 @@ fn vae_f32_training_kernels_match_f64_gradients() {
         // The trainer's loss: the posterior mean decoded, squared error against the input.
         let loss64 = || {
             let m = m64();
-            (m.decode_unclamped(&m.encode_posterior(&video).unwrap().0).unwrap() - &video).unwrap().sqr().unwrap().sum_all().unwrap()
+            (m.decode_unclamped(&m.encode_posterior(&video).unwrap().0).unwrap() - &video)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
         };
         let v32 = video.to_dtype(DType::F32).unwrap();
         let loss32 = || {
             let m = m32();
-            (m.decode_unclamped(&m.encode_posterior(&v32).unwrap().0).unwrap() - &v32).unwrap().sqr().unwrap().sum_all().unwrap()
+            (m.decode_unclamped(&m.encode_posterior(&v32).unwrap().0).unwrap() - &v32)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
         };
         f32_matches_f64(&vm64, &vm32, loss64, loss32);
     }

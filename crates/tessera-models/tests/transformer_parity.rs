@@ -6,22 +6,9 @@ fn fixtures() -> PathBuf {
     tessera_models::testing::model_fixtures()
 }
 fn check(model: &str, refname: &str) {
-    let m = WanTransformer3DModel::load(
-        &fixtures().join(model).join("transformer"),
-        DType::F32,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let r =
-        candle_core::safetensors::load(fixtures().join("ref").join(refname), &Device::Cpu).unwrap();
-    let out = m
-        .forward(
-            &r["hidden_states"],
-            &r["timestep"],
-            &r["encoder_hidden_states"],
-            None,
-        )
-        .unwrap();
+    let m = WanTransformer3DModel::load(&fixtures().join(model).join("transformer"), DType::F32, &Device::Cpu).unwrap();
+    let r = candle_core::safetensors::load(fixtures().join("ref").join(refname), &Device::Cpu).unwrap();
+    let out = m.forward(&r["hidden_states"], &r["timestep"], &r["encoder_hidden_states"], None).unwrap();
     let e = rel_l2(&out, &r["output"]);
     println!("{model}: rel L2 {e:.2e}");
     assert!(e <= 1e-4, "{model}: rel L2 {e:.3e}");
@@ -44,17 +31,9 @@ fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
 /// key/value projections of every cross-attention.
 #[test]
 fn wan21_i2v_image_context() {
-    let m = WanTransformer3DModel::load(
-        &fixtures().join("wan21_i2v_transformer"),
-        DType::F32,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let r = candle_core::safetensors::load(
-        fixtures().join("ref/transformer_wan21_i2v.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let m = WanTransformer3DModel::load(&fixtures().join("wan21_i2v_transformer"), DType::F32, &Device::Cpu).unwrap();
+    let r =
+        candle_core::safetensors::load(fixtures().join("ref/transformer_wan21_i2v.safetensors"), &Device::Cpu).unwrap();
     let out = m
         .forward(
             &r["hidden_states"],

@@ -11,14 +11,8 @@ fn fixtures() -> PathBuf {
 }
 
 fn check(folder: &str, refname: &str) {
-    let vae = AutoencoderKLWan::load(
-        &fixtures().join(folder).join("vae"),
-        DType::F32,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let r =
-        candle_core::safetensors::load(fixtures().join("ref").join(refname), &Device::Cpu).unwrap();
+    let vae = AutoencoderKLWan::load(&fixtures().join(folder).join("vae"), DType::F32, &Device::Cpu).unwrap();
+    let r = candle_core::safetensors::load(fixtures().join("ref").join(refname), &Device::Cpu).unwrap();
     let mean = vae.encode(&r["video"]).unwrap();
     let e_enc = rel_l2(&mean, &r["latent_mean"]);
     let dec = vae.decode(&r["latents"]).unwrap();
@@ -48,12 +42,9 @@ fn wan22_residual_vae_matches_diffusers() {
 
 #[test]
 fn latent_normalisation_round_trips() {
-    let vae =
-        AutoencoderKLWan::load(&fixtures().join("wan21/vae"), DType::F32, &Device::Cpu).unwrap();
+    let vae = AutoencoderKLWan::load(&fixtures().join("wan21/vae"), DType::F32, &Device::Cpu).unwrap();
     let z = Tensor::randn(0f32, 1.0, (1, 16, 2, 3, 4), &Device::Cpu).unwrap();
-    let back = vae
-        .denormalize_latents(&vae.normalize_latents(&z).unwrap())
-        .unwrap();
+    let back = vae.denormalize_latents(&vae.normalize_latents(&z).unwrap()).unwrap();
     assert!(rel_l2(&back, &z) < 1e-6);
 }
 

@@ -35,10 +35,7 @@ impl Given {
     pub fn new(video: Tensor, mask: Vec<bool>) -> Result<Self> {
         let dims = video.dims().to_vec();
         if dims.len() != 5 || dims[0] != 1 || dims[1] != 3 || dims[2] != mask.len() {
-            return invalid(format!(
-                "given frames have shape {dims:?}; expected (1, 3, {}, H, W)",
-                mask.len()
-            ));
+            return invalid(format!("given frames have shape {dims:?}; expected (1, 3, {}, H, W)", mask.len()));
         }
         let video = masked_video(&video, &mask)?;
         Ok(Given { video, mask })
@@ -79,15 +76,20 @@ pub struct Edit {
 /// tf (j - 1) + 1 ..= tf j.
 pub fn latent_known(mask: &[bool], tf: usize) -> Vec<bool> {
     let f = (mask.len() - 1) / tf + 1;
-    (0..f)
-        .map(|j| if j == 0 { mask[0] } else { mask[tf * (j - 1) + 1..=tf * j].iter().all(|&x| x) })
-        .collect()
+    (0..f).map(|j| if j == 0 { mask[0] } else { mask[tf * (j - 1) + 1..=tf * j].iter().all(|&x| x) }).collect()
 }
 
 /// Wan's mask channels for a pixel-frame mask (WanImageToVideoPipeline.prepare_latents):
 /// the first frame's entry repeated four times, then the entries grouped by four per latent
 /// frame: (4, F) with F = (T - 1) / 4 + 1, broadcast to (B, 4, F, h, w).
-pub fn mask_channels(mask: &[bool], b: usize, h: usize, w: usize, device: &Device, dtype: DType) -> candle_core::Result<Tensor> {
+pub fn mask_channels(
+    mask: &[bool],
+    b: usize,
+    h: usize,
+    w: usize,
+    device: &Device,
+    dtype: DType,
+) -> candle_core::Result<Tensor> {
     let mut rep: Vec<f32> = vec![mask[0] as u8 as f32; 4];
     rep.extend(mask[1..].iter().map(|&x| x as u8 as f32));
     let f = rep.len() / 4;
@@ -161,7 +163,12 @@ mod tests {
     #[test]
     fn filled_takes_the_nearest_given_frame() {
         let v: Vec<f32> = (0..5).flat_map(|i| vec![i as f32; 3]).collect();
-        let video = Tensor::from_vec(v, (5, 3, 1, 1), &Device::Cpu).unwrap().permute((1, 0, 2, 3)).unwrap().unsqueeze(0).unwrap();
+        let video = Tensor::from_vec(v, (5, 3, 1, 1), &Device::Cpu)
+            .unwrap()
+            .permute((1, 0, 2, 3))
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let g = Given::new(video, vec![true, false, false, false, true]).unwrap();
         let f: Vec<f32> = g.filled().unwrap().narrow(1, 0, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(f, vec![0.0, 0.0, 0.0, 4.0, 4.0]);

@@ -65,7 +65,9 @@ pub fn parse_device(s: &str) -> Result<candle_core::Device> {
         None => return Err(bad()),
     };
     candle_core::Device::new_cuda(ordinal).map_err(|e| {
-        Error::Invalid(format!("--device {s}: CUDA is not available ({e}); build with `--features cuda` on a machine with nvcc"))
+        Error::Invalid(format!(
+            "--device {s}: CUDA is not available ({e}); build with `--features cuda` on a machine with nvcc"
+        ))
     })
 }
 

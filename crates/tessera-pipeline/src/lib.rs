@@ -14,7 +14,7 @@ pub mod scheduler;
 pub mod tasks;
 pub mod wan;
 
-pub use error::{Error, Result};
 pub use conditioning::{Edit, Given};
 pub use defaults::{builtin_model, frames_for_seconds, ModelDefaults};
+pub use error::{Error, Result};
 pub use wan::{GenerateParams, Progress, WanPipeline};

@@ -40,20 +40,9 @@ impl ModelIndex {
             )));
         }
         let value: Value = read_json(&path)?;
-        let bad = |message: String| {
-            Error::Model(tessera_models::Error::BadConfig {
-                path: path.clone(),
-                message,
-            })
-        };
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("expected a JSON object".into()))?;
-        let class_name = obj
-            .get("_class_name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let bad = |message: String| Error::Model(tessera_models::Error::BadConfig { path: path.clone(), message });
+        let obj = value.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
+        let class_name = obj.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_string();
         if !SUPPORTED_PIPELINES.contains(&class_name.as_str()) {
             return Err(tessera_models::Error::UnknownClass {
                 path: path.clone(),
@@ -73,41 +62,26 @@ impl ModelIndex {
                 }
             }
         }
-        let boundary_ratio =
-            match obj.get("boundary_ratio") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_f64().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(
-                    || {
-                        bad(format!(
-                            "`boundary_ratio` must be a number in [0, 1], got {v}"
-                        ))
-                    },
-                )?),
-            };
-        let expand_timesteps = obj
-            .get("expand_timesteps")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        Ok(Self {
-            path,
-            class_name,
-            components,
-            boundary_ratio,
-            expand_timesteps,
-        })
+        let boundary_ratio = match obj.get("boundary_ratio") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| bad(format!("`boundary_ratio` must be a number in [0, 1], got {v}")))?,
+            ),
+        };
+        let expand_timesteps = obj.get("expand_timesteps").and_then(Value::as_bool).unwrap_or(false);
+        Ok(Self { path, class_name, components, boundary_ratio, expand_timesteps })
     }
 
     /// The class of a component, or an error naming model_index.json if it is absent.
     pub fn require(&self, component: &str) -> Result<&str> {
-        self.components
-            .get(component)
-            .map(|(_, c)| c.as_str())
-            .ok_or_else(|| {
-                Error::Model(tessera_models::Error::BadConfig {
-                    path: self.path.clone(),
-                    message: format!("has no `{component}` component"),
-                })
+        self.components.get(component).map(|(_, c)| c.as_str()).ok_or_else(|| {
+            Error::Model(tessera_models::Error::BadConfig {
+                path: self.path.clone(),
+                message: format!("has no `{component}` component"),
             })
+        })
     }
 
     pub fn has(&self, component: &str) -> bool {

@@ -104,21 +104,31 @@ impl Policy {
 
     /// Reads a policy file (TOML, the form of `policy/default.toml`).
     pub fn load(path: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("cannot read policy {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Invalid(format!("cannot read policy {}: {e}", path.display())))?;
         Policy::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, source: &str) -> Result<Policy> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| Error::Invalid(format!("policy {source}: {}", e.message().trim())))?;
+        let file: PolicyFile =
+            toml::from_str(text).map_err(|e| Error::Invalid(format!("policy {source}: {}", e.message().trim())))?;
         let mut categories = Vec::new();
         for c in file.category {
             let words = |t: &String| normalize(t);
             let mut patterns = Vec::new();
             for p in &c.patterns {
-                patterns.push(Regex::new(p).map_err(|e| Error::Invalid(format!("policy {source}: category {:?}: pattern {p:?} is not a regular expression ({e})", c.name)))?);
+                patterns.push(Regex::new(p).map_err(|e| {
+                    Error::Invalid(format!(
+                        "policy {source}: category {:?}: pattern {p:?} is not a regular expression ({e})",
+                        c.name
+                    ))
+                })?);
             }
             if c.terms.is_empty() && c.patterns.is_empty() && c.all.is_empty() {
-                return Err(Error::Invalid(format!("policy {source}: category {:?} has no terms, patterns or all", c.name)));
+                return Err(Error::Invalid(format!(
+                    "policy {source}: category {:?} has no terms, patterns or all",
+                    c.name
+                )));
             }
             categories.push(Category {
                 terms: c.terms.iter().map(words).filter(|t| t.trim() != "").collect(),
@@ -135,7 +145,8 @@ impl Policy {
     pub fn check(&self, prompt: &str) -> Option<Refusal> {
         let words = normalize(prompt);
         for c in &self.categories {
-            let refuse = |matched: String| Some(Refusal { category: c.name.clone(), message: c.message.clone(), matched });
+            let refuse =
+                |matched: String| Some(Refusal { category: c.name.clone(), message: c.message.clone(), matched });
             if let Some(t) = c.terms.iter().find(|t| words.contains(t.as_str())) {
                 return refuse(t.trim().to_string());
             }
@@ -143,7 +154,11 @@ impl Policy {
                 return refuse(p.as_str().to_string());
             }
             if !c.all.is_empty() {
-                let hits: Option<Vec<&str>> = c.all.iter().map(|list| list.iter().find(|t| words.contains(t.as_str())).map(|t| t.trim())).collect();
+                let hits: Option<Vec<&str>> = c
+                    .all
+                    .iter()
+                    .map(|list| list.iter().find(|t| words.contains(t.as_str())).map(|t| t.trim()))
+                    .collect();
                 if let Some(hits) = hits {
                     return refuse(hits.join(" + "));
                 }
@@ -164,7 +179,8 @@ pub fn prompt_hash(prompt: &str) -> String {
 /// category and what matched, and the prompt with its hash.
 pub fn audit(path: &Path, who: &str, policy: &Policy, prompt: &str, refusal: &Refusal) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Invalid(format!("cannot create audit log folder {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Invalid(format!("cannot create audit log folder {}: {e}", dir.display())))?;
     }
     let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let line = serde_json::json!({
@@ -212,7 +228,8 @@ mod tests {
 
     #[test]
     fn words_not_substrings() {
-        let p = Policy::parse("[[category]]\nname = \"x\"\nmessage = \"no\"\nterms = [\"sex scene\", \"gore\"]\n", "t").unwrap();
+        let p = Policy::parse("[[category]]\nname = \"x\"\nmessage = \"no\"\nterms = [\"sex scene\", \"gore\"]\n", "t")
+            .unwrap();
         assert!(p.check("Al Gore speaks").is_some());
         assert!(p.check("gorgeous goretex").is_none());
         assert!(p.check("a SEX--scene").is_some());
@@ -221,7 +238,9 @@ mod tests {
 
     #[test]
     fn bad_policies_are_clear_errors() {
-        let e = Policy::parse("[[category]]\nname = \"x\"\nmessage = \"m\"\npatterns = [\"(\"]\n", "p.toml").unwrap_err().to_string();
+        let e = Policy::parse("[[category]]\nname = \"x\"\nmessage = \"m\"\npatterns = [\"(\"]\n", "p.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("p.toml") && e.contains("pattern"), "{e}");
         let e = Policy::parse("[[category]]\nname = \"x\"\nmessage = \"m\"\n", "p.toml").unwrap_err().to_string();
         assert!(e.contains("no terms"), "{e}");

@@ -72,7 +72,12 @@ impl<'a> Session<'a> {
     /// One window of `given.len()` frames (tf k + 1) with the given frames in place; the
     /// output has the given frames exactly as given. Each window draws its own noise
     /// (seed + window number).
-    pub fn window(&mut self, given: &[Option<Frame>], edit: Option<(&[Frame], f64)>, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Frame>> {
+    pub fn window(
+        &mut self,
+        given: &[Option<Frame>],
+        edit: Option<(&[Frame], f64)>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Frame>> {
         let n = given.len();
         let (w, h) = self.size();
         let mut p = self.base.clone();
@@ -96,7 +101,8 @@ impl<'a> Session<'a> {
         let frames = self.pipe.decode(&latents, progress)?;
         let (t, fh, fw, _) = frames.dims4()?;
         let data: Vec<f32> = frames.flatten_all()?.to_vec1()?;
-        let mut out = tessera_media::frames_from_f32(&data, t, fh, fw).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        let mut out =
+            tessera_media::frames_from_f32(&data, t, fh, fw).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         for (o, g) in out.iter_mut().zip(given) {
             if let Some(g) = g {
                 *o = g.clone();
@@ -108,7 +114,13 @@ impl<'a> Session<'a> {
     /// Text (and keyframes) to video: `frames` frames with `keys` (frame index, image)
     /// given. Covers images (frames = 1), image-to-video (a key at 0), last frame, first
     /// and last, and keyframes anywhere.
-    pub fn keyframes(&mut self, frames: usize, keys: &[(usize, Frame)], sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn keyframes(
+        &mut self,
+        frames: usize,
+        keys: &[(usize, Frame)],
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         let mut given = vec![None; frames];
         for (i, f) in keys {
             if *i >= frames {
@@ -130,7 +142,13 @@ impl<'a> Session<'a> {
     /// Generates `frames` frames in windows, each window taking the last frames made so
     /// far as its given prefix; `given[i]` (when set) is kept at frame i. Only the last
     /// window's frames are held: the rest have gone to `sink`.
-    fn forward(&mut self, given: Vec<Option<Frame>>, frames: usize, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    fn forward(
+        &mut self,
+        given: Vec<Option<Frame>>,
+        frames: usize,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         let win = self.window;
         let ctx = PREFIX_CONTEXT.min(win.saturating_sub(self.tf()));
         let mut made: Vec<Frame> = Vec::new(); // the last `ctx` frames emitted
@@ -159,7 +177,13 @@ impl<'a> Session<'a> {
     }
 
     /// The video followed by `new` generated frames that continue it.
-    pub fn extend_forward(&mut self, video: &[Frame], new: usize, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn extend_forward(
+        &mut self,
+        video: &[Frame],
+        new: usize,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         if video.is_empty() {
             return invalid("the video to extend has no frames");
         }
@@ -171,18 +195,29 @@ impl<'a> Session<'a> {
         given.resize(ctx + new, None);
         // `forward` treats the context as part of the video it makes; skip re-emitting it.
         let mut skipped = 0;
-        self.forward(given, ctx + new, &mut |f| {
-            if skipped < ctx {
-                skipped += 1;
-                Ok(())
-            } else {
-                sink(f)
-            }
-        }, progress)
+        self.forward(
+            given,
+            ctx + new,
+            &mut |f| {
+                if skipped < ctx {
+                    skipped += 1;
+                    Ok(())
+                } else {
+                    sink(f)
+                }
+            },
+            progress,
+        )
     }
 
     /// `new` generated frames that lead into the video, then the video.
-    pub fn extend_backward(&mut self, video: &[Frame], new: usize, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn extend_backward(
+        &mut self,
+        video: &[Frame],
+        new: usize,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         if video.is_empty() {
             return invalid("the video to extend has no frames");
         }
@@ -215,7 +250,14 @@ impl<'a> Session<'a> {
 
     /// A, a transition of about `new` frames that starts where A ends and ends where B
     /// starts, then B.
-    pub fn connect(&mut self, a: &[Frame], b: &[Frame], new: usize, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn connect(
+        &mut self,
+        a: &[Frame],
+        b: &[Frame],
+        new: usize,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         if a.is_empty() || b.is_empty() {
             return invalid("both videos to connect need frames");
         }
@@ -237,7 +279,13 @@ impl<'a> Session<'a> {
 
     /// A video of `frames` frames whose last frame is its first (given, or generated as
     /// an image first), so it plays as a loop.
-    pub fn make_loop(&mut self, frames: usize, first: Option<Frame>, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn make_loop(
+        &mut self,
+        frames: usize,
+        first: Option<Frame>,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         let first = match first {
             Some(f) => f,
             None => self.window(&[None], None, progress)?.remove(0),
@@ -255,7 +303,13 @@ impl<'a> Session<'a> {
     /// The video at `factor` times its frame rate: input frame i is output frame
     /// factor * i, the frames between are generated, in windows that share their
     /// boundary frames.
-    pub fn interpolate(&mut self, video: &[Frame], factor: usize, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn interpolate(
+        &mut self,
+        video: &[Frame],
+        factor: usize,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         if factor < 2 {
             for f in video {
                 sink(f.clone())?;
@@ -295,7 +349,13 @@ impl<'a> Session<'a> {
     }
 
     /// SDEdit of the video with the session's prompt, window by window.
-    pub fn edit(&mut self, video: &[Frame], strength: f64, sink: &mut Sink, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn edit(
+        &mut self,
+        video: &[Frame],
+        strength: f64,
+        sink: &mut Sink,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         if !(0.0..=1.0).contains(&strength) {
             return invalid(format!("--strength must be between 0 and 1, got {strength}"));
         }

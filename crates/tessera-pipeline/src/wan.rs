@@ -98,13 +98,7 @@ impl WanPipeline {
     /// component this pipeline needs is there.
     pub fn open(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let index = ModelIndex::load(dir)?;
-        for c in [
-            "tokenizer",
-            "text_encoder",
-            "vae",
-            "scheduler",
-            "transformer",
-        ] {
+        for c in ["tokenizer", "text_encoder", "vae", "scheduler", "transformer"] {
             index.require(c)?;
         }
         if index.boundary_ratio.is_some() {
@@ -114,14 +108,8 @@ impl WanPipeline {
         let vae_config = AutoencoderKLWanConfig::load(&dir.join("vae/config.json"))?;
         // Fail now, not after minutes of work, on a scheduler we cannot run or weights
         // that are not there.
-        let pipeline = Self {
-            dir: dir.to_path_buf(),
-            index,
-            transformer_config,
-            vae_config,
-            device: device.clone(),
-            dtype,
-        };
+        let pipeline =
+            Self { dir: dir.to_path_buf(), index, transformer_config, vae_config, device: device.clone(), dtype };
         pipeline.scheduler()?;
         for c in ["text_encoder", "vae", "transformer", "transformer_2"] {
             if pipeline.index.has(c) {
@@ -134,10 +122,7 @@ impl WanPipeline {
     /// A fresh scheduler of the class model_index.json names (as diffusers loads it).
     pub fn scheduler(&self) -> Result<Scheduler> {
         let class = self.index.require("scheduler")?;
-        Ok(Scheduler::from_file_as(
-            &self.dir.join("scheduler/scheduler_config.json"),
-            class,
-        )?)
+        Ok(Scheduler::from_file_as(&self.dir.join("scheduler/scheduler_config.json"), class)?)
     }
 
     pub fn device(&self) -> &Device {
@@ -177,11 +162,7 @@ impl WanPipeline {
     /// Checks every user-facing parameter before any work starts.
     pub fn validate(&self, p: &GenerateParams) -> Result<()> {
         let m = self.size_multiple();
-        if p.width == 0
-            || p.height == 0
-            || !p.width.is_multiple_of(m)
-            || !p.height.is_multiple_of(m)
-        {
+        if p.width == 0 || p.height == 0 || !p.width.is_multiple_of(m) || !p.height.is_multiple_of(m) {
             let round = |x: usize| (x.max(1)).div_ceil(m) * m;
             return invalid(format!(
                 "size {}x{} is not a multiple of {m} (the VAE's spatial stride times the patch size) in both sides; try {}x{}",
@@ -206,10 +187,7 @@ impl WanPipeline {
         if p.max_sequence_length == 0 {
             return invalid("--max-sequence-length must be at least 1");
         }
-        for (name, g) in [
-            ("--guidance", Some(p.guidance)),
-            ("--guidance-2", p.guidance_2),
-        ] {
+        for (name, g) in [("--guidance", Some(p.guidance)), ("--guidance-2", p.guidance_2)] {
             if let Some(g) = g {
                 if !g.is_finite() || g < 0.0 {
                     return invalid(format!("{name} must be a finite number >= 0, got {g}"));
@@ -255,29 +233,15 @@ impl WanPipeline {
     ) -> Result<(Tensor, Option<Tensor>)> {
         progress(Progress::Stage("load text encoder"));
         let tokenizer = WanTokenizer::from_file(&self.dir.join("tokenizer/tokenizer.json"))?;
-        let encoder =
-            UMT5EncoderModel::load(&self.dir.join("text_encoder"), self.dtype, &self.device)?;
+        let encoder = UMT5EncoderModel::load(&self.dir.join("text_encoder"), self.dtype, &self.device)?;
         progress(Progress::Stage("encode prompt"));
-        let any_guidance =
-            guidance::enabled(p.guidance) || p.guidance_2.is_some_and(guidance::enabled);
-        let cond = encode_prompts(
-            &tokenizer,
-            &encoder,
-            &[&p.prompt],
-            p.max_sequence_length,
-            &self.device,
-        )?
-        .to_dtype(self.dtype)?;
+        let any_guidance = guidance::enabled(p.guidance) || p.guidance_2.is_some_and(guidance::enabled);
+        let cond = encode_prompts(&tokenizer, &encoder, &[&p.prompt], p.max_sequence_length, &self.device)?
+            .to_dtype(self.dtype)?;
         let uncond = if any_guidance {
             Some(
-                encode_prompts(
-                    &tokenizer,
-                    &encoder,
-                    &[&p.negative_prompt],
-                    p.max_sequence_length,
-                    &self.device,
-                )?
-                .to_dtype(self.dtype)?,
+                encode_prompts(&tokenizer, &encoder, &[&p.negative_prompt], p.max_sequence_length, &self.device)?
+                    .to_dtype(self.dtype)?,
             )
         } else {
             None
@@ -290,10 +254,7 @@ impl WanPipeline {
     pub fn initial_latents(&self, p: &GenerateParams) -> Result<Tensor> {
         match &p.latents {
             Some(l) => Ok(l.to_dtype(DType::F32)?.to_device(&self.device)?),
-            None => Ok(
-                noise::randn(p.seed, self.latent_shape(p).to_vec(), &Device::Cpu)?
-                    .to_device(&self.device)?,
-            ),
+            None => Ok(noise::randn(p.seed, self.latent_shape(p).to_vec(), &Device::Cpu)?.to_device(&self.device)?),
         }
     }
 
@@ -323,7 +284,9 @@ impl WanPipeline {
         let ti2v_first = !layout
             && self.index.expand_timesteps
             && p.given.as_ref().is_some_and(|g| g.mask[0] && g.mask[1..].iter().all(|&m| !m));
-        let replace_needed = !layout && !ti2v_first && p.given.as_ref().is_some_and(|g| latent_known(&g.mask, self.temporal_factor()).iter().any(|&k| k));
+        let replace_needed = !layout
+            && !ti2v_first
+            && p.given.as_ref().is_some_and(|g| latent_known(&g.mask, self.temporal_factor()).iter().any(|&k| k));
         if !layout && !replace_needed && !ti2v_first && p.edit.is_none() {
             return Ok(Prepared::default());
         }
@@ -333,7 +296,10 @@ impl WanPipeline {
         if layout {
             let (mask, video) = match &p.given {
                 Some(g) => (g.mask.clone(), g.video.clone()),
-                None => (vec![false; p.frames], Tensor::zeros((1, 3, p.frames, p.height, p.width), DType::F32, &self.device)?),
+                None => (
+                    vec![false; p.frames],
+                    Tensor::zeros((1, 3, p.frames, p.height, p.width), DType::F32, &self.device)?,
+                ),
             };
             let cond = self.encode_latents(&vae, &video)?.to_dtype(self.dtype)?;
             let (_, _, _, h, w) = cond.dims5()?;
@@ -344,7 +310,11 @@ impl WanPipeline {
         } else if let (true, Some(g)) = (replace_needed, &p.given) {
             let known = latent_known(&g.mask, self.temporal_factor());
             let f = known.len();
-            let known = Tensor::from_vec(known.iter().map(|&k| k as u8 as f32).collect::<Vec<_>>(), (1, 1, f, 1, 1), &self.device)?;
+            let known = Tensor::from_vec(
+                known.iter().map(|&k| k as u8 as f32).collect::<Vec<_>>(),
+                (1, 1, f, 1, 1),
+                &self.device,
+            )?;
             out.replace = Some(Replace { x0: self.encode_latents(&vae, &g.filled()?)?, noise: noise.clone(), known });
         }
         if let Some(e) = &p.edit {
@@ -369,7 +339,11 @@ impl WanPipeline {
         progress(Progress::Stage("encode image"));
         let enc = ClipVisionModel::load(&self.dir.join("image_encoder"), self.dtype, &self.device)?;
         let proc_path = self.dir.join("image_processor/preprocessor_config.json");
-        let proc = if proc_path.is_file() { ClipImageProcessorConfig::load(&proc_path)? } else { serde_json::from_str("{}").map_err(|e| crate::Error::Invalid(e.to_string()))? };
+        let proc = if proc_path.is_file() {
+            ClipImageProcessorConfig::load(&proc_path)?
+        } else {
+            serde_json::from_str("{}").map_err(|e| crate::Error::Invalid(e.to_string()))?
+        };
         let mut frames = vec![0];
         let last = g.mask.len() - 1;
         if last > 0 && g.mask[last] && self.transformer_config.pos_embed_seq_len.is_some() {
@@ -380,7 +354,12 @@ impl WanPipeline {
             // (1, 3, 1, H, W) in [-1, 1] -> RGB8 rows, as the image the user gave.
             let f = g.video.narrow(2, i, 1)?.squeeze(2)?.squeeze(0)?.permute((1, 2, 0))?.to_dtype(DType::F32)?;
             let (h, w, _) = f.dims3()?;
-            let rgb: Vec<u8> = f.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8).collect();
+            let rgb: Vec<u8> = f
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
+                .collect();
             let px = proc.preprocess(&rgb, w, h, enc.config().image_size, &self.device)?.to_dtype(self.dtype)?;
             feats.push(enc.forward(&px)?);
         }
@@ -431,30 +410,20 @@ impl WanPipeline {
         }
 
         // Split the steps between the experts: t >= boundary goes to `transformer`.
-        let boundary = self
-            .index
-            .boundary_ratio
-            .map(|r| r * scheduler.num_train_timesteps() as f64);
+        let boundary = self.index.boundary_ratio.map(|r| r * scheduler.num_train_timesteps() as f64);
         let split = match boundary {
             Some(b) => timesteps.iter().take_while(|&&t| t >= b).count(),
             None => n,
         };
         let g2 = p.guidance_2.unwrap_or(p.guidance);
-        let segments = [
-            ("transformer", begin.min(split)..split, p.guidance),
-            ("transformer_2", begin.max(split)..n, g2),
-        ];
+        let segments =
+            [("transformer", begin.min(split)..split, p.guidance), ("transformer_2", begin.max(split)..n, g2)];
         for (name, range, g) in segments {
             if range.is_empty() {
                 continue;
             }
-            progress(Progress::Stage(if name == "transformer" {
-                "load transformer"
-            } else {
-                "load transformer_2"
-            }));
-            let model =
-                WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
+            progress(Progress::Stage(if name == "transformer" { "load transformer" } else { "load transformer_2" }));
+            let model = WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
             let denoiser = WanDenoiser {
                 model: &model,
                 extra: extra.as_ref(),
@@ -508,11 +477,7 @@ impl WanPipeline {
     }
 
     /// The whole text-to-video run: frames (T, H, W, 3) in [0, 1].
-    pub fn generate(
-        &self,
-        p: &GenerateParams,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Tensor> {
+    pub fn generate(&self, p: &GenerateParams, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
         self.validate(p)?;
         let (cond, uncond) = self.encode_text(p, progress)?;
         let latents = self.denoise(p, &cond, uncond.as_ref(), progress)?;

@@ -19,25 +19,10 @@ fn models() -> PathBuf {
 
 fn run_case(name: &str) {
     let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("pipelines.json")).unwrap())
-            .unwrap();
-    let case = cases
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no case {name}"));
-    let refs = candle_core::safetensors::load(
-        fixtures().join(case["file"].as_str().unwrap()),
-        &Device::Cpu,
-    )
-    .unwrap();
-    let pipe = WanPipeline::open(
-        &models().join(case["model"].as_str().unwrap()),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("pipelines.json")).unwrap()).unwrap();
+    let case = cases.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no case {name}"));
+    let refs = candle_core::safetensors::load(fixtures().join(case["file"].as_str().unwrap()), &Device::Cpu).unwrap();
+    let pipe = WanPipeline::open(&models().join(case["model"].as_str().unwrap()), &Device::Cpu, DType::F32).unwrap();
     let params = GenerateParams {
         prompt: case["prompt"].as_str().unwrap().into(),
         negative_prompt: case["negative_prompt"].as_str().unwrap().into(),
@@ -62,26 +47,15 @@ fn run_case(name: &str) {
         }
     };
     let (cond, uncond) = pipe.encode_text(&params, &mut progress).unwrap();
-    let latents = pipe
-        .denoise(&params, &cond, uncond.as_ref(), &mut progress)
-        .unwrap();
+    let latents = pipe.denoise(&params, &cond, uncond.as_ref(), &mut progress).unwrap();
     let e_lat = rel_l2(&latents, &refs["final_latents"]);
     let frames = pipe.decode(&latents, &mut progress).unwrap();
     let e_frames = rel_l2(&frames, &refs["frames"]);
     println!("{name}: final latents rel L2 {e_lat:.2e}, frames rel L2 {e_frames:.2e}");
-    assert!(
-        e_lat <= TOL,
-        "{name}: final latents rel L2 {e_lat:.3e} > {TOL:e}"
-    );
-    assert!(
-        e_frames <= TOL,
-        "{name}: frames rel L2 {e_frames:.3e} > {TOL:e}"
-    );
+    assert!(e_lat <= TOL, "{name}: final latents rel L2 {e_lat:.3e} > {TOL:e}");
+    assert!(e_frames <= TOL, "{name}: frames rel L2 {e_frames:.3e} > {TOL:e}");
     if case.get("guidance_2").is_some() {
-        assert!(
-            stages.iter().any(|s| s == "load transformer_2"),
-            "second expert never ran: {stages:?}"
-        );
+        assert!(stages.iter().any(|s| s == "load transformer_2"), "second expert never ran: {stages:?}");
     }
 }
 
@@ -118,28 +92,11 @@ fn wan22_two_experts_match_diffusers() {
 #[test]
 fn rejects_bad_sizes_and_frame_counts() {
     let pipe = WanPipeline::open(&models().join("wan21"), &Device::Cpu, DType::F32).unwrap();
-    let base = GenerateParams {
-        width: 48,
-        height: 32,
-        frames: 9,
-        ..Default::default()
-    };
+    let base = GenerateParams { width: 48, height: 32, frames: 9, ..Default::default() };
     pipe.validate(&base).unwrap();
-    let e = pipe
-        .validate(&GenerateParams {
-            frames: 10,
-            ..base.clone()
-        })
-        .unwrap_err()
-        .to_string();
+    let e = pipe.validate(&GenerateParams { frames: 10, ..base.clone() }).unwrap_err().to_string();
     assert!(e.contains("9 and 13"), "{e}");
-    let e = pipe
-        .validate(&GenerateParams {
-            width: 50,
-            ..base.clone()
-        })
-        .unwrap_err()
-        .to_string();
+    let e = pipe.validate(&GenerateParams { width: 50, ..base.clone() }).unwrap_err().to_string();
     assert!(e.contains("multiple of 16") && e.contains("64x32"), "{e}");
     let e = pipe
         .validate(&GenerateParams {

@@ -31,22 +31,11 @@ struct Case {
 }
 
 fn load(name: &str) -> Case {
-    let scheduler =
-        Scheduler::from_file(&fixtures().join(format!("scheduler_{name}.json"))).unwrap();
-    let refs = candle_core::safetensors::load(
-        fixtures().join(format!("scheduler_{name}.safetensors")),
-        &Device::Cpu,
-    )
-    .unwrap();
-    let steps = refs
-        .keys()
-        .filter(|k| k.starts_with("model_output_"))
-        .count();
-    Case {
-        scheduler,
-        refs,
-        steps,
-    }
+    let scheduler = Scheduler::from_file(&fixtures().join(format!("scheduler_{name}.json"))).unwrap();
+    let refs =
+        candle_core::safetensors::load(fixtures().join(format!("scheduler_{name}.safetensors")), &Device::Cpu).unwrap();
+    let steps = refs.keys().filter(|k| k.starts_with("model_output_")).count();
+    Case { scheduler, refs, steps }
 }
 
 /// Runs the case's trajectory on our scheduler; returns the worst step error and our
@@ -55,16 +44,8 @@ fn run(name: &str, tol: f64, last_steps_skipped: usize) -> (f64, Tensor, Case) {
     let mut case = load(name);
     let s = &mut case.scheduler;
     s.set_timesteps(case.steps).unwrap();
-    assert_eq!(
-        s.timesteps(),
-        to_f64s(&case.refs["timesteps"]).as_slice(),
-        "{name}: timesteps"
-    );
-    assert_eq!(
-        s.sigmas(),
-        to_f64s(&case.refs["sigmas"]).as_slice(),
-        "{name}: sigmas"
-    );
+    assert_eq!(s.timesteps(), to_f64s(&case.refs["timesteps"]).as_slice(), "{name}: timesteps");
+    assert_eq!(s.sigmas(), to_f64s(&case.refs["sigmas"]).as_slice(), "{name}: sigmas");
     let mut x = case.refs["sample_0"].clone();
     let mut worst: f64 = 0.0;
     let timesteps = s.timesteps().to_vec();
@@ -134,46 +115,25 @@ fn euler_bf16_velocity_returns_bf16() {
 fn regression_unipc_bh1_final_zero_sigma_is_finite() {
     let (_, x, case) = run("unipc_o3_bh1_zero_6", TOL, 1);
     let reference_last = &case.refs[&format!("sample_{}", case.steps)];
-    let ref_nan = reference_last
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert!(
-        ref_nan.iter().any(|v| v.is_nan()),
-        "the reference no longer gives NaN here"
-    );
+    let ref_nan = reference_last.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(ref_nan.iter().any(|v| v.is_nan()), "the reference no longer gives NaN here");
     let err = rel_l2(&x, &case.refs["x0_last"]);
-    assert!(
-        err <= TOL,
-        "final sample vs the last data prediction: {err:e}"
-    );
+    assert!(err <= TOL, "final sample vs the last data prediction: {err:e}");
 }
 
 #[test]
 fn shift_override_equals_a_config_with_that_shift() {
-    for (base, other, shift) in [
-        ("euler_shift3_4", "euler_shift5_4", 5.0),
-        ("unipc_wan_4", "unipc_o3_shift5_nocorr_6", 5.0),
-    ] {
+    for (base, other, shift) in
+        [("euler_shift3_4", "euler_shift5_4", 5.0), ("unipc_wan_4", "unipc_o3_shift5_nocorr_6", 5.0)]
+    {
         let mut a = load(base).scheduler;
         let b = load(other);
         a.set_timesteps(3).unwrap();
         a.set_shift(shift).unwrap(); // recomputes the schedule already set
         assert_eq!(a.timesteps().len(), 3);
         a.set_timesteps(b.steps).unwrap();
-        assert_eq!(
-            a.timesteps(),
-            to_f64s(&b.refs["timesteps"]).as_slice(),
-            "{base} shifted to {shift}"
-        );
-        assert_eq!(
-            a.sigmas(),
-            to_f64s(&b.refs["sigmas"]).as_slice(),
-            "{base} shifted to {shift}"
-        );
+        assert_eq!(a.timesteps(), to_f64s(&b.refs["timesteps"]).as_slice(), "{base} shifted to {shift}");
+        assert_eq!(a.sigmas(), to_f64s(&b.refs["sigmas"]).as_slice(), "{base} shifted to {shift}");
         assert_eq!(a.shift(), shift);
     }
     let mut s = load("unipc_wan_4").scheduler;
@@ -207,28 +167,17 @@ fn euler(shift: f64) -> Scheduler {
 }
 
 fn all_schedulers() -> Vec<(String, Scheduler)> {
-    let mut v = vec![
-        ("euler shift 1".to_string(), euler(1.0)),
-        ("euler shift 3".to_string(), euler(3.0)),
-    ];
+    let mut v = vec![("euler shift 1".to_string(), euler(1.0)), ("euler shift 3".to_string(), euler(3.0))];
     for order in 1..=3 {
         for solver in ["bh1", "bh2"] {
-            v.push((
-                format!("unipc order {order} {solver}"),
-                unipc(order, solver),
-            ));
+            v.push((format!("unipc order {order} {solver}"), unipc(order, solver)));
         }
     }
     v
 }
 
 /// Integrates `velocity` from pure noise (sigma = sigmas[0]) to the end of the schedule.
-fn integrate(
-    s: &mut Scheduler,
-    steps: usize,
-    start: &Tensor,
-    velocity: &dyn Fn(&Tensor, f64) -> Tensor,
-) -> Tensor {
+fn integrate(s: &mut Scheduler, steps: usize, start: &Tensor, velocity: &dyn Fn(&Tensor, f64) -> Tensor) -> Tensor {
     s.set_timesteps(steps).unwrap();
     let mut x = start.clone();
     let timesteps = s.timesteps().to_vec();
@@ -244,14 +193,8 @@ fn integrate(
 fn straight_path_lands_on_the_data() {
     let dev = Device::Cpu;
     for dtype in [DType::F64, DType::F32] {
-        let x0 = randn(1, (1, 4, 2, 4, 6), &dev)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
-        let noise = randn(2, (1, 4, 2, 4, 6), &dev)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
+        let x0 = randn(1, (1, 4, 2, 4, 6), &dev).unwrap().to_dtype(dtype).unwrap();
+        let noise = randn(2, (1, 4, 2, 4, 6), &dev).unwrap().to_dtype(dtype).unwrap();
         let v = (&noise - &x0).unwrap();
         let mut worst: f64 = 0.0;
         for (name, mut s) in all_schedulers() {
@@ -259,8 +202,7 @@ fn straight_path_lands_on_the_data() {
                 s.set_timesteps(steps).unwrap();
                 // Start on the path at the first sigma (UniPC's is 1 - 1e-6, not 1).
                 let s0 = s.sigma_at(0).unwrap();
-                let start =
-                    (noise.affine(s0, 0.0).unwrap() + x0.affine(1.0 - s0, 0.0).unwrap()).unwrap();
+                let start = (noise.affine(s0, 0.0).unwrap() + x0.affine(1.0 - s0, 0.0).unwrap()).unwrap();
                 let out = integrate(&mut s, steps, &start, &|_, _| v.clone());
                 let err = (&out - &x0)
                     .unwrap()
@@ -275,10 +217,7 @@ fn straight_path_lands_on_the_data() {
                     .to_scalar::<f64>()
                     .unwrap();
                 worst = worst.max(err);
-                assert!(
-                    err < 2e-6,
-                    "{name}, {steps} steps, {dtype:?}: max |x - x0| = {err:e}"
-                );
+                assert!(err < 2e-6, "{name}, {steps} steps, {dtype:?}: max |x - x0| = {err:e}");
             }
         }
         println!("straight path, {dtype:?}: worst max |x - x0| = {worst:.2e}");
@@ -295,29 +234,18 @@ fn straight_path_lands_on_the_data() {
 fn gaussian_data_flow_converges_with_the_solver_order() {
     let dev = Device::Cpu;
     let (m, c) = (0.7f64, 0.8f64);
-    let eps = randn(3, (1, 4, 2, 4, 6), &dev)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap();
+    let eps = randn(3, (1, 4, 2, 4, 6), &dev).unwrap().to_dtype(DType::F64).unwrap();
     let target = eps.affine(c, m).unwrap();
     let velocity = |x: &Tensor, t: f64| -> Tensor {
         // v = E[eps - x0 | x_t = x] = (t - (1 - t) c^2) / var_t * (x - (1 - t) m) - m
         let var = t * t + (1.0 - t) * (1.0 - t) * c * c;
-        x.affine(1.0, -(1.0 - t) * m)
-            .unwrap()
-            .affine((t - (1.0 - t) * c * c) / var, -m)
-            .unwrap()
+        x.affine(1.0, -(1.0 - t) * m).unwrap().affine((t - (1.0 - t) * c * c) / var, -m).unwrap()
     };
     let error = |s: &mut Scheduler, steps: usize| {
         s.set_timesteps(steps).unwrap();
         // Start exactly on the flow at the first sigma.
         let t0 = s.sigma_at(0).unwrap();
-        let start = eps
-            .affine(
-                (t0 * t0 + (1.0 - t0) * (1.0 - t0) * c * c).sqrt(),
-                (1.0 - t0) * m,
-            )
-            .unwrap();
+        let start = eps.affine((t0 * t0 + (1.0 - t0) * (1.0 - t0) * c * c).sqrt(), (1.0 - t0) * m).unwrap();
         let out = integrate(s, steps, &start, &velocity);
         rel_l2(&out, &target)
     };
@@ -332,31 +260,18 @@ fn gaussian_data_flow_converges_with_the_solver_order() {
         let errs: Vec<f64> = [5, 10, 20, 40].iter().map(|&n| error(&mut s, n)).collect();
         let shown: Vec<String> = errs.iter().map(|e| format!("{e:.2e}")).collect();
         println!("{name}: rel L2 at 5/10/20/40 steps: {shown:?}");
-        assert!(
-            errs.windows(2).all(|w| w[1] < w[0]),
-            "{name} does not converge: {errs:?}"
-        );
+        assert!(errs.windows(2).all(|w| w[1] < w[0]), "{name} does not converge: {errs:?}");
         report.push(errs);
     }
     // Euler is first order: doubling the steps halves the error.
     let euler_ratio = report[0][3] / report[0][2];
-    assert!(
-        (0.4..0.6).contains(&euler_ratio),
-        "Euler 40/20-step error ratio {euler_ratio}"
-    );
+    assert!((0.4..0.6).contains(&euler_ratio), "Euler 40/20-step error ratio {euler_ratio}");
     // UniPC bh2 is at least second order and beats Euler at every step count.
     assert!(report[1][3] / report[1][2] < 0.3, "{report:?}");
     for n in 0..4 {
-        assert!(
-            report[1][n] < report[0][n] && report[2][n] < report[0][n],
-            "{report:?}"
-        );
+        assert!(report[1][n] < report[0][n] && report[2][n] < report[0][n], "{report:?}");
     }
-    assert!(
-        report[2][3] < 1e-3,
-        "UniPC order 3 at 40 steps: {:e}",
-        report[2][3]
-    );
+    assert!(report[2][3] < 1e-3, "UniPC order 3 at 40 steps: {:e}", report[2][3]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -365,29 +280,13 @@ fn gaussian_data_flow_converges_with_the_solver_order() {
 #[test]
 fn unsupported_configs_name_the_key() {
     let cases = [
-        (
-            WAN_UNIPC.replace(
-                "\"use_karras_sigmas\": false",
-                "\"use_karras_sigmas\": true",
-            ),
-            "use_karras_sigmas",
-        ),
-        (
-            WAN_UNIPC.replace("\"thresholding\": false", "\"thresholding\": true"),
-            "thresholding",
-        ),
-        (
-            WAN_UNIPC.replace("\"use_flow_sigmas\": true", "\"use_flow_sigmas\": false"),
-            "use_flow_sigmas",
-        ),
-        (
-            WAN_UNIPC.replace("\"flow_prediction\"", "\"epsilon\""),
-            "prediction_type",
-        ),
+        (WAN_UNIPC.replace("\"use_karras_sigmas\": false", "\"use_karras_sigmas\": true"), "use_karras_sigmas"),
+        (WAN_UNIPC.replace("\"thresholding\": false", "\"thresholding\": true"), "thresholding"),
+        (WAN_UNIPC.replace("\"use_flow_sigmas\": true", "\"use_flow_sigmas\": false"), "use_flow_sigmas"),
+        (WAN_UNIPC.replace("\"flow_prediction\"", "\"epsilon\""), "prediction_type"),
         (WAN_UNIPC.replace("\"bh2\"", "\"bh3\""), "solver_type"),
         (
-            r#"{"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": true}"#
-                .to_string(),
+            r#"{"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": true}"#.to_string(),
             "use_dynamic_shifting",
         ),
     ];
@@ -395,9 +294,7 @@ fn unsupported_configs_name_the_key() {
         let err = Scheduler::from_json_str(&json).unwrap_err().to_string();
         assert!(err.contains(key), "message should name `{key}`: {err}");
     }
-    let err = Scheduler::from_json_str(r#"{"_class_name": "DDIMScheduler"}"#)
-        .unwrap_err()
-        .to_string();
+    let err = Scheduler::from_json_str(r#"{"_class_name": "DDIMScheduler"}"#).unwrap_err().to_string();
     assert!(err.contains("DDIMScheduler"), "{err}");
 }
 
@@ -409,10 +306,7 @@ fn unknown_class_in_a_file_names_the_file() {
     std::fs::write(&path, r#"{"_class_name": "LCMScheduler"}"#).unwrap();
     let err = Scheduler::from_file(&path).unwrap_err().to_string();
     std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        err.contains("LCMScheduler") && err.contains("scheduler_config.json"),
-        "{err}"
-    );
+    assert!(err.contains("LCMScheduler") && err.contains("scheduler_config.json"), "{err}");
 }
 
 #[test]
@@ -430,10 +324,7 @@ fn zero_steps_is_an_error_and_step_needs_a_schedule() {
 #[test]
 fn flow_sigmas_are_shifted_linspace() {
     // np.linspace(1, 1/1000, 5)[:-1] = [1, 0.75025, 0.5005, 0.25075], shift 1: unchanged.
-    assert_eq!(
-        flow_sigmas(4, 1.0, 1000),
-        vec![1.0, 0.75025, 0.5005, 0.25075000000000003]
-    );
+    assert_eq!(flow_sigmas(4, 1.0, 1000), vec![1.0, 0.75025, 0.5005, 0.25075000000000003]);
     let shifted = flow_sigmas(4, 3.0, 1000);
     assert!((shifted[2] - 3.0 * 0.5005 / (1.0 + 2.0 * 0.5005)).abs() < 1e-15);
 }
@@ -450,16 +341,14 @@ fn scale_noise_is_the_flow_forward_process() {
         let t = s.timesteps()[start];
         let sigma = s.sigma_at(start).unwrap();
         let got = s.scale_noise(&x0, &noise, t).unwrap();
-        let want =
-            (noise.affine(sigma, 0.0).unwrap() + x0.affine(1.0 - sigma, 0.0).unwrap()).unwrap();
+        let want = (noise.affine(sigma, 0.0).unwrap() + x0.affine(1.0 - sigma, 0.0).unwrap()).unwrap();
         assert!(rel_l2(&got, &want) < 1e-7);
         // SDEdit: stepping from the begin index goes on from there.
         let v = (&noise - &x0).unwrap();
         let next = s.step(&v, t, &got).unwrap();
         assert_eq!(s.step_index(), Some(start + 1));
         let sigma1 = s.sigma_at(start + 1).unwrap();
-        let want1 =
-            (noise.affine(sigma1, 0.0).unwrap() + x0.affine(1.0 - sigma1, 0.0).unwrap()).unwrap();
+        let want1 = (noise.affine(sigma1, 0.0).unwrap() + x0.affine(1.0 - sigma1, 0.0).unwrap()).unwrap();
         assert!(rel_l2(&next, &want1) < 1e-5, "{}", rel_l2(&next, &want1));
     }
 }

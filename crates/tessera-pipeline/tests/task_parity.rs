@@ -28,7 +28,8 @@ fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn run_case(name: &str) {
-    let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("tasks.json")).unwrap()).unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("tasks.json")).unwrap()).unwrap();
     let case = cases.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no case {name}"));
     let refs = candle_core::safetensors::load(fixtures().join(case["file"].as_str().unwrap()), &Device::Cpu).unwrap();
     let pipe = WanPipeline::open(&models().join(case["model"].as_str().unwrap()), &Device::Cpu, DType::F32).unwrap();

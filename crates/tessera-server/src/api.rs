@@ -65,7 +65,13 @@ async fn authenticate(AxState(state): AxState<S>, mut req: Request, next: Next) 
             return ApiError::unauthorized("missing API key: send `Authorization: Bearer KEY`").into_response();
         };
         // Compare every key in full, so timing says nothing about which prefix matched.
-        let found = state.keys.iter().fold(None, |found, (id, key)| if constant_eq(key.as_bytes(), given.as_bytes()) { Some(id.clone()) } else { found });
+        let found = state.keys.iter().fold(None, |found, (id, key)| {
+            if constant_eq(key.as_bytes(), given.as_bytes()) {
+                Some(id.clone())
+            } else {
+                found
+            }
+        });
         match found {
             Some(id) => id,
             None => return ApiError::unauthorized("incorrect API key").into_response(),
@@ -96,7 +102,9 @@ fn rate_limit(state: &State, owner: &str) -> ApiResult<()> {
         times.pop_front();
     }
     if times.len() >= limit {
-        return Err(ApiError::rate_limited(format!("rate limit reached: {limit} requests per minute; try again shortly")));
+        return Err(ApiError::rate_limited(format!(
+            "rate limit reached: {limit} requests per minute; try again shortly"
+        )));
     }
     times.push_back(now);
     Ok(())
@@ -152,24 +160,36 @@ struct Form {
 
 impl Form {
     async fn read(req: Request) -> ApiResult<Form> {
-        let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let ctype =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if ctype.starts_with("multipart/form-data") {
-            let mut mp = Multipart::from_request(req, &()).await.map_err(|e| ApiError::invalid(None, format!("bad multipart body: {e}")).with_status(e.status()))?;
+            let mut mp = Multipart::from_request(req, &())
+                .await
+                .map_err(|e| ApiError::invalid(None, format!("bad multipart body: {e}")).with_status(e.status()))?;
             let mut form = Form::default();
-            while let Some(field) = mp.next_field().await.map_err(|e| ApiError::invalid(None, format!("bad multipart body: {e}")).with_status(e.status()))? {
+            while let Some(field) = mp
+                .next_field()
+                .await
+                .map_err(|e| ApiError::invalid(None, format!("bad multipart body: {e}")).with_status(e.status()))?
+            {
                 let name = field.name().unwrap_or("").to_string();
                 let is_file = field.file_name().is_some();
-                let bytes = field.bytes().await.map_err(|e| ApiError::invalid(None, format!("bad multipart field {name:?}: {e}")).with_status(e.status()))?;
+                let bytes = field.bytes().await.map_err(|e| {
+                    ApiError::invalid(None, format!("bad multipart field {name:?}: {e}")).with_status(e.status())
+                })?;
                 if is_file {
                     form.files.insert(name, bytes.to_vec());
                 } else {
-                    let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid(None, format!("field {name:?} is not UTF-8 text")))?;
+                    let text = String::from_utf8(bytes.to_vec())
+                        .map_err(|_| ApiError::invalid(None, format!("field {name:?} is not UTF-8 text")))?;
                     form.values.insert(name, Value::String(text));
                 }
             }
             Ok(form)
         } else {
-            let bytes = Bytes::from_request(req, &()).await.map_err(|e| ApiError::invalid(None, format!("cannot read the body: {e}")).with_status(e.status()))?;
+            let bytes = Bytes::from_request(req, &())
+                .await
+                .map_err(|e| ApiError::invalid(None, format!("cannot read the body: {e}")).with_status(e.status()))?;
             if bytes.is_empty() {
                 return Ok(Form::default());
             }
@@ -241,7 +261,8 @@ fn common(state: &State, form: &Form, owner: &str, model_name: Option<&str>) -> 
     for text in [&prompt, &negative_prompt] {
         if let Some(refusal) = state.policy.check(text) {
             let who = if owner.is_empty() { "server" } else { owner };
-            if let Err(e) = tessera_pipeline::moderation::audit(&state.audit_log(), who, &state.policy, text, &refusal) {
+            if let Err(e) = tessera_pipeline::moderation::audit(&state.audit_log(), who, &state.policy, text, &refusal)
+            {
                 eprintln!("warning: {e}");
             }
             return Err(ApiError::invalid("prompt", refusal.to_string()).with_code("moderation_blocked"));
@@ -251,7 +272,8 @@ fn common(state: &State, form: &Form, owner: &str, model_name: Option<&str>) -> 
         None => state.models.default_model().clone(),
         Some(name) => state.models.get(name).cloned().ok_or_else(|| {
             let known: Vec<&str> = state.models.iter().map(|m| m.name.as_str()).collect();
-            ApiError::invalid("model", format!("unknown model {name:?}; this server runs {}", known.join(", "))).with_code("model_not_found")
+            ApiError::invalid("model", format!("unknown model {name:?}; this server runs {}", known.join(", ")))
+                .with_code("model_not_found")
         })?,
     };
     let seed = form.integer("seed")?.unwrap_or_else(|| rand::random::<u32>() as u64);
@@ -299,10 +321,16 @@ fn size(state: &State, model: &Model, given: Option<String>) -> ApiResult<(usize
     };
     let m = model.pipeline.size_multiple();
     if w < m || h < m || w % m != 0 || h % m != 0 {
-        return Err(ApiError::invalid("size", format!("model {} makes sizes whose sides are multiples of {m}; {w}x{h} is not", model.name)));
+        return Err(ApiError::invalid(
+            "size",
+            format!("model {} makes sizes whose sides are multiples of {m}; {w}x{h} is not", model.name),
+        ));
     }
     if w * h > state.config.max_pixels {
-        return Err(ApiError::invalid("size", format!("{w}x{h} is larger than this server allows ({} pixels)", state.config.max_pixels)));
+        return Err(ApiError::invalid(
+            "size",
+            format!("{w}x{h} is larger than this server allows ({} pixels)", state.config.max_pixels),
+        ));
     }
     Ok((w, h))
 }
@@ -356,14 +384,24 @@ fn input_reference(form: &Form) -> ApiResult<Option<Vec<u8>>> {
             o.get("image_url").and_then(|u| u.as_str()).unwrap_or("").to_string()
         }
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::invalid("input_reference", "`input_reference` must be a file or {\"image_url\": \"data:...\"}")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "input_reference",
+                "`input_reference` must be a file or {\"image_url\": \"data:...\"}",
+            ))
+        }
     };
     // The server never fetches URLs it is given (no requests to arbitrary hosts).
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(ApiError::invalid("input_reference", "`input_reference.image_url` must be a base64 data URL (data:image/png;base64,...); this server does not fetch URLs"));
     };
-    let b64 = rest.split_once(";base64,").map(|(_, d)| d).ok_or_else(|| ApiError::invalid("input_reference", "the data URL is not base64"))?;
-    base64_decode(b64).map(Some).ok_or_else(|| ApiError::invalid("input_reference", "the data URL's base64 is malformed"))
+    let b64 = rest
+        .split_once(";base64,")
+        .map(|(_, d)| d)
+        .ok_or_else(|| ApiError::invalid("input_reference", "the data URL is not base64"))?;
+    base64_decode(b64)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("input_reference", "the data URL's base64 is malformed"))
 }
 
 /// Standard base64 (RFC 4648 §4), padding optional, whitespace ignored.
@@ -399,7 +437,15 @@ fn creation_ms() -> i64 {
     now.max(prev + 1)
 }
 
-fn new_row(id: &str, owner: &str, c: &Common, spec: &JobSpec, seconds: String, size: (usize, usize), remixed_from: Option<String>) -> ApiResult<Video> {
+fn new_row(
+    id: &str,
+    owner: &str,
+    c: &Common,
+    spec: &JobSpec,
+    seconds: String,
+    size: (usize, usize),
+    remixed_from: Option<String>,
+) -> ApiResult<Video> {
     let ms = creation_ms();
     Ok(Video {
         id: id.to_string(),
@@ -445,7 +491,11 @@ fn check_quota(state: &State, owner: &str) -> ApiResult<()> {
 // Handlers
 
 /// POST /v1/videos
-async fn create(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, req: Request) -> ApiResult<Json<Value>> {
+async fn create(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
     let form = Form::read(req).await?;
     blocking(move || {
         let c = common(&state, &form, &owner, form.string("model")?.as_deref())?;
@@ -490,7 +540,11 @@ struct ListQuery {
 }
 
 /// GET /v1/videos
-async fn list(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<Value>> {
+async fn list(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     let Query(q) = q.map_err(|e| ApiError::invalid(None, format!("bad query: {e}")))?;
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
         None => 20,
@@ -504,7 +558,8 @@ async fn list(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Own
     };
     blocking(move || {
         if let Some(after) = &q.after {
-            owned(&state, &owner, after).map_err(|_| ApiError::invalid("after", format!("`after` {after:?} is not one of your videos")))?;
+            owned(&state, &owner, after)
+                .map_err(|_| ApiError::invalid("after", format!("`after` {after:?} is not one of your videos")))?;
         }
         let (rows, more) = state.db.list(&owner, q.after.as_deref(), limit, order)?;
         Ok(Json(json!({
@@ -519,7 +574,11 @@ async fn list(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Own
 }
 
 /// GET /v1/videos/{id}
-async fn retrieve(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn retrieve(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     blocking(move || {
         let v = owned(&state, &owner, &id)?;
         let mut resp = Json(video_json(&v)).into_response();
@@ -534,7 +593,11 @@ async fn retrieve(AxState(state): AxState<S>, Extension(Owner(owner)): Extension
 
 /// DELETE /v1/videos/{id}: the row, then the files (a running job notices at its next
 /// lease renewal and stops).
-async fn delete(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let v = owned(&state, &owner, &id)?;
         state.db.delete(&v.id)?;
@@ -574,18 +637,29 @@ async fn content(
         None | Some("video") => (crate::storage::VIDEO, "video/mp4"),
         Some("thumbnail") => (crate::storage::THUMBNAIL, "image/png"),
         Some("spritesheet") => (crate::storage::SPRITESHEET, "image/png"),
-        Some(v) => return Err(ApiError::invalid("variant", format!("`variant` must be video, thumbnail or spritesheet, got {v:?}"))),
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "variant",
+                format!("`variant` must be video, thumbnail or spritesheet, got {v:?}"),
+            ))
+        }
     };
     blocking(move || {
         let v = owned(&state, &owner, &id)?;
         if v.status != "completed" {
-            return Err(ApiError::invalid(None, format!("video {id} is {}, not completed", v.status)).with_code("video_not_ready"));
+            return Err(ApiError::invalid(None, format!("video {id} is {}, not completed", v.status))
+                .with_code("video_not_ready"));
         }
         let expired = v.expires_at.is_some_and(|t| t <= now_ms() / 1000);
         let Some(prefix) = v.output.as_ref().filter(|_| !expired) else {
-            return Err(ApiError::not_found(&format!("the content of video {id} (it expired)")).with_code("video_expired"));
+            return Err(
+                ApiError::not_found(&format!("the content of video {id} (it expired)")).with_code("video_expired")
+            );
         };
-        let bytes = state.storage.get(&format!("{prefix}/{file}"))?.ok_or_else(|| ApiError::not_found(&format!("the {file} of video {id}")))?;
+        let bytes = state
+            .storage
+            .get(&format!("{prefix}/{file}"))?
+            .ok_or_else(|| ApiError::not_found(&format!("the {file} of video {id}")))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, ctype.parse().expect("header value"));
         headers.insert(header::CACHE_CONTROL, "private, max-age=3600".parse().expect("header value"));
@@ -633,12 +707,21 @@ fn byte_range(header: &str, n: usize) -> Option<(usize, usize)> {
 
 /// POST /v1/videos/{id}/remix: the finished video redone from a new prompt (SDEdit), same
 /// size and length. tessera extras: `strength` (default 0.7), `seed`, `steps`, `guidance`.
-async fn remix(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, Path(id): Path<String>, req: Request) -> ApiResult<Json<Value>> {
+async fn remix(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
     let form = Form::read(req).await?;
     blocking(move || {
         let src = owned(&state, &owner, &id)?;
         if src.status != "completed" || src.output.is_none() {
-            return Err(ApiError::invalid(None, format!("video {id} is {}: only completed videos can be remixed", src.status)).with_code("video_not_ready"));
+            return Err(ApiError::invalid(
+                None,
+                format!("video {id} is {}: only completed videos can be remixed", src.status),
+            )
+            .with_code("video_not_ready"));
         }
         let c = common(&state, &form, &owner, Some(&src.model))?;
         let strength = form.number("strength")?.unwrap_or(0.7);
@@ -673,35 +756,69 @@ async fn remix(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Ow
 /// POST /v1/videos/extensions: `video` (`{"id": ...}` of a completed video, or an
 /// uploaded MP4/GIF), `prompt`, `seconds` (the length added). The result is the whole,
 /// longer video; its `seconds` is the total.
-async fn extend(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<Owner>, req: Request) -> ApiResult<Json<Value>> {
+async fn extend(
+    AxState(state): AxState<S>,
+    Extension(Owner(owner)): Extension<Owner>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
     let form = Form::read(req).await?;
     blocking(move || {
         // The source: a video of the caller's, or an upload.
         let ref_id = match form.values.get("video") {
             Some(Value::Object(o)) => o.get("id").and_then(|v| v.as_str()).map(String::from),
-            Some(Value::String(s)) => serde_json::from_str::<Value>(s).ok().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from)).or_else(|| Some(s.clone())),
+            Some(Value::String(s)) => serde_json::from_str::<Value>(s)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
+                .or_else(|| Some(s.clone())),
             _ => form.string("video[id]")?,
         };
         let (model_name, source, size, src_seconds, upload) = if let Some(rid) = ref_id {
-            let src = owned(&state, &owner, &rid).map_err(|_| ApiError::invalid("video", format!("`video.id` {rid:?} is not one of your videos")))?;
+            let src = owned(&state, &owner, &rid)
+                .map_err(|_| ApiError::invalid("video", format!("`video.id` {rid:?} is not one of your videos")))?;
             if src.status != "completed" || src.output.is_none() {
-                return Err(ApiError::invalid("video", format!("video {rid} is {}: only completed videos can be extended", src.status)).with_code("video_not_ready"));
+                return Err(ApiError::invalid(
+                    "video",
+                    format!("video {rid} is {}: only completed videos can be extended", src.status),
+                )
+                .with_code("video_not_ready"));
             }
             let secs: f64 = src.seconds.parse().unwrap_or(0.0);
-            (Some(src.model.clone()), Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)), Some(src.size.clone()), secs, None)
+            (
+                Some(src.model.clone()),
+                Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)),
+                Some(src.size.clone()),
+                secs,
+                None,
+            )
         } else if let Some(bytes) = form.files.get("video") {
             let up = check_media(bytes, "video", true)?;
             let secs = if up.fps > 0.0 { up.frames.len() as f64 / up.fps } else { 0.0 };
             // Without `size`, the upload's own size (checked against the model below).
             let own = format!("{}x{}", up.frames[0].width, up.frames[0].height);
-            (form.string("model")?, None, Some(form.string("size")?.unwrap_or(own)), secs, Some((bytes.clone(), up.ext)))
+            (
+                form.string("model")?,
+                None,
+                Some(form.string("size")?.unwrap_or(own)),
+                secs,
+                Some((bytes.clone(), up.ext)),
+            )
         } else {
-            return Err(ApiError::invalid("video", "`video` is required: {\"id\": \"video_...\"} or an uploaded video"));
+            return Err(ApiError::invalid(
+                "video",
+                "`video` is required: {\"id\": \"video_...\"} or an uploaded video",
+            ));
         };
         let c = common(&state, &form, &owner, model_name.as_deref())?;
         let (secs, _) = seconds(&state, &form, None)?;
         if src_seconds + secs > state.config.max_seconds + 1e-9 {
-            return Err(ApiError::invalid("seconds", format!("the extended video would be {:.1} s; this server's limit is {} s", src_seconds + secs, state.config.max_seconds)));
+            return Err(ApiError::invalid(
+                "seconds",
+                format!(
+                    "the extended video would be {:.1} s; this server's limit is {} s",
+                    src_seconds + secs,
+                    state.config.max_seconds
+                ),
+            ));
         }
         let (w, h) = self::size(&state, &c.model, size)?;
         check_quota(&state, &owner)?;
@@ -729,7 +846,15 @@ async fn extend(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
         if let Some((bytes, _)) = &upload {
             state.storage.put(&source, bytes, "application/octet-stream")?;
         }
-        let row = new_row(&id, &owner, &c, &spec, format_seconds(((src_seconds + secs) * 100.0).round() / 100.0), (w, h), None)?;
+        let row = new_row(
+            &id,
+            &owner,
+            &c,
+            &spec,
+            format_seconds(((src_seconds + secs) * 100.0).round() / 100.0),
+            (w, h),
+            None,
+        )?;
         state.db.insert(&row)?;
         Ok(Json(video_json(&row)))
     })
@@ -738,7 +863,11 @@ async fn extend(AxState(state): AxState<S>, Extension(Owner(owner)): Extension<O
 
 /// GET /v1/models
 async fn models(AxState(state): AxState<S>) -> Json<Value> {
-    let data: Vec<Value> = state.models.iter().map(|m| json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "tessera"})).collect();
+    let data: Vec<Value> = state
+        .models
+        .iter()
+        .map(|m| json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "tessera"}))
+        .collect();
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -763,20 +892,29 @@ async fn metrics(AxState(state): AxState<S>) -> ApiResult<Response> {
     let counts = blocking(move || Ok(st.db.counts()?)).await?;
     let mut by: HashMap<String, i64> = counts.into_iter().collect();
     let mut out = String::new();
-    out.push_str("# HELP tessera_queue_depth Jobs waiting for a worker (all servers).\n# TYPE tessera_queue_depth gauge\n");
+    out.push_str(
+        "# HELP tessera_queue_depth Jobs waiting for a worker (all servers).\n# TYPE tessera_queue_depth gauge\n",
+    );
     out.push_str(&format!("tessera_queue_depth {}\n", by.get("queued").copied().unwrap_or(0)));
     out.push_str("# HELP tessera_jobs Videos by status (all servers).\n# TYPE tessera_jobs gauge\n");
     for s in ["queued", "in_progress", "completed", "failed"] {
         out.push_str(&format!("tessera_jobs{{status=\"{s}\"}} {}\n", by.remove(s).unwrap_or(0)));
     }
     let st = &state.stats;
-    out.push_str("# HELP tessera_step_seconds Time per denoising step in this process.\n# TYPE tessera_step_seconds summary\n");
+    out.push_str(
+        "# HELP tessera_step_seconds Time per denoising step in this process.\n# TYPE tessera_step_seconds summary\n",
+    );
     out.push_str(&format!("tessera_step_seconds_sum {}\n", st.step_micros.load(Ordering::Relaxed) as f64 / 1e6));
     out.push_str(&format!("tessera_step_seconds_count {}\n", st.steps.load(Ordering::Relaxed)));
     out.push_str("# HELP tessera_worker_jobs_total Jobs this process's workers finished.\n# TYPE tessera_worker_jobs_total counter\n");
-    out.push_str(&format!("tessera_worker_jobs_total{{outcome=\"completed\"}} {}\n", st.completed.load(Ordering::Relaxed)));
+    out.push_str(&format!(
+        "tessera_worker_jobs_total{{outcome=\"completed\"}} {}\n",
+        st.completed.load(Ordering::Relaxed)
+    ));
     out.push_str(&format!("tessera_worker_jobs_total{{outcome=\"failed\"}} {}\n", st.failed.load(Ordering::Relaxed)));
-    out.push_str("# HELP tessera_workers_busy Workers of this process running a job.\n# TYPE tessera_workers_busy gauge\n");
+    out.push_str(
+        "# HELP tessera_workers_busy Workers of this process running a job.\n# TYPE tessera_workers_busy gauge\n",
+    );
     out.push_str(&format!("tessera_workers_busy {}\n", st.running.load(Ordering::Relaxed)));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
@@ -787,7 +925,15 @@ mod tests {
 
     #[test]
     fn base64_decodes_rfc4648_vectors() {
-        for (enc, dec) in [("", ""), ("Zg==", "f"), ("Zm8=", "fo"), ("Zm9v", "foo"), ("Zm9vYg==", "foob"), ("Zm9vYmE=", "fooba"), ("Zm9vYmFy", "foobar")] {
+        for (enc, dec) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9vYmE=", "fooba"),
+            ("Zm9vYmFy", "foobar"),
+        ] {
             assert_eq!(base64_decode(enc).unwrap(), dec.as_bytes(), "{enc}");
         }
         assert!(base64_decode("Zm9v!").is_none());

@@ -110,7 +110,8 @@ impl Sqlite {
         conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")?;
         for (version, sql) in MIGRATIONS {
             let tx = conn.unchecked_transaction()?;
-            let done: i64 = tx.query_row("SELECT COUNT(*) FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))?;
+            let done: i64 =
+                tx.query_row("SELECT COUNT(*) FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))?;
             if done == 0 {
                 tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
                 tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [version])?;
@@ -310,7 +311,8 @@ impl Postgres {
         tx.execute("SELECT pg_advisory_xact_lock(7415)", &[])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")?;
         for (version, sql) in MIGRATIONS {
-            let done: i64 = tx.query_one("SELECT COUNT(*) FROM schema_migrations WHERE version = $1", &[version])?.get(0);
+            let done: i64 =
+                tx.query_one("SELECT COUNT(*) FROM schema_migrations WHERE version = $1", &[version])?.get(0);
             if done == 0 {
                 tx.batch_execute(sql).with_context(|| format!("migration {version}"))?;
                 tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])?;
@@ -499,7 +501,12 @@ impl Queue for Postgres {
 
     fn active(&self, owner: &str) -> Result<i64> {
         Ok(self
-            .with(|c| c.query_one("SELECT COUNT(*) FROM videos WHERE owner = $1 AND status IN ('queued', 'in_progress')", &[&owner]))?
+            .with(|c| {
+                c.query_one(
+                    "SELECT COUNT(*) FROM videos WHERE owner = $1 AND status IN ('queued', 'in_progress')",
+                    &[&owner],
+                )
+            })?
             .get(0))
     }
 
@@ -591,7 +598,10 @@ mod tests {
         assert_eq!(q.active("me").unwrap(), 4);
         // Claims in order; a lease keeps others off; a lapsed lease gives it back.
         let m = vec!["m".to_string()];
-        assert!(q.claim("w0", 5000, 6000, &["other-model".to_string()]).unwrap().is_none(), "only jobs for the worker's models");
+        assert!(
+            q.claim("w0", 5000, 6000, &["other-model".to_string()]).unwrap().is_none(),
+            "only jobs for the worker's models"
+        );
         let a = q.claim("w1", 5000, 6000, &m).unwrap().unwrap();
         assert_eq!(a.id, ids[0]);
         assert_eq!(a.attempts, 1);
@@ -670,7 +680,13 @@ mod tests {
     #[test]
     fn ids_are_checked() {
         assert!(check_id(&new_id()).is_ok());
-        for bad in ["", "video_", "video_../../etc/passwd", "VIDEO_0123456789abcdef0123456789abcdef", "video_0123456789ABCDEF0123456789abcdef"] {
+        for bad in [
+            "",
+            "video_",
+            "video_../../etc/passwd",
+            "VIDEO_0123456789abcdef0123456789abcdef",
+            "video_0123456789ABCDEF0123456789abcdef",
+        ] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
     }

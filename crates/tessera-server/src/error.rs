@@ -43,16 +43,34 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        ApiError { status: StatusCode::UNAUTHORIZED, message: message.into(), kind: "invalid_request_error", param: None, code: Some("invalid_api_key".into()) }
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_api_key".into()),
+        }
     }
 
     pub fn rate_limited(message: String) -> Self {
-        ApiError { status: StatusCode::TOO_MANY_REQUESTS, message, kind: "requests", param: None, code: Some("rate_limit_exceeded".into()) }
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message,
+            kind: "requests",
+            param: None,
+            code: Some("rate_limit_exceeded".into()),
+        }
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         eprintln!("internal error: {e}");
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("internal error: {e}"), kind: "server_error", param: None, code: None }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("internal error: {e}"),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
     }
 }
 

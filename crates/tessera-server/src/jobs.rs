@@ -206,7 +206,10 @@ fn run(state: &State, worker: &str, video: Video) {
 /// Generates the video and stores its files under `prefix`.
 fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, lost: &AtomicBool) -> Result<()> {
     let spec: JobSpec = serde_json::from_str(&video.request).context("the job's stored request is unreadable")?;
-    let model = state.models.get(&video.model).ok_or_else(|| anyhow!("model {:?} is not served by this worker", video.model))?;
+    let model = state
+        .models
+        .get(&video.model)
+        .ok_or_else(|| anyhow!("model {:?} is not served by this worker", video.model))?;
     let tmp = &state.tmp;
     let fit = |f: &Frame| tessera_media::fit(f, spec.width, spec.height, Fit::Crop);
     let read = |key: &str| -> Result<Vec<Frame>> {
@@ -221,7 +224,10 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
 
     // World models expand short prompts into their captions, as the CLI does.
     let prompt = if model.defaults.expand_prompts {
-        let opts = tessera_world::scene::SceneOptions { seconds: spec.frames.saturating_sub(1) as f64 / spec.fps, cut_probability: 0.0 };
+        let opts = tessera_world::scene::SceneOptions {
+            seconds: spec.frames.saturating_sub(1) as f64 / spec.fps,
+            cut_probability: 0.0,
+        };
         tessera_world::expand(&spec.prompt, spec.seed, &opts).map(|c| c.caption).unwrap_or_else(|_| spec.prompt.clone())
     } else {
         spec.prompt.clone()
@@ -265,7 +271,8 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
         include_prompt: false,
         watermark_id: Some(payload.id),
     };
-    let opts = WriteOptions { c2pa: Some(Signing { claim, credentials: state.credentials.clone() }), ..Default::default() };
+    let opts =
+        WriteOptions { c2pa: Some(Signing { claim, credentials: state.credentials.clone() }), ..Default::default() };
     let mut writer = VideoWriter::create(&out_path, spec.fps, &opts)?;
     let sprite_at: Vec<usize> = (0..SPRITES.min(total)).map(|i| i * total / SPRITES.min(total)).collect();
     let mut sprites: Vec<Frame> = Vec::new();
@@ -306,8 +313,12 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
                 let keys: Vec<(usize, Frame)> = first.into_iter().map(|f| (0, f)).collect();
                 session.keyframes(total, &keys, &mut sink, &mut on_progress)
             }
-            Kind::Remix => session.edit(source.as_deref().unwrap_or_default(), spec.strength, &mut sink, &mut on_progress),
-            Kind::Extend => session.extend_forward(source.as_deref().unwrap_or_default(), spec.frames, &mut sink, &mut on_progress),
+            Kind::Remix => {
+                session.edit(source.as_deref().unwrap_or_default(), spec.strength, &mut sink, &mut on_progress)
+            }
+            Kind::Extend => {
+                session.extend_forward(source.as_deref().unwrap_or_default(), spec.frames, &mut sink, &mut on_progress)
+            }
         }
     })();
     if let Err(e) = result {

@@ -182,8 +182,12 @@ impl State {
     /// Opens the database (running its migrations), the storage and the models. Blocking:
     /// call it outside the async runtime (or in spawn_blocking).
     pub fn open(config: Config) -> Result<Self> {
-        std::fs::create_dir_all(&config.data).with_context(|| format!("cannot create data folder {}", config.data.display()))?;
-        let url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.data.join("tessera.sqlite").display()));
+        std::fs::create_dir_all(&config.data)
+            .with_context(|| format!("cannot create data folder {}", config.data.display()))?;
+        let url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", config.data.join("tessera.sqlite").display()));
         let db: Arc<dyn db::Queue> = Arc::from(db::open(&url)?);
         let storage_url = config.storage.clone().unwrap_or_else(|| config.data.join("files").display().to_string());
         let storage = storage::Storage::open(&storage_url)?;
@@ -256,7 +260,8 @@ pub fn serve(config: Config, addr: &str, ready: impl FnOnce(std::net::SocketAddr
                 let ctrl_c = tokio::signal::ctrl_c();
                 #[cfg(unix)]
                 {
-                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
                     tokio::select! {
                         _ = ctrl_c => {},
                         _ = term.recv() => {},
@@ -283,7 +288,9 @@ pub fn test_postgres_url() -> Option<String> {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
             if std::env::var("TESSERA_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("TESSERA_TEST_POSTGRES_URL is not set but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)");
+                panic!(
+                    "TESSERA_TEST_POSTGRES_URL is not set but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)"
+                );
             }
             eprintln!("skipped: set TESSERA_TEST_POSTGRES_URL (bash .ci/services.sh starts PostgreSQL)");
             None

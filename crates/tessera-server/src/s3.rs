@@ -29,9 +29,7 @@ pub struct Credentials {
 impl fmt::Debug for Credentials {
     // Never print the secret or the token: stores end up in log lines and panics.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
 }
 
@@ -89,12 +87,7 @@ pub fn sign(req: &SigningRequest) -> SignedHeaders {
 
     // Canonical headers: lowercase names, sorted; values trimmed with inner runs of spaces
     // collapsed; a repeated name becomes one line with its values joined by commas.
-    let own = [
-        "host",
-        "x-amz-date",
-        "x-amz-content-sha256",
-        "x-amz-security-token",
-    ];
+    let own = ["host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"];
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in req.headers {
         let name = name.trim().to_ascii_lowercase();
@@ -104,18 +97,13 @@ pub fn sign(req: &SigningRequest) -> SignedHeaders {
     }
     headers.insert("host".into(), vec![req.host.to_string()]);
     headers.insert("x-amz-date".into(), vec![amz_date.clone()]);
-    headers.insert(
-        "x-amz-content-sha256".into(),
-        vec![req.payload_sha256.to_string()],
-    );
+    headers.insert("x-amz-content-sha256".into(), vec![req.payload_sha256.to_string()]);
     if let Some(token) = &token {
         headers.insert("x-amz-security-token".into(), vec![token.clone()]);
     }
     let signed_names = headers.keys().cloned().collect::<Vec<_>>().join(";");
-    let canonical_headers: String = headers
-        .iter()
-        .map(|(name, values)| format!("{name}:{}\n", values.join(",")))
-        .collect();
+    let canonical_headers: String =
+        headers.iter().map(|(name, values)| format!("{name}:{}\n", values.join(","))).collect();
 
     let canonical_request = [
         req.method,
@@ -128,10 +116,7 @@ pub fn sign(req: &SigningRequest) -> SignedHeaders {
     .join("\n");
 
     let scope = format!("{date}/{}/{}/aws4_request", req.region, req.service);
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    );
+    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
     let secret = format!("AWS4{}", req.credentials.secret_access_key);
     let mut key = hmac_sha256(secret.as_bytes(), date.as_bytes());
     for part in [req.region, req.service, "aws4_request"] {
@@ -177,16 +162,9 @@ fn uri_encode(s: &str) -> String {
 
 /// `name=value` pairs, both encoded ('/' too), sorted by name then value, joined by '&'.
 fn canonical_query(query: &[(&str, &str)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
-        .collect();
+    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (uri_encode(k), uri_encode(v))).collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 fn trim_all(value: &str) -> String {
@@ -208,12 +186,7 @@ fn hex(bytes: &[u8]) -> String {
 fn amz_date(unix: u64) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard
@@ -284,11 +257,7 @@ impl S3Store {
                 let (scheme, authority) = parse_endpoint(url)?;
                 (scheme, authority, true)
             }
-            None => (
-                "https",
-                format!("s3.{}.amazonaws.com", config.region),
-                false,
-            ),
+            None => ("https", format!("s3.{}.amazonaws.com", config.region), false),
         };
         // Custom endpoints (MinIO, Ceph, moto) are addressed path-style, as they rarely have
         // wildcard DNS. On AWS, virtual-hosted style unless the bucket name is not one DNS
@@ -377,11 +346,7 @@ impl S3Store {
 
     /// (URL, Host header, URI path) of an object, or of the bucket itself for `None`.
     fn location(&self, key: Option<&str>) -> Result<(String, String, String)> {
-        let mut path = if self.path_style {
-            format!("/{}", uri_encode(&self.bucket))
-        } else {
-            String::new()
-        };
+        let mut path = if self.path_style { format!("/{}", uri_encode(&self.bucket)) } else { String::new() };
         if let Some(key) = key {
             // HTTP clients (the url crate under ureq included) resolve "." and ".." path
             // segments, so such a key would be stored elsewhere than signed; refuse it.
@@ -403,19 +368,10 @@ impl S3Store {
 
     /// One signed request, retried on 5xx and connection failures. Any reply with a status
     /// comes back as a [`Reply`] for the caller to judge.
-    fn send(
-        &self,
-        method: &str,
-        key: Option<&str>,
-        body: &[u8],
-        content_type: Option<&str>,
-    ) -> Result<Reply> {
+    fn send(&self, method: &str, key: Option<&str>, body: &[u8], content_type: Option<&str>) -> Result<Reply> {
         let (url, host, path) = self.location(key)?;
         let payload_sha256 = sha256_hex(body);
-        let extra: Vec<(&str, &str)> = content_type
-            .map(|t| ("content-type", t))
-            .into_iter()
-            .collect();
+        let extra: Vec<(&str, &str)> = content_type.map(|t| ("content-type", t)).into_iter().collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -435,11 +391,7 @@ impl S3Store {
             for (name, value) in extra.iter().copied().chain(signed.pairs()) {
                 request = request.set(name, value);
             }
-            let result = if body.is_empty() && method != "PUT" {
-                request.call()
-            } else {
-                request.send_bytes(body)
-            };
+            let result = if body.is_empty() && method != "PUT" { request.call() } else { request.send_bytes(body) };
             match result {
                 Ok(response) => return Reply::read(response, u64::MAX),
                 Err(ureq::Error::Status(status, response)) => {
@@ -450,9 +402,7 @@ impl S3Store {
                 }
                 Err(ureq::Error::Transport(e)) => {
                     if attempt == ATTEMPTS {
-                        return Err(e).with_context(|| {
-                            format!("S3 {method} {url} failed after {ATTEMPTS} attempts")
-                        });
+                        return Err(e).with_context(|| format!("S3 {method} {url} failed after {ATTEMPTS} attempts"));
                     }
                 }
             }
@@ -508,9 +458,7 @@ impl Reply {
         let mut msg = format!("S3 {method} {what} failed: HTTP {}{detail}", self.status);
         // A 301 names the endpoint the bucket needs: the usual cause is a wrong region.
         if let Some(endpoint) = xml_text(&text, "Endpoint") {
-            msg.push_str(&format!(
-                " (the bucket is served at {endpoint}; check AWS_REGION)"
-            ));
+            msg.push_str(&format!(" (the bucket is served at {endpoint}; check AWS_REGION)"));
         }
         anyhow::anyhow!(msg)
     }
@@ -543,38 +491,25 @@ fn create_bucket_body(region: &str) -> String {
 
 /// `s3://bucket/prefix` plus the AWS CLI's environment variables, read through `env`.
 fn config_from(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<S3Config> {
-    let rest = url.strip_prefix("s3://").with_context(|| {
-        format!("S3 storage URL {url:?} must look like s3://bucket/optional/prefix")
-    })?;
+    let rest = url
+        .strip_prefix("s3://")
+        .with_context(|| format!("S3 storage URL {url:?} must look like s3://bucket/optional/prefix"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
         bail!("S3 storage URL {url:?} names no bucket (expected s3://bucket/optional/prefix)");
     }
     // Unset and empty are the same, as in the AWS CLI.
-    let var = |name: &str| {
-        env(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let (Some(access_key_id), Some(secret_access_key)) =
-        (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+    let var = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (Some(access_key_id), Some(secret_access_key)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
     else {
-        bail!(
-            "S3 storage {url} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
-        );
+        bail!("S3 storage {url} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
     };
     Ok(S3Config {
         bucket: bucket.to_string(),
         prefix: prefix.trim_matches('/').to_string(),
-        region: var("AWS_REGION")
-            .or_else(|| var("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| "us-east-1".into()),
+        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
         endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
-        credentials: Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: var("AWS_SESSION_TOKEN"),
-        },
+        credentials: Credentials { access_key_id, secret_access_key, session_token: var("AWS_SESSION_TOKEN") },
     })
 }
 
@@ -591,28 +526,20 @@ fn parse_endpoint(url: &str) -> Result<(&'static str, String)> {
     }
     // HTTP clients leave the scheme's default port out of Host, and the signature covers it.
     let default_port = if scheme == "https" { ":443" } else { ":80" };
-    let authority = authority
-        .strip_suffix(default_port)
-        .unwrap_or(&authority)
-        .to_string();
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority).to_string();
     Ok((scheme, authority))
 }
 
 /// A bucket name usable as one DNS label: lowercase letters, digits and inner hyphens.
 fn is_dns_label(bucket: &str) -> bool {
     (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !bucket.starts_with('-')
         && !bucket.ends_with('-')
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -684,16 +611,8 @@ mod tests {
 
     fn sign_case(case: &Case) -> SignedHeaders {
         let (host, path) = host_and_path(&case.url);
-        let query: Vec<(&str, &str)> = case
-            .query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let headers: Vec<(&str, &str)> = case
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let query: Vec<(&str, &str)> = case.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = case.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let credentials = credentials(case);
         sign(&SigningRequest {
             method: &case.method,
@@ -717,26 +636,10 @@ mod tests {
         for case in &cases {
             let signed = sign_case(case);
             let expected = &case.expected;
-            assert_eq!(
-                signed.authorization, expected.authorization,
-                "{}: Authorization",
-                case.name
-            );
-            assert_eq!(
-                signed.amz_date, expected.amz_date,
-                "{}: x-amz-date",
-                case.name
-            );
-            assert_eq!(
-                signed.content_sha256, expected.content_sha256,
-                "{}: x-amz-content-sha256",
-                case.name
-            );
-            assert_eq!(
-                signed.security_token, expected.security_token,
-                "{}: x-amz-security-token",
-                case.name
-            );
+            assert_eq!(signed.authorization, expected.authorization, "{}: Authorization", case.name);
+            assert_eq!(signed.amz_date, expected.amz_date, "{}: x-amz-date", case.name);
+            assert_eq!(signed.content_sha256, expected.content_sha256, "{}: x-amz-content-sha256", case.name);
+            assert_eq!(signed.security_token, expected.security_token, "{}: x-amz-security-token", case.name);
         }
     }
 
@@ -759,19 +662,9 @@ mod tests {
             .unwrap();
             let (url, host, path) = store.location(store_case.key.as_deref()).unwrap();
             assert_eq!(url, case.url, "{}: URL", case.name);
-            assert_eq!(
-                (host, path),
-                host_and_path(&case.url),
-                "{}: host and path",
-                case.name
-            );
+            assert_eq!((host, path), host_and_path(&case.url), "{}: host and path", case.name);
             if store_case.key.is_none() {
-                assert_eq!(
-                    create_bucket_body(&case.region),
-                    case.body,
-                    "{}: body",
-                    case.name
-                );
+                assert_eq!(create_bucket_body(&case.region), case.body, "{}: body", case.name);
             }
             checked += 1;
         }
@@ -818,20 +711,14 @@ mod tests {
         assert_eq!(encode_key("ü/€"), "%C3%BC/%E2%82%AC");
         assert_eq!(encode_key("a+b=c&d%20"), "a%2Bb%3Dc%26d%2520");
         assert_eq!(encode_key("a//b/"), "a//b/");
-        assert_eq!(
-            canonical_query(&[("b", "2"), ("a", "x/y z"), ("a", "1")]),
-            "a=1&a=x%2Fy%20z&b=2"
-        );
+        assert_eq!(canonical_query(&[("b", "2"), ("a", "x/y z"), ("a", "1")]), "a=1&a=x%2Fy%20z&b=2");
     }
 
     #[test]
     fn header_values_are_trimmed_and_repeats_joined() {
         assert_eq!(trim_all("  a   b \t c "), "a b c");
-        let credentials = Credentials {
-            access_key_id: "AK".into(),
-            secret_access_key: "S".into(),
-            session_token: None,
-        };
+        let credentials =
+            Credentials { access_key_id: "AK".into(), secret_access_key: "S".into(), session_token: None };
         let signed = |headers: &[(&str, &str)]| {
             sign(&SigningRequest {
                 method: "GET",
@@ -848,14 +735,8 @@ mod tests {
             .authorization
         };
         // Case, spacing and a caller-supplied Host (which sign owns) make no difference.
-        assert_eq!(
-            signed(&[("X-Meta", " a  b ")]),
-            signed(&[("x-meta", "a b"), ("Host", "evil")])
-        );
-        assert_ne!(
-            signed(&[("x-meta", "a"), ("x-meta", "b")]),
-            signed(&[("x-meta", "a")])
-        );
+        assert_eq!(signed(&[("X-Meta", " a  b ")]), signed(&[("x-meta", "a b"), ("Host", "evil")]));
+        assert_ne!(signed(&[("x-meta", "a"), ("x-meta", "b")]), signed(&[("x-meta", "a")]));
     }
 
     #[test]
@@ -874,35 +755,21 @@ mod tests {
             let (y, m, d) = civil_from_days(day);
             let next_in_month = (y, m, d) == (prev.0, prev.1, prev.2 + 1);
             let new_month = d == 1 && ((y, m) == (prev.0, prev.1 + 1) || (y, m) == (prev.0 + 1, 1));
-            assert!(
-                next_in_month || new_month,
-                "day {day}: {prev:?} -> {:?}",
-                (y, m, d)
-            );
+            assert!(next_in_month || new_month, "day {day}: {prev:?} -> {:?}", (y, m, d));
             prev = (y, m, d);
         }
     }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     #[test]
     fn configuration_as_the_aws_cli_reads_it() {
         let creds = [("AWS_ACCESS_KEY_ID", "AK"), ("AWS_SECRET_ACCESS_KEY", "SK")];
         let aws = S3Store::new(config_from("s3://videos", env(&creds)).unwrap()).unwrap();
-        assert_eq!(
-            aws.describe(),
-            "s3://videos at https://s3.us-east-1.amazonaws.com"
-        );
-        assert_eq!(
-            aws.location(Some("a b")).unwrap().0,
-            "https://videos.s3.us-east-1.amazonaws.com/a%20b"
-        );
+        assert_eq!(aws.describe(), "s3://videos at https://s3.us-east-1.amazonaws.com");
+        assert_eq!(aws.location(Some("a b")).unwrap().0, "https://videos.s3.us-east-1.amazonaws.com/a%20b");
 
         let vars = [
             creds[0],
@@ -917,29 +784,14 @@ mod tests {
         assert_eq!(config.credentials.session_token.as_deref(), Some("T"));
         assert_eq!(config.region, "eu-west-3");
         let minio = S3Store::new(config).unwrap();
-        assert_eq!(
-            minio.describe(),
-            "s3://bucket/some/prefix at http://127.0.0.1:9000"
-        );
-        assert_eq!(
-            minio.location(Some("k")).unwrap().0,
-            "http://127.0.0.1:9000/bucket/some/prefix/k"
-        );
-        assert!(
-            !format!("{minio:?}").contains("SK"),
-            "Debug must not print the secret"
-        );
+        assert_eq!(minio.describe(), "s3://bucket/some/prefix at http://127.0.0.1:9000");
+        assert_eq!(minio.location(Some("k")).unwrap().0, "http://127.0.0.1:9000/bucket/some/prefix/k");
+        assert!(!format!("{minio:?}").contains("SK"), "Debug must not print the secret");
 
         // Dotted bucket names stay path-style on AWS (TLS wildcard certificates).
         let dotted = S3Store::new(config_from("s3://my.videos", env(&creds)).unwrap()).unwrap();
-        assert_eq!(
-            dotted.location(None).unwrap().0,
-            "https://s3.us-east-1.amazonaws.com/my.videos"
-        );
-        assert_eq!(
-            parse_endpoint("https://X.example:443").unwrap(),
-            ("https", "x.example".into())
-        );
+        assert_eq!(dotted.location(None).unwrap().0, "https://s3.us-east-1.amazonaws.com/my.videos");
+        assert_eq!(parse_endpoint("https://X.example:443").unwrap(), ("https", "x.example".into()));
     }
 
     #[test]
@@ -980,17 +832,8 @@ mod tests {
                     <Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint></Error>"
                 .to_vec(),
         };
-        assert!(moved
-            .error("GET", "s3://b/k")
-            .to_string()
-            .contains("served at b.s3.eu-west-1"));
-        let bare = Reply {
-            status: 502,
-            body: b"Bad Gateway".to_vec(),
-        };
-        assert_eq!(
-            bare.error("GET", "x").to_string(),
-            "S3 GET x failed: HTTP 502 Bad Gateway"
-        );
+        assert!(moved.error("GET", "s3://b/k").to_string().contains("served at b.s3.eu-west-1"));
+        let bare = Reply { status: 502, body: b"Bad Gateway".to_vec() };
+        assert_eq!(bare.error("GET", "x").to_string(), "S3 GET x failed: HTTP 502 Bad Gateway");
     }
 }

@@ -28,7 +28,13 @@ impl Server {
         Server { state, dir, workers }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: Option<Value>, key: Option<&str>) -> (StatusCode, Vec<u8>, String) {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, Vec<u8>, String) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(k) = key {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
@@ -43,14 +49,16 @@ impl Server {
     async fn raw(&self, req: Request<Body>) -> (StatusCode, Vec<u8>, String) {
         let resp = app(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
-        let ctype = resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let ctype =
+            resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
         (status, bytes, ctype)
     }
 
     async fn json(&self, method: &str, uri: &str, body: Option<Value>, key: Option<&str>) -> (StatusCode, Value) {
         let (s, b, _) = self.call(method, uri, body, key).await;
-        let v = serde_json::from_slice(&b).unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {}", String::from_utf8_lossy(&b)));
+        let v = serde_json::from_slice(&b)
+            .unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {}", String::from_utf8_lossy(&b)));
         (s, v)
     }
 
@@ -105,7 +113,10 @@ async fn create_poll_download_remix_extend_list_delete() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["object"], "video");
     assert_eq!(v["status"], "queued");
-    assert_eq!((v["seconds"].as_str(), v["size"].as_str(), v["model"].as_str()), (Some("1"), Some("128x128"), Some("tessera-world")));
+    assert_eq!(
+        (v["seconds"].as_str(), v["size"].as_str(), v["model"].as_str()),
+        (Some("1"), Some("128x128"), Some("tessera-world"))
+    );
     let id = v["id"].as_str().unwrap().to_string();
     let done = s.wait(&id, None).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -124,10 +135,18 @@ async fn create_poll_download_remix_extend_list_delete() {
     let found = tessera_media::watermark::detect(&frames, 64);
     assert!(found.detected, "the served video carries tessera's watermark: {found:?}");
     // Byte ranges, as <video src> asks for them.
-    let req = Request::builder().uri(format!("/v1/videos/{id}/content")).header(header::RANGE, "bytes=0-99").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri(format!("/v1/videos/{id}/content"))
+        .header(header::RANGE, "bytes=0-99")
+        .body(Body::empty())
+        .unwrap();
     let (st, part, _) = s.raw(req).await;
     assert_eq!((st, part.as_slice()), (StatusCode::PARTIAL_CONTENT, &mp4[..100]));
-    let req = Request::builder().uri(format!("/v1/videos/{id}/content")).header(header::RANGE, format!("bytes={}-", mp4.len())).body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri(format!("/v1/videos/{id}/content"))
+        .header(header::RANGE, format!("bytes={}-", mp4.len()))
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(s.raw(req).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
     let (st, png, ctype) = s.call("GET", &format!("/v1/videos/{id}/content?variant=thumbnail"), None, None).await;
     assert_eq!((st, ctype.as_str()), (StatusCode::OK, "image/png"));
@@ -148,12 +167,26 @@ async fn create_poll_download_remix_extend_list_delete() {
     assert_error(st, &v, StatusCode::BAD_REQUEST, Some("variant"));
 
     // Remix: same size and length, a new prompt, linked to its source.
-    let (st, r) = s.json("POST", &format!("/v1/videos/{id}/remix"), Some(json!({"prompt": "a blue ball bounces on a wooden floor", "steps": 2})), None).await;
+    let (st, r) = s
+        .json(
+            "POST",
+            &format!("/v1/videos/{id}/remix"),
+            Some(json!({"prompt": "a blue ball bounces on a wooden floor", "steps": 2})),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(r["remixed_from_video_id"], id.as_str());
     let rid = r["id"].as_str().unwrap().to_string();
     // Extension of the finished video by 1 s: the result is the whole 2 s.
-    let (st, e) = s.json("POST", "/v1/videos/extensions", Some(json!({"prompt": "the ball rolls away", "seconds": "1", "video": {"id": id}, "steps": 2})), None).await;
+    let (st, e) = s
+        .json(
+            "POST",
+            "/v1/videos/extensions",
+            Some(json!({"prompt": "the ball rolls away", "seconds": "1", "video": {"id": id}, "steps": 2})),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{e}");
     assert_eq!(e["seconds"], "2");
     let eid = e["id"].as_str().unwrap().to_string();
@@ -219,12 +252,17 @@ async fn image_to_video_keeps_the_image_as_first_frame() {
             frame.data[i..i + 3].copy_from_slice(&[(x * 3 + 40) as u8, (y * 3 + 40) as u8, 128]);
         }
     }
-    let png = tessera_media::encode_video(std::path::Path::new("card.png"), &[frame.clone()], 1.0, &Default::default()).unwrap();
+    let png = tessera_media::encode_video(std::path::Path::new("card.png"), &[frame.clone()], 1.0, &Default::default())
+        .unwrap();
     // Multipart, as the OpenAI SDK sends it.
     let boundary = "XyZtesseraBoundary";
     let mut body = Vec::new();
-    for (name, value) in [("prompt", "a red ball bounces on a wooden floor"), ("seconds", "1"), ("size", "64x64"), ("steps", "2")] {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+    for (name, value) in
+        [("prompt", "a red ball bounces on a wooden floor"), ("seconds", "1"), ("size", "64x64"), ("steps", "2")]
+    {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
     }
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"input_reference\"; filename=\"card.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
     body.extend_from_slice(&png);
@@ -243,7 +281,8 @@ async fn image_to_video_keeps_the_image_as_first_frame() {
     assert_eq!(done["status"], "completed", "{done}");
     let (_, mp4, _) = s.call("GET", &format!("/v1/videos/{id}/content"), None, None).await;
     let first = &frames_of(&mp4)[0];
-    let mse: f64 = first.data.iter().zip(&frame.data).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / frame.data.len() as f64;
+    let mse: f64 = first.data.iter().zip(&frame.data).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>()
+        / frame.data.len() as f64;
     let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10();
     assert!(psnr >= 30.0, "the first frame is the input image: PSNR {psnr:.1} dB");
 }
@@ -286,7 +325,12 @@ async fn bad_requests_get_clear_400s() {
     }
     // Not JSON at all; a JSON array.
     for raw in ["{not json", "[1, 2]"] {
-        let req = Request::builder().method("POST").uri("/v1/videos").header(header::CONTENT_TYPE, "application/json").body(Body::from(raw)).unwrap();
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/videos")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(raw))
+            .unwrap();
         let (st, b, _) = s.raw(req).await;
         assert_error(st, &serde_json::from_slice(&b).unwrap(), StatusCode::BAD_REQUEST, None);
     }
@@ -303,7 +347,11 @@ async fn bad_requests_get_clear_400s() {
     assert!(log.contains("\"who\":\"server\""), "{log}");
     let _ = std::fs::remove_file(&audit);
     // Ids never reach the database or the disk unchecked.
-    for uri in ["/v1/videos/..%2F..%2Fetc%2Fpasswd", "/v1/videos/video_123", "/v1/videos/video_0123456789abcdef0123456789abcdef/content"] {
+    for uri in [
+        "/v1/videos/..%2F..%2Fetc%2Fpasswd",
+        "/v1/videos/video_123",
+        "/v1/videos/video_0123456789abcdef0123456789abcdef/content",
+    ] {
         let (st, v) = s.json("GET", uri, None, None).await;
         assert_error(st, &v, StatusCode::NOT_FOUND, None);
     }
@@ -318,7 +366,9 @@ async fn bad_requests_get_clear_400s() {
     let (st, v) = s.json("GET", &format!("/v1/videos/{}/content", q["id"].as_str().unwrap()), None, None).await;
     assert_error(st, &v, StatusCode::BAD_REQUEST, None);
     assert_eq!(v["error"]["code"], "video_not_ready");
-    let (st, v) = s.json("POST", &format!("/v1/videos/{}/remix", q["id"].as_str().unwrap()), Some(json!({"prompt": "x"})), None).await;
+    let (st, v) = s
+        .json("POST", &format!("/v1/videos/{}/remix", q["id"].as_str().unwrap()), Some(json!({"prompt": "x"})), None)
+        .await;
     assert_error(st, &v, StatusCode::BAD_REQUEST, None);
     let (st, v) = s.json("POST", "/v1/videos/extensions", Some(json!({"prompt": "x", "seconds": "1"})), None).await;
     assert_error(st, &v, StatusCode::BAD_REQUEST, Some("video"));
@@ -390,7 +440,15 @@ async fn service_endpoints_and_the_openapi_document() {
     let mut paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
     paths.sort();
     let mut want = vec![
-        "/", "/healthz", "/metrics", "/openapi.json", "/v1/models", "/v1/videos", "/v1/videos/extensions", "/v1/videos/{id}", "/v1/videos/{id}/content",
+        "/",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/models",
+        "/v1/videos",
+        "/v1/videos/extensions",
+        "/v1/videos/{id}",
+        "/v1/videos/{id}/content",
         "/v1/videos/{id}/remix",
     ];
     want.sort();
@@ -400,7 +458,14 @@ async fn service_endpoints_and_the_openapi_document() {
         assert!(src.contains(&format!("route(\"{p}\"")), "{p} is in openapi.json but not routed");
     }
     // `sora-2` (the SDK's usual model) means the default model.
-    let (st, v) = s.json("POST", "/v1/videos", Some(json!({"prompt": "a red ball", "model": "sora-2", "seconds": 1, "size": "64x64"})), None).await;
+    let (st, v) = s
+        .json(
+            "POST",
+            "/v1/videos",
+            Some(json!({"prompt": "a red ball", "model": "sora-2", "seconds": 1, "size": "64x64"})),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["model"], "tessera-world");
 }
@@ -411,7 +476,14 @@ async fn expired_videos_lose_their_files_but_keep_their_record() {
         c.retention = Duration::ZERO;
         c.sweep_every = Duration::from_millis(100);
     });
-    let (_, v) = s.json("POST", "/v1/videos", Some(json!({"prompt": "a red ball", "seconds": "1", "size": "64x64", "steps": 1})), None).await;
+    let (_, v) = s
+        .json(
+            "POST",
+            "/v1/videos",
+            Some(json!({"prompt": "a red ball", "seconds": "1", "size": "64x64", "steps": 1})),
+            None,
+        )
+        .await;
     let id = v["id"].as_str().unwrap().to_string();
     let done = s.wait(&id, None).await;
     assert_eq!(done["status"], "completed");

@@ -15,10 +15,7 @@ use tessera_server::s3::{sha256_hex, sign, Credentials, S3Config, S3Store, Signi
 
 #[test]
 fn s3_put_get_delete_round_trips() {
-    let Some(endpoint) = std::env::var("TESSERA_TEST_S3_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-    else {
+    let Some(endpoint) = std::env::var("TESSERA_TEST_S3_ENDPOINT").ok().filter(|e| !e.is_empty()) else {
         if std::env::var("TESSERA_REQUIRE_SERVICES").as_deref() == Ok("1") {
             panic!("TESSERA_REQUIRE_SERVICES=1 but TESSERA_TEST_S3_ENDPOINT is not set");
         }
@@ -27,10 +24,7 @@ fn s3_put_get_delete_round_trips() {
     };
     std::env::set_var("AWS_ENDPOINT_URL_S3", &endpoint);
     // moto accepts any credentials; keep real ones if the caller gave them (MinIO).
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "tessera-test"),
-        ("AWS_SECRET_ACCESS_KEY", "tessera-test-secret"),
-    ] {
+    for (name, value) in [("AWS_ACCESS_KEY_ID", "tessera-test"), ("AWS_SECRET_ACCESS_KEY", "tessera-test-secret")] {
         if std::env::var_os(name).is_none() {
             std::env::set_var(name, value);
         }
@@ -39,30 +33,15 @@ fn s3_put_get_delete_round_trips() {
     // A fresh bucket per run, so reruns against one server start clean.
     let bucket = unique("tessera-test");
     let store = S3Store::from_url(&format!("s3://{bucket}/ci/run")).unwrap();
-    assert_eq!(
-        store.describe(),
-        format!("s3://{bucket}/ci/run at {}", endpoint.trim_end_matches('/'))
-    );
+    assert_eq!(store.describe(), format!("s3://{bucket}/ci/run at {}", endpoint.trim_end_matches('/')));
     store.create_bucket().unwrap();
-    store
-        .create_bucket()
-        .expect("creating a bucket we already own is fine");
+    store.create_bucket().expect("creating a bucket we already own is fine");
 
     // Text, then replaced by other text.
-    store
-        .put("videos/a.json", br#"{"id":"a"}"#, "application/json")
-        .unwrap();
-    assert_eq!(
-        store.get("videos/a.json").unwrap().as_deref(),
-        Some(&br#"{"id":"a"}"#[..])
-    );
-    store
-        .put("videos/a.json", b"{}", "application/json")
-        .unwrap();
-    assert_eq!(
-        store.get("videos/a.json").unwrap().as_deref(),
-        Some(&b"{}"[..])
-    );
+    store.put("videos/a.json", br#"{"id":"a"}"#, "application/json").unwrap();
+    assert_eq!(store.get("videos/a.json").unwrap().as_deref(), Some(&br#"{"id":"a"}"#[..]));
+    store.put("videos/a.json", b"{}", "application/json").unwrap();
+    assert_eq!(store.get("videos/a.json").unwrap().as_deref(), Some(&b"{}"[..]));
 
     // Binary: every byte value, then 3 MiB of pseudo-random bytes.
     let mut binary: Vec<u8> = (0..=255).collect();
@@ -73,21 +52,13 @@ fn s3_put_get_delete_round_trips() {
         x ^= x << 17;
         x as u8
     }));
-    store
-        .put("videos/video_1.mp4", &binary, "video/mp4")
-        .unwrap();
-    assert!(
-        store.get("videos/video_1.mp4").unwrap() == Some(binary),
-        "binary round trip"
-    );
+    store.put("videos/video_1.mp4", &binary, "video/mp4").unwrap();
+    assert!(store.get("videos/video_1.mp4").unwrap() == Some(binary), "binary round trip");
 
     // A key with every character class the signer encodes.
     let odd = "my videos/ünïcødé £€ (1)+[a]&b=c;d,e'f!g*h@i:j$k%l~m^n`o|p{q}.png";
     store.put(odd, b"\x89PNG\r\n\x1a\n", "image/png").unwrap();
-    assert_eq!(
-        store.get(odd).unwrap().as_deref(),
-        Some(&b"\x89PNG\r\n\x1a\n"[..])
-    );
+    assert_eq!(store.get(odd).unwrap().as_deref(), Some(&b"\x89PNG\r\n\x1a\n"[..]));
 
     // Empty objects are objects.
     store.put("empty", b"", "application/octet-stream").unwrap();
@@ -104,10 +75,7 @@ fn s3_put_get_delete_round_trips() {
     // Errors name the status and S3's code.
     let nowhere = S3Store::from_url(&format!("s3://{bucket}-missing")).unwrap();
     let err = nowhere.get("k").unwrap_err().to_string();
-    assert!(
-        err.contains("HTTP 404") && err.contains("NoSuchBucket"),
-        "{err}"
-    );
+    assert!(err.contains("HTTP 404") && err.contains("NoSuchBucket"), "{err}");
 
     if is_moto(&endpoint) {
         signatures_are_checked_by_moto(&endpoint);
@@ -121,10 +89,7 @@ fn signatures_are_checked_by_moto(endpoint: &str) {
     // While auth is still off, an IAM user with a key and an s3:* policy.
     let user = unique("tessera-ci");
     iam(endpoint, &[("Action", "CreateUser"), ("UserName", &user)]);
-    let reply = iam(
-        endpoint,
-        &[("Action", "CreateAccessKey"), ("UserName", &user)],
-    );
+    let reply = iam(endpoint, &[("Action", "CreateAccessKey"), ("UserName", &user)]);
     let credentials = Credentials {
         access_key_id: xml_text(&reply, "AccessKeyId"),
         secret_access_key: xml_text(&reply, "SecretAccessKey"),
@@ -133,12 +98,7 @@ fn signatures_are_checked_by_moto(endpoint: &str) {
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
     iam(
         endpoint,
-        &[
-            ("Action", "PutUserPolicy"),
-            ("UserName", &user),
-            ("PolicyName", "s3"),
-            ("PolicyDocument", policy),
-        ],
+        &[("Action", "PutUserPolicy"), ("UserName", &user), ("PolicyName", "s3"), ("PolicyDocument", policy)],
     );
 
     let _auth = MotoAuth::enable(endpoint);
@@ -155,25 +115,14 @@ fn signatures_are_checked_by_moto(endpoint: &str) {
     let signed = store(credentials.clone());
     signed.create_bucket().unwrap();
     let odd = "dir with space/ünï €+&=;,'!*@:$%~^`|{}[].bin";
-    signed
-        .put(odd, &[0, 1, 2, 255], "application/octet-stream")
-        .unwrap();
-    assert_eq!(
-        signed.get(odd).unwrap().as_deref(),
-        Some(&[0u8, 1, 2, 255][..])
-    );
+    signed.put(odd, &[0, 1, 2, 255], "application/octet-stream").unwrap();
+    assert_eq!(signed.get(odd).unwrap().as_deref(), Some(&[0u8, 1, 2, 255][..]));
     signed.delete(odd).unwrap();
     assert_eq!(signed.get(odd).unwrap(), None);
 
-    let forged = store(Credentials {
-        secret_access_key: "not-the-secret".into(),
-        ..credentials
-    });
+    let forged = store(Credentials { secret_access_key: "not-the-secret".into(), ..credentials });
     let err = forged.create_bucket().unwrap_err().to_string();
-    assert!(
-        err.contains("HTTP 403") && err.contains("SignatureDoesNotMatch"),
-        "{err}"
-    );
+    assert!(err.contains("HTTP 403") && err.contains("SignatureDoesNotMatch"), "{err}");
 }
 
 /// moto's server-wide IAM authentication, on for this guard's lifetime (off again even
@@ -196,9 +145,7 @@ impl Drop for MotoAuth {
 
 fn moto_reset_auth(endpoint: &str, count: &str) {
     let url = format!("{}/moto-api/reset-auth", endpoint.trim_end_matches('/'));
-    ureq::post(&url)
-        .send_string(count)
-        .expect("POST /moto-api/reset-auth");
+    ureq::post(&url).send_string(count).expect("POST /moto-api/reset-auth");
 }
 
 fn is_moto(endpoint: &str) -> bool {
@@ -228,10 +175,7 @@ fn iam(endpoint: &str, params: &[(&str, &str)]) -> String {
         query: &[],
         headers: &[("content-type", content_type)],
         payload_sha256: &sha256_hex(body.as_bytes()),
-        time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
+        time: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
         region: "us-east-1",
         service: "iam",
         credentials: &admin,
@@ -249,28 +193,19 @@ fn iam(endpoint: &str, params: &[(&str, &str)]) -> String {
 fn form_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 fn xml_text(xml: &str, tag: &str) -> String {
-    let start = xml
-        .find(&format!("<{tag}>"))
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-        + tag.len()
-        + 2;
+    let start = xml.find(&format!("<{tag}>")).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + tag.len() + 2;
     let end = start + xml[start..].find(&format!("</{tag}>")).unwrap();
     xml[start..end].to_string()
 }
 
 fn unique(stem: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{stem}-{}-{nanos}", std::process::id())
 }

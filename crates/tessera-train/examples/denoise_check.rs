@@ -8,8 +8,8 @@ use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 use tessera_models::umt5::encode_prompts;
 use tessera_train::config::Bucket;
-use tessera_train::train::Exported;
 use tessera_train::flow::{mask_channels, noise, noised};
+use tessera_train::train::Exported;
 use tessera_world::rng::Rng;
 
 fn main() -> anyhow::Result<()> {
@@ -61,7 +61,8 @@ fn main() -> anyhow::Result<()> {
                     // coefficient of v on the noise, 1 for the true velocity (noise - x0,
                     // with x0 independent of the noise). Below 1, each sampling step leaves
                     // noise in that the next step reads as content.
-                    let carried = ((&v * &eps)?.sum_all()?.to_scalar::<f32>()? / eps.sqr()?.sum_all()?.to_scalar::<f32>()?) as f64;
+                    let carried = ((&v * &eps)?.sum_all()?.to_scalar::<f32>()?
+                        / eps.sqr()?.sum_all()?.to_scalar::<f32>()?) as f64;
                     line += &format!(" (noise carried {carried:.3})");
                 }
                 if name == "caption" && t == show_t {

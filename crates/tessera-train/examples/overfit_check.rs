@@ -10,9 +10,9 @@ use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 use tessera_models::umt5::encode_prompts;
 use tessera_train::config::Bucket;
-use tessera_train::train::Exported;
 use tessera_train::data::Folder;
 use tessera_train::flow::{mask_channels, noise, noised};
+use tessera_train::train::Exported;
 use tessera_world::rng::Rng;
 
 fn main() -> anyhow::Result<()> {
@@ -32,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let mut rng = Rng::new(7);
     let mut out = Vec::new();
     // Shifted sigmas as the flow schedulers: s * sigma / (1 + (s - 1) sigma).
-    let sig: Vec<f64> = (0..=steps).map(|i| 1.0 - i as f64 / steps as f64).map(|s| shift * s / (1.0 + (shift - 1.0) * s)).collect();
+    let sig: Vec<f64> =
+        (0..=steps).map(|i| 1.0 - i as f64 / steps as f64).map(|s| shift * s / (1.0 + (shift - 1.0) * s)).collect();
     for i in 0..n {
         let one = Folder { items: vec![folder.items[i].clone()] };
         let batch = one.batch(0, 0, 1, &[bucket], 12.0, 0.0, &dev)?;
@@ -42,12 +43,22 @@ fn main() -> anyhow::Result<()> {
         for &t in &[0.3, 0.6, 0.9, 0.98] {
             let eps = noise(&mut rng, &[1, z, f, h, w], &dev, DType::F32)?;
             let (xt, target) = noised(&x0, &eps, &[t])?;
-            let v = tr.forward(&Tensor::cat(&[&xt, &mask, &empty], 1)?, &Tensor::new(&[(t * 1000.0) as f32], &dev)?, &ctx, None)?;
+            let v = tr.forward(
+                &Tensor::cat(&[&xt, &mask, &empty], 1)?,
+                &Tensor::new(&[(t * 1000.0) as f32], &dev)?,
+                &ctx,
+                None,
+            )?;
             line += &format!(" t {t} loss {:.3}", (&v - &target)?.sqr()?.mean_all()?.to_scalar::<f32>()?);
         }
         let mut x = noise(&mut rng, &[1, z, f, h, w], &dev, DType::F32)?;
         for k in 0..steps {
-            let v = tr.forward(&Tensor::cat(&[&x, &mask, &empty], 1)?, &Tensor::new(&[(sig[k] * 1000.0) as f32], &dev)?, &ctx, None)?;
+            let v = tr.forward(
+                &Tensor::cat(&[&x, &mask, &empty], 1)?,
+                &Tensor::new(&[(sig[k] * 1000.0) as f32], &dev)?,
+                &ctx,
+                None,
+            )?;
             x = (&x + (v * (sig[k + 1] - sig[k]))?)?;
         }
         let err = (&x - &x0)?.sqr()?.mean_all()?.to_scalar::<f32>()?;

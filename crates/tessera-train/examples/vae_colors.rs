@@ -10,7 +10,9 @@ fn main() -> anyhow::Result<()> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("VAE_DIR"));
     let vae = AutoencoderKLWan::load(&dir, DType::F32, &Device::Cpu)?;
     let (h, w) = (128usize, 128usize);
-    let at = |v: &[f32], c: usize, y: usize, x: usize| ((v[c * h * w + y * w + x] + 1.0) * 127.5).round().clamp(0.0, 255.0) as i32;
+    let at = |v: &[f32], c: usize, y: usize, x: usize| {
+        ((v[c * h * w + y * w + x] + 1.0) * 127.5).round().clamp(0.0, 255.0) as i32
+    };
     for &col in Color::ALL {
         let rgb = col.rgb();
         let mut square = vec![0f32; 3 * h * w];
@@ -30,7 +32,15 @@ fn main() -> anyhow::Result<()> {
             let x = Tensor::from_vec(img, (1, 3, 1, h, w), &Device::Cpu)?;
             let z = vae.encode(&x)?;
             let r: Vec<f32> = vae.decode(&z)?.flatten_all()?.to_vec1()?;
-            let got: Vec<i32> = (0..3).map(|c| if name == "square" { at(&r, c, 64, 64) } else { (0..h * w).map(|i| at(&r, c, i / w, i % w)).sum::<i32>() / (h * w) as i32 }).collect();
+            let got: Vec<i32> = (0..3)
+                .map(|c| {
+                    if name == "square" {
+                        at(&r, c, 64, 64)
+                    } else {
+                        (0..h * w).map(|i| at(&r, c, i / w, i % w)).sum::<i32>() / (h * w) as i32
+                    }
+                })
+                .collect();
             line += &format!(" {name} {got:?}");
             if name == "full" {
                 // The latents' per-channel mean over the frame (normalized units).

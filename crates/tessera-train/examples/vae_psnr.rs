@@ -39,7 +39,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::PathBuf::from(&args[1]);
     let clips: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(8);
-    let sizes: Vec<String> = if args.len() > 3 { args[3..].to_vec() } else { vec!["64x64x9".into(), "128x128x17".into()] };
+    let sizes: Vec<String> =
+        if args.len() > 3 { args[3..].to_vec() } else { vec!["64x64x9".into(), "128x128x17".into()] };
     let vae = AutoencoderKLWan::load(&dir, DType::F32, &Device::Cpu)?;
     for s in sizes {
         let p: Vec<usize> = s.split('x').map(|v| v.parse().unwrap()).collect();
@@ -68,7 +69,12 @@ fn main() -> anyhow::Result<()> {
             shown[1].push(first(&rec)?);
             let zn = vae.normalize_latents(&z)?;
             for (k, &l) in levels.iter().enumerate() {
-                let n = tessera_train::flow::noise(&mut tessera_world::rng::Rng::derive(7, i as u64), zn.dims(), &Device::Cpu, DType::F32)?;
+                let n = tessera_train::flow::noise(
+                    &mut tessera_world::rng::Rng::derive(7, i as u64),
+                    zn.dims(),
+                    &Device::Cpu,
+                    DType::F32,
+                )?;
                 let off = vae.denormalize_latents(&(&zn + (n * l)?)?)?;
                 let dec = vae.decode(&off)?;
                 noisy[k] += psnr(&dec, &batch.video)?;
@@ -78,9 +84,13 @@ fn main() -> anyhow::Result<()> {
         }
         if let Ok(path) = std::env::var("VAE_PSNR_SAVE") {
             // (3, H, W) frames -> one (rows * H, clips * W, 3) sheet.
-            let rows: Vec<candle_core::Tensor> = shown.iter().map(|r| candle_core::Tensor::cat(r, 2)).collect::<candle_core::Result<_>>()?;
+            let rows: Vec<candle_core::Tensor> =
+                shown.iter().map(|r| candle_core::Tensor::cat(r, 2)).collect::<candle_core::Result<_>>()?;
             let sheet = candle_core::Tensor::cat(&rows, 1)?.permute((1, 2, 0))?;
-            ((sheet + 1.0)? * 0.5)?.clamp(0.0, 1.0)?.contiguous()?.save_safetensors("frames", format!("{path}.{s}.safetensors"))?;
+            ((sheet + 1.0)? * 0.5)?
+                .clamp(0.0, 1.0)?
+                .contiguous()?
+                .save_safetensors("frames", format!("{path}.{s}.safetensors"))?;
         }
         let c = clips as f64;
         let pct = |k: usize| 100.0 * k as f64 / objects.max(1) as f64;

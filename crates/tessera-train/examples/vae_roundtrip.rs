@@ -11,7 +11,8 @@ fn main() -> anyhow::Result<()> {
     let video = tessera_pipeline::tasks::video_tensor(&frames, &Device::Cpu)?;
     let t = video.dim(2)?;
     let (mean, logvar) = vae.encode_posterior(&video.narrow(2, 0, 1 + (t - 1) / 4 * 4)?)?;
-    let per_channel = |x: &Tensor| -> anyhow::Result<Vec<f32>> { Ok(x.transpose(0, 1)?.flatten_from(1)?.mean(1)?.to_vec1()?) };
+    let per_channel =
+        |x: &Tensor| -> anyhow::Result<Vec<f32>> { Ok(x.transpose(0, 1)?.flatten_from(1)?.mean(1)?.to_vec1()?) };
     let std = mean.transpose(0, 1)?.flatten_from(1)?.var_keepdim(1)?.sqrt()?.flatten_all()?.to_vec1::<f32>()?;
     let fmt = |v: &[f32]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
     println!("posterior mean, std over positions per channel: {}", fmt(&std));

@@ -149,15 +149,37 @@ pub struct VaeSize {
     pub carry_init: bool,
 }
 
-fn d_vae_base() -> usize { 32 }
-fn d_vae_z() -> usize { 16 }
-fn d_vae_mult() -> Vec<usize> { vec![1, 2, 4, 4] }
-fn d_vae_res() -> usize { 1 }
-fn d_vae_kl() -> f64 { 1e-6 }
+fn d_vae_base() -> usize {
+    32
+}
+fn d_vae_z() -> usize {
+    16
+}
+fn d_vae_mult() -> Vec<usize> {
+    vec![1, 2, 4, 4]
+}
+fn d_vae_res() -> usize {
+    1
+}
+fn d_vae_kl() -> f64 {
+    1e-6
+}
 
 impl Default for VaeSize {
     fn default() -> Self {
-        VaeSize { base_dim: d_vae_base(), z_dim: d_vae_z(), dim_mult: d_vae_mult(), num_res_blocks: d_vae_res(), kl: d_vae_kl(), logvar_init: None, object_weight: 0.0, residual: false, decoder_noise: 0.0, chroma_weight: 0.0, carry_init: false }
+        VaeSize {
+            base_dim: d_vae_base(),
+            z_dim: d_vae_z(),
+            dim_mult: d_vae_mult(),
+            num_res_blocks: d_vae_res(),
+            kl: d_vae_kl(),
+            logvar_init: None,
+            object_weight: 0.0,
+            residual: false,
+            decoder_noise: 0.0,
+            chroma_weight: 0.0,
+            carry_init: false,
+        }
     }
 }
 
@@ -265,31 +287,75 @@ pub struct TextSize {
     pub informative_init: bool,
 }
 
-fn d_steps() -> usize { 20_000 }
-fn d_batch() -> usize { 4 }
-fn d_lr() -> f64 { 3e-4 }
-fn d_warmup() -> usize { 500 }
-fn d_wd() -> f64 { 0.01 }
-fn d_clip() -> f64 { 1.0 }
-fn d_ema() -> f64 { 0.999 }
-fn d_ckpt() -> usize { 500 }
+fn d_steps() -> usize {
+    20_000
+}
+fn d_batch() -> usize {
+    4
+}
+fn d_lr() -> f64 {
+    3e-4
+}
+fn d_warmup() -> usize {
+    500
+}
+fn d_wd() -> f64 {
+    0.01
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_ema() -> f64 {
+    0.999
+}
+fn d_ckpt() -> usize {
+    500
+}
 fn d_buckets() -> Vec<String> {
     ["128x128x17", "160x96x17", "96x160x17", "128x128x1"].map(String::from).to_vec()
 }
-fn d_fps() -> f64 { 12.0 }
-fn d_reuse() -> usize { 4 }
-fn d_half() -> f64 { 0.5 }
-fn d_shift() -> f64 { 3.0 }
-fn d_dropout() -> f64 { 0.1 }
-fn d_layers() -> usize { 4 }
-fn d_heads() -> usize { 4 }
-fn d_head_dim() -> usize { 32 }
-fn d_ffn() -> usize { 512 }
-fn d_patch() -> usize { 2 }
-fn d_text_dim() -> usize { 128 }
-fn d_text_layers() -> usize { 2 }
-fn d_text_heads() -> usize { 4 }
-fn d_tokens() -> usize { 96 }
+fn d_fps() -> f64 {
+    12.0
+}
+fn d_reuse() -> usize {
+    4
+}
+fn d_half() -> f64 {
+    0.5
+}
+fn d_shift() -> f64 {
+    3.0
+}
+fn d_dropout() -> f64 {
+    0.1
+}
+fn d_layers() -> usize {
+    4
+}
+fn d_heads() -> usize {
+    4
+}
+fn d_head_dim() -> usize {
+    32
+}
+fn d_ffn() -> usize {
+    512
+}
+fn d_patch() -> usize {
+    2
+}
+fn d_text_dim() -> usize {
+    128
+}
+fn d_text_layers() -> usize {
+    2
+}
+fn d_text_heads() -> usize {
+    4
+}
+fn d_tokens() -> usize {
+    96
+}
 
 impl Default for DataConfig {
     fn default() -> Self {
@@ -303,12 +369,26 @@ impl Default for FlowConfig {
 }
 impl Default for TransformerSize {
     fn default() -> Self {
-        TransformerSize { layers: d_layers(), heads: d_heads(), head_dim: d_head_dim(), ffn: d_ffn(), patch: d_patch(), fan_in_init: false, carry_init: false }
+        TransformerSize {
+            layers: d_layers(),
+            heads: d_heads(),
+            head_dim: d_head_dim(),
+            ffn: d_ffn(),
+            patch: d_patch(),
+            fan_in_init: false,
+            carry_init: false,
+        }
     }
 }
 impl Default for TextSize {
     fn default() -> Self {
-        TextSize { dim: d_text_dim(), layers: d_text_layers(), heads: d_text_heads(), max_tokens: d_tokens(), informative_init: false }
+        TextSize {
+            dim: d_text_dim(),
+            layers: d_text_layers(),
+            heads: d_text_heads(),
+            max_tokens: d_tokens(),
+            informative_init: false,
+        }
     }
 }
 
@@ -331,17 +411,27 @@ impl TrainConfig {
         })?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in std::iter::once(&mut cfg.out).chain(cfg.vae.as_mut()).chain(cfg.init.as_mut()).chain(cfg.data.folder.as_mut()) {
+        for p in std::iter::once(&mut cfg.out)
+            .chain(cfg.vae.as_mut())
+            .chain(cfg.init.as_mut())
+            .chain(cfg.data.folder.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
         if cfg.stage == Stage::Transformer && cfg.vae.is_none() {
-            anyhow::bail!("{}: the transformer stage needs `vae = \"FOLDER\"` (a trained VAE, e.g. a VAE run's out/model/vae)", path.display());
+            anyhow::bail!(
+                "{}: the transformer stage needs `vae = \"FOLDER\"` (a trained VAE, e.g. a VAE run's out/model/vae)",
+                path.display()
+            );
         }
         if cfg.stage == Stage::Vae && cfg.autoencoder.dim_mult.len() < 3 {
             // The last two of its downsamplings halve time: 4x temporal compression.
-            anyhow::bail!("{}: [autoencoder] dim_mult needs at least 3 levels (4 as Wan: 8x spatial; 3: 4x)", path.display());
+            anyhow::bail!(
+                "{}: [autoencoder] dim_mult needs at least 3 levels (4 as Wan: 8x spatial; 3: 4x)",
+                path.display()
+            );
         }
         let m = &cfg.autoencoder.dim_mult;
         if cfg.stage == Stage::Vae && cfg.autoencoder.residual && m.len() >= 2 && m[m.len() - 1] != m[m.len() - 2] {
@@ -361,7 +451,11 @@ impl TrainConfig {
     pub fn buckets(&self) -> anyhow::Result<Vec<Bucket>> {
         let mut out = Vec::new();
         for b in &self.data.buckets {
-            let parts: Vec<usize> = b.split('x').map(|p| p.trim().parse()).collect::<Result<_, _>>().map_err(|_| anyhow::anyhow!("bucket {b:?} is not WIDTHxHEIGHTxFRAMES"))?;
+            let parts: Vec<usize> = b
+                .split('x')
+                .map(|p| p.trim().parse())
+                .collect::<Result<_, _>>()
+                .map_err(|_| anyhow::anyhow!("bucket {b:?} is not WIDTHxHEIGHTxFRAMES"))?;
             let [width, height, frames] = parts[..] else { anyhow::bail!("bucket {b:?} is not WIDTHxHEIGHTxFRAMES") };
             if width % 16 != 0 || height % 16 != 0 || width == 0 || height == 0 {
                 anyhow::bail!("bucket {b:?}: width and height must be multiples of 16");

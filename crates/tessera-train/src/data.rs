@@ -29,7 +29,15 @@ fn push_clip(data: &mut Vec<f32>, frames: &[Frame]) {
 
 /// The batch of `step`: a bucket drawn from `buckets`, `size` world clips rendered at it,
 /// each captioned with its prompt or its detailed caption.
-pub fn world_batch(seed: u64, step: usize, size: usize, buckets: &[Bucket], fps: f64, prompt_probability: f64, device: &Device) -> Result<Batch> {
+pub fn world_batch(
+    seed: u64,
+    step: usize,
+    size: usize,
+    buckets: &[Bucket],
+    fps: f64,
+    prompt_probability: f64,
+    device: &Device,
+) -> Result<Batch> {
     let mut rng = Rng::derive(seed ^ 0xDA7A, step as u64);
     let bucket = *rng.pick(buckets);
     let seconds = (bucket.frames.saturating_sub(1)) as f64 / fps;
@@ -61,7 +69,11 @@ impl Folder {
         let mut videos: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| anyhow::anyhow!("cannot read the data folder {}: {e}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "mp4" | "gif")))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "mp4" | "gif"))
+            })
             .collect();
         videos.sort();
         let mut items = Vec::new();
@@ -70,8 +82,12 @@ impl Folder {
             let (caption, prompt) = if txt.is_file() {
                 (std::fs::read_to_string(&txt)?.trim().to_string(), None)
             } else if json.is_file() {
-                let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?).map_err(|e| anyhow::anyhow!("{}: {e}", json.display()))?;
-                let caption = j.get("caption").and_then(|c| c.as_str()).ok_or_else(|| anyhow::anyhow!("{} has no \"caption\"", json.display()))?;
+                let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", json.display()))?;
+                let caption = j
+                    .get("caption")
+                    .and_then(|c| c.as_str())
+                    .ok_or_else(|| anyhow::anyhow!("{} has no \"caption\"", json.display()))?;
                 (caption.to_string(), j.get("prompt").and_then(|p| p.as_str()).map(String::from))
             } else {
                 anyhow::bail!("{} has no caption: add {} or {}", v.display(), txt.display(), json.display());
@@ -87,7 +103,16 @@ impl Folder {
     /// The batch of `step`: videos picked from the folder, resampled to the data's frame
     /// rate (nearest frame), scaled to cover the bucket and centre-cropped, shorter videos
     /// holding their last frame.
-    pub fn batch(&self, seed: u64, step: usize, size: usize, buckets: &[Bucket], fps: f64, prompt_probability: f64, device: &Device) -> anyhow::Result<Batch> {
+    pub fn batch(
+        &self,
+        seed: u64,
+        step: usize,
+        size: usize,
+        buckets: &[Bucket],
+        fps: f64,
+        prompt_probability: f64,
+        device: &Device,
+    ) -> anyhow::Result<Batch> {
         let mut rng = Rng::derive(seed ^ 0xF01D, step as u64);
         let bucket = *rng.pick(buckets);
         let (w, h, t) = (bucket.width, bucket.height, bucket.frames);
@@ -128,7 +153,16 @@ impl Source {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn batch(&self, seed: u64, step: usize, size: usize, buckets: &[Bucket], fps: f64, prompt_probability: f64, device: &Device) -> anyhow::Result<Batch> {
+    pub fn batch(
+        &self,
+        seed: u64,
+        step: usize,
+        size: usize,
+        buckets: &[Bucket],
+        fps: f64,
+        prompt_probability: f64,
+        device: &Device,
+    ) -> anyhow::Result<Batch> {
         match self {
             Source::World => Ok(world_batch(seed, step, size, buckets, fps, prompt_probability, device)?),
             Source::Folder(f) => f.batch(seed, step, size, buckets, fps, prompt_probability, device),

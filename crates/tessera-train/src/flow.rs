@@ -95,7 +95,8 @@ pub fn noise(rng: &mut Rng, shape: &[usize], device: &Device, dtype: DType) -> R
 /// (x_t, target velocity) for clean latents x0, noise and per-sample timesteps t (B,).
 pub fn noised(x0: &Tensor, noise: &Tensor, t: &[f64]) -> Result<(Tensor, Tensor)> {
     let b = x0.dim(0)?;
-    let tt = Tensor::from_vec(t.iter().map(|&x| x as f32).collect::<Vec<_>>(), (b, 1, 1, 1, 1), x0.device())?.to_dtype(x0.dtype())?;
+    let tt = Tensor::from_vec(t.iter().map(|&x| x as f32).collect::<Vec<_>>(), (b, 1, 1, 1, 1), x0.device())?
+        .to_dtype(x0.dtype())?;
     let xt = (x0.broadcast_mul(&(1.0 - &tt)?)? + noise.broadcast_mul(&tt)?)?;
     let v = (noise - x0)?;
     Ok((xt, v))
@@ -118,7 +119,8 @@ mod tests {
         // Last frame given: latent frame 2 holds pixel frames 5..8, the last in channel 3.
         let mut m = vec![false; 9];
         m[8] = true;
-        let v: Vec<f32> = mask_channels(&m, 1, 1, 1, &Device::Cpu, DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let v: Vec<f32> =
+            mask_channels(&m, 1, 1, 1, &Device::Cpu, DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v, vec![0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1.]);
     }
 

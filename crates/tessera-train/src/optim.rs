@@ -128,7 +128,17 @@ mod tests {
         assert!(v.iter().all(|x| x.abs() < 0.05), "{v:?}");
         let loss = (x.as_tensor() * 100.0).unwrap().sum_all().unwrap();
         let (gs, norm) = clipped_grads(&vars, &loss.backward().unwrap(), 1.0).unwrap();
-        let n: f32 = gs[0].as_ref().unwrap().sqr().unwrap().sum_all().unwrap().to_dtype(DType::F32).unwrap().to_scalar().unwrap();
+        let n: f32 = gs[0]
+            .as_ref()
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert!((norm - 141.42).abs() < 0.1 && (n.sqrt() - 1.0).abs() < 1e-4);
     }
 

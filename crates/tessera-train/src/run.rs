@@ -92,7 +92,9 @@ pub(crate) fn init_text_path(text: &VarMap, transformer: &VarMap, rng: &mut Rng)
             None
         } else if n.contains("attn2.to_out") {
             Some(Fill::Const(0.0))
-        } else if n.starts_with("condition_embedder.text_embedder.") || ["attn2.to_q.", "attn2.to_k.", "attn2.to_v."].iter().any(|p| n.contains(p)) {
+        } else if n.starts_with("condition_embedder.text_embedder.")
+            || ["attn2.to_q.", "attn2.to_k.", "attn2.to_v."].iter().any(|p| n.contains(p))
+        {
             Some(Fill::Normal(fan_in_std(dims)))
         } else {
             None
@@ -118,7 +120,9 @@ pub(crate) fn init_carry(transformer: &VarMap, z: usize, patch: usize, rng: &mut
     let (d, inc) = (pe_dims[0], pe_dims[1]);
     let k = z * patch * patch;
     if k > d {
-        bail!("carry_init needs the width ({d}) to be at least a token's values ({z} channels x {patch}x{patch} = {k})");
+        bail!(
+            "carry_init needs the width ({d}) to be at least a token's values ({z} channels x {patch}x{patch} = {k})"
+        );
     }
     if pe_dims != [d, inc, 1, patch, patch] || po.dims() != [k, d] || inc < z {
         bail!("carry_init: unexpected shapes {:?} and {:?}", pe_dims, po.dims());
@@ -177,7 +181,11 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
     for e in entries {
         let p = e?.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        if let Some(n) = name.strip_prefix("step_").and_then(|r| r.strip_suffix(".safetensors")).and_then(|n| n.parse::<usize>().ok()) {
+        if let Some(n) = name
+            .strip_prefix("step_")
+            .and_then(|r| r.strip_suffix(".safetensors"))
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             if best.as_ref().is_none_or(|(s, _)| n > *s) {
                 best = Some((n, p));
             }
@@ -205,9 +213,12 @@ fn save_checkpoint(out: &Path, step: usize, named: &[(String, Var)], opt: &AdamW
 /// Fine-tuning: the weights (not the optimizer state) of another run's checkpoint, checked
 /// name by name and shape by shape, become the variables.
 fn init_from(path: &Path, named: &[(String, Var)]) -> Result<()> {
-    let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read init checkpoint {}", path.display()))?;
+    let map = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("cannot read init checkpoint {}", path.display()))?;
     for (name, v) in named {
-        let w = map.get(&format!("param/{name}")).with_context(|| format!("init checkpoint {} lacks {name} (is it a run of the same stage and sizes?)", path.display()))?;
+        let w = map.get(&format!("param/{name}")).with_context(|| {
+            format!("init checkpoint {} lacks {name} (is it a run of the same stage and sizes?)", path.display())
+        })?;
         if w.dims() != v.dims() {
             bail!("init checkpoint {}: {name} is {:?}, this run's is {:?}", path.display(), w.dims(), v.dims());
         }
@@ -217,7 +228,8 @@ fn init_from(path: &Path, named: &[(String, Var)]) -> Result<()> {
 }
 
 fn load_checkpoint(path: &Path, named: &[(String, Var)], opt: &mut AdamW, ema: &mut Ema) -> Result<()> {
-    let map = candle_core::safetensors::load(path, &Device::Cpu).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let map = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let get = |k: &str| map.get(k).cloned().with_context(|| format!("checkpoint {} lacks {k}", path.display()));
     for (i, (name, v)) in named.iter().enumerate() {
         v.set(&get(&format!("param/{name}"))?.to_device(v.device())?)?;
@@ -236,7 +248,10 @@ fn truncate_log(path: &Path, step: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("step") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
+        .filter(|l| {
+            l.starts_with("step")
+                || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step)
+        })
         .collect();
     let mut out = kept.join("\n");
     if !out.is_empty() {
@@ -248,7 +263,6 @@ fn truncate_log(path: &Path, step: usize) -> Result<()> {
     std::fs::write(path, out)?;
     Ok(())
 }
-
 
 /// One run's trained variables and bookkeeping.
 pub(crate) struct Run<'a> {
@@ -269,7 +283,8 @@ impl<'a> Run<'a> {
     /// Sets up the optimizer and the EMA over `named`, resumes from the newest checkpoint
     /// when asked, and opens the log (rewriting any lines past the resumed step).
     pub fn open(cfg: &'a TrainConfig, named: Vec<(String, Var)>, resume: bool) -> Result<Self> {
-        std::fs::create_dir_all(cfg.out.join("checkpoints")).with_context(|| format!("cannot create {}", cfg.out.display()))?;
+        std::fs::create_dir_all(cfg.out.join("checkpoints"))
+            .with_context(|| format!("cannot create {}", cfg.out.display()))?;
         let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
         let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
         let mut ema = Ema::new(&vars, cfg.ema)?;
@@ -299,7 +314,13 @@ impl<'a> Run<'a> {
     /// learning rate, EMA); logs `logged` (the loss the curves show), reports, and writes a
     /// checkpoint and the curves when due. Returns the time taken by the backward pass and
     /// by the update.
-    pub fn step(&mut self, step: usize, loss: &Tensor, logged: &Tensor, on_step: &mut dyn FnMut(StepReport)) -> Result<(Duration, Duration)> {
+    pub fn step(
+        &mut self,
+        step: usize,
+        loss: &Tensor,
+        logged: &Tensor,
+        on_step: &mut dyn FnMut(StepReport),
+    ) -> Result<(Duration, Duration)> {
         let cfg = self.cfg;
         let lr = learning_rate(step, cfg.lr, cfg.warmup, cfg.steps);
         let t0 = Instant::now();
@@ -313,7 +334,12 @@ impl<'a> Run<'a> {
         if !loss_v.is_finite() {
             bail!("the loss is {loss_v} at step {step}: lower the learning rate");
         }
-        writeln!(self.log, "{},{loss_v:.6},{lr:.3e},{grad_norm:.4},{:.2}", step + 1, self.began.elapsed().as_secs_f64())?;
+        writeln!(
+            self.log,
+            "{},{loss_v:.6},{lr:.3e},{grad_norm:.4},{:.2}",
+            step + 1,
+            self.began.elapsed().as_secs_f64()
+        )?;
         on_step(StepReport { step: step + 1, total: cfg.steps, loss: loss_v, lr, grad_norm });
         if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
             self.log.flush()?;

@@ -31,7 +31,11 @@ pub fn world_tokenizer() -> anyhow::Result<Tokenizer> {
     for w in ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ".", ",", ";", "!", "?", "-", "'"] {
         add(w, &mut vocab);
     }
-    let model = WordLevel::builder().vocab(vocab.into_iter().collect()).unk_token("<unk>".into()).build().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("<unk>".into())
+        .build()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tok = Tokenizer::new(model);
     tok.with_normalizer(Some(Lowercase));
     tok.with_pre_tokenizer(Some(Whitespace {}));

@@ -74,17 +74,30 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn
     }
 }
 
-fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
+fn train_transformer(
+    cfg: &TrainConfig,
+    resume: bool,
+    device: &Device,
+    on_step: &mut dyn FnMut(StepReport),
+) -> Result<PathBuf> {
     let vae_path = cfg.vae.clone().context("the transformer stage needs `vae`")?;
     let buckets = cfg.buckets()?;
     let model_dir = cfg.out.join("model");
 
     // The frozen VAE and the tokenizer (written where the exported model will read it).
-    let vae = AutoencoderKLWan::load(&vae_path, DType::F32, device).with_context(|| format!("cannot load the VAE {}", vae_path.display()))?;
+    let vae = AutoencoderKLWan::load(&vae_path, DType::F32, device)
+        .with_context(|| format!("cannot load the VAE {}", vae_path.display()))?;
     let z_dim = vae.config().z_dim;
     let stride = vae.config().spatial_factor() * cfg.transformer.patch;
     if let Some(b) = buckets.iter().find(|b| b.width % stride != 0 || b.height % stride != 0) {
-        anyhow::bail!("bucket {}x{}x{}: width and height must be multiples of {stride} (the VAE's stride {} times patch {})", b.width, b.height, b.frames, vae.config().spatial_factor(), cfg.transformer.patch);
+        anyhow::bail!(
+            "bucket {}x{}x{}: width and height must be multiples of {stride} (the VAE's stride {} times patch {})",
+            b.width,
+            b.height,
+            b.frames,
+            vae.config().spatial_factor(),
+            cfg.transformer.patch
+        );
     }
     let tok = crate::text::world_tokenizer()?;
     crate::text::save_tokenizer(&tok, &model_dir.join("tokenizer"))?;
@@ -106,7 +119,8 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
     if cfg.transformer.carry_init {
         crate::run::init_carry(&tr_vm, z_dim, cfg.transformer.patch, &mut rng)?;
     }
-    let named: Vec<(String, Var)> = sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
+    let named: Vec<(String, Var)> =
+        sorted_vars(&text_vm, "text_encoder.").into_iter().chain(sorted_vars(&tr_vm, "transformer.")).collect();
     let mut run = Run::open(cfg, named, resume)?;
 
     let source = Source::open(&cfg.data)?;
@@ -125,7 +139,10 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         let Encoded { x0, cond, mask, captions, weights } = &group.as_ref().unwrap().1;
         let mut srng = Rng::derive(cfg.seed ^ 0x57E9, step as u64);
         let (b, _, f, h, w) = x0.dims5()?;
-        let captions: Vec<String> = captions.iter().map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() }).collect();
+        let captions: Vec<String> = captions
+            .iter()
+            .map(|c| if srng.chance(cfg.flow.text_dropout) { String::new() } else { c.clone() })
+            .collect();
         let ts: Vec<f64> = (0..b).map(|_| sample_t(&mut srng, cfg.flow.shift)).collect();
         let eps = noise(&mut srng, &[b, z_dim, f, h, w], device, DType::F32)?;
         let (xt, target) = noised(x0, &eps, &ts)?;
@@ -152,7 +169,8 @@ fn train_transformer(cfg: &TrainConfig, resume: bool, device: &Device, on_step: 
         // Step.
         let (backward, update) = run.step(step, &loss, &mse, on_step)?;
         if profiling() {
-            let mut parts: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
+            let mut parts: Vec<String> =
+                marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
             parts.push(format!("backward {:.2}s, update {:.2}s", backward.as_secs_f64(), update.as_secs_f64()));
             eprintln!("step {}: {}", step + 1, parts.join(", "));
         }
@@ -255,7 +273,10 @@ pub struct Exported {
 
 impl Exported {
     pub fn load(dir: &Path, device: &Device) -> Result<Exported> {
-        let extra: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tessera.json")).with_context(|| format!("{} has no tessera.json", dir.display()))?)?;
+        let extra: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("tessera.json"))
+                .with_context(|| format!("{} has no tessera.json", dir.display()))?,
+        )?;
         Ok(Exported {
             vae: AutoencoderKLWan::load(&dir.join("vae"), DType::F32, device)?,
             transformer: WanTransformer3DModel::load(&dir.join("transformer"), DType::F32, device)?,
@@ -274,7 +295,11 @@ fn export(cfg: &TrainConfig, dir: &Path, run: &Run, tcfg: &serde_json::Value, xc
         let d = dir.join(sub);
         std::fs::create_dir_all(&d)?;
         let dt = cfg.export_dtype.dtype();
-        let weights = run.ema_weights(prefix).into_iter().map(|(k, w)| Ok((k, w.to_dtype(dt)?))).collect::<Result<HashMap<_, _>>>()?;
+        let weights = run
+            .ema_weights(prefix)
+            .into_iter()
+            .map(|(k, w)| Ok((k, w.to_dtype(dt)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
         candle_core::safetensors::save(&weights, d.join(file))?;
         std::fs::write(d.join(config_json), serde_json::to_vec_pretty(config)?)?;
     }

@@ -46,7 +46,12 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
     })
 }
 
-pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut dyn FnMut(StepReport)) -> Result<PathBuf> {
+pub fn train_vae(
+    cfg: &TrainConfig,
+    resume: bool,
+    device: &Device,
+    on_step: &mut dyn FnMut(StepReport),
+) -> Result<PathBuf> {
     let buckets = cfg.buckets()?;
     let z = cfg.autoencoder.z_dim;
     let vcfg: AutoencoderKLWanConfig = serde_json::from_value(vae_config_json(cfg, &vec![0.0; z], &vec![1.0; z]))?;
@@ -59,7 +64,13 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
     let mut run = Run::open(cfg, sorted_vars(&vm, "vae."), resume)?;
     if let (Some(lv), 0) = (cfg.autoencoder.logvar_init, run.start) {
         // quant_conv's output is (mean, log-variance) along channels.
-        let bias = vm.data().lock().unwrap().get("quant_conv.bias").cloned().ok_or_else(|| anyhow::anyhow!("the VAE has no quant_conv.bias"))?;
+        let bias = vm
+            .data()
+            .lock()
+            .unwrap()
+            .get("quant_conv.bias")
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the VAE has no quant_conv.bias"))?;
         let b = bias.as_tensor().narrow(0, 0, z)?;
         bias.set(&Tensor::cat(&[&b, &Tensor::full(lv as f32, z, device)?], 0)?)?;
         run.sync_ema()?;
@@ -94,7 +105,13 @@ pub fn train_vae(cfg: &TrainConfig, resume: bool, device: &Device, on_step: &mut
         let t2 = Instant::now();
         let (backward, _) = run.step(step, &loss, &mse, on_step)?;
         if profiling() {
-            eprintln!("step {}: encode {:.2}s, decode {:.2}s, backward {:.2}s", step + 1, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), backward.as_secs_f64());
+            eprintln!(
+                "step {}: encode {:.2}s, decode {:.2}s, backward {:.2}s",
+                step + 1,
+                (t1 - t0).as_secs_f64(),
+                (t2 - t1).as_secs_f64(),
+                backward.as_secs_f64()
+            );
         }
     }
     export_vae(cfg, &vcfg, &run, device)
@@ -207,7 +224,11 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
     type Map = Vec<Option<usize>>;
     let fold = |map: &Map, out: usize, per_in: usize, per_out: usize| -> Result<Map> {
         let total = map.len() * per_in;
-        ensure!(total == out * per_out, "carry_init: a shortcut of {} channels into {out} does not divide evenly", map.len());
+        ensure!(
+            total == out * per_out,
+            "carry_init: a shortcut of {} channels into {out} does not divide evenly",
+            map.len()
+        );
         (0..out)
             .map(|k| {
                 let src: Vec<Option<usize>> = (k * per_out..(k + 1) * per_out).map(|i| map[i / per_in]).collect();
@@ -247,7 +268,10 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
             dmap = fold(&dmap, cout, cout * factor / ddims[i], factor)?;
         } else {
             // No shortcut: the resnets, the first with conv_shortcut = identity on the first channels.
-            ensure!(dmap[cout..].iter().all(|m| m.is_none()), "carry_init: the decoder's last block drops a carry channel");
+            ensure!(
+                dmap[cout..].iter().all(|m| m.is_none()),
+                "carry_init: the decoder's last block drops a carry channel"
+            );
             dmap.truncate(cout);
         }
     }
@@ -277,7 +301,10 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
         let len: usize = dims.iter().product();
         if zero {
             set(name, vec![0.0; len])?;
-        } else if name.ends_with("conv_shortcut.weight") || name == "quant_conv.weight" || name == "post_quant_conv.weight" {
+        } else if name.ends_with("conv_shortcut.weight")
+            || name == "quant_conv.weight"
+            || name == "post_quant_conv.weight"
+        {
             let (o, i) = (dims[0], dims[1]);
             set(name, (0..o * i).map(|k| if k / i == k % i { 1.0 } else { 0.0 }).collect())?;
         }
@@ -448,7 +475,8 @@ mod tests {
             let (mean, _) = m.encode_posterior(&video).unwrap();
             m.decode_unclamped(&mean).unwrap()
         };
-        let max_err = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let max_err =
+            |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         // A random start does not keep the colours.
         let plain = roundtrip(&model());
         assert!(max_err(&plain, &video) > 0.3);
@@ -457,7 +485,10 @@ mod tests {
         assert_eq!(out.dims(), video.dims());
         let rest = max_err(&out.narrow(2, 1, 4).unwrap(), &video.narrow(2, 1, 4).unwrap());
         assert!(rest < 0.02, "frames 1..5 off by {rest}");
-        let first = max_err(&out.narrow(2, 0, 1).unwrap(), &(video.narrow(2, 0, 1).unwrap() * std::f64::consts::FRAC_1_SQRT_2).unwrap());
+        let first = max_err(
+            &out.narrow(2, 0, 1).unwrap(),
+            &(video.narrow(2, 0, 1).unwrap() * std::f64::consts::FRAC_1_SQRT_2).unwrap(),
+        );
         assert!(first < 0.02, "frame 0 off by {first}");
         // The latents are the blocks' colours (latents 0..3; latent 3 is free).
         let (mean, logvar) = model().encode_posterior(&video).unwrap();

@@ -51,12 +51,24 @@ max_tokens = 24
 }
 
 fn losses(out: &Path) -> Vec<f64> {
-    std::fs::read_to_string(out.join("log.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect()
+    std::fs::read_to_string(out.join("log.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
 }
 
 /// A tiny VAE-stage config: base_dim 4, z 4, the given depth and buckets; `extra` lines go
 /// at the end of `[autoencoder]`.
-fn tiny_vae(out: &Path, steps: usize, lr: f64, buckets: &str, dim_mult: &str, extra: &str) -> anyhow::Result<TrainConfig> {
+fn tiny_vae(
+    out: &Path,
+    steps: usize,
+    lr: f64,
+    buckets: &str,
+    dim_mult: &str,
+    extra: &str,
+) -> anyhow::Result<TrainConfig> {
     let text = format!(
         "stage = \"vae\"\nout = \"{}\"\nsteps = {steps}\nbatch = 2\nlr = {lr}\nwarmup = 3\ncheckpoint_every = 10\n[data]\nbuckets = [{buckets}]\n[autoencoder]\nbase_dim = 4\nz_dim = 4\ndim_mult = {dim_mult}\nnum_res_blocks = 1\n{extra}\n",
         out.display()
@@ -77,11 +89,20 @@ fn trains_logs_checkpoints_and_exports_a_loadable_model() {
     assert!(out.join("checkpoints/step_00000002.safetensors").exists());
     assert!(out.join("checkpoints/step_00000004.safetensors").exists());
     assert!(out.join("curves.png").exists());
-    for f in ["model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "tokenizer/tokenizer.json", "vae/config.json", "scheduler/scheduler_config.json"] {
+    for f in [
+        "model_index.json",
+        "transformer/config.json",
+        "transformer/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+        "tokenizer/tokenizer.json",
+        "vae/config.json",
+        "scheduler/scheduler_config.json",
+    ] {
         assert!(model.join(f).exists(), "{f}");
     }
     // The engine loads what the trainer wrote.
-    tessera_models::wan::transformer::WanTransformer3DModel::load(&model.join("transformer"), DType::F32, &Device::Cpu).unwrap();
+    tessera_models::wan::transformer::WanTransformer3DModel::load(&model.join("transformer"), DType::F32, &Device::Cpu)
+        .unwrap();
     tessera_models::umt5::UMT5EncoderModel::load(&model.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
     let tok = tessera_models::tokenizer::WanTokenizer::from_file(&model.join("tokenizer/tokenizer.json")).unwrap();
     let (ids, mask) = tok.encode("A red ball bounces on a wooden floor.", 12).unwrap();
@@ -101,7 +122,14 @@ fn same_seed_same_run_and_resume_is_exact() {
     let tb = candle_core::safetensors::load(b.join("checkpoints/step_00000004.safetensors"), &Device::Cpu).unwrap();
     assert_eq!(ta.len(), tb.len());
     for (k, t) in &ta {
-        let d = (t.to_dtype(DType::F64).unwrap() - tb[k].to_dtype(DType::F64).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let d = (t.to_dtype(DType::F64).unwrap() - tb[k].to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert_eq!(d, 0.0, "{k} differs after resuming");
     }
 }
@@ -136,7 +164,8 @@ fn the_vae_stage_trains_a_loadable_vae_that_the_transformer_stage_uses() {
     t.vae = Some(vae_dir.clone());
     t.data.buckets = vec!["16x16x5".into()];
     let model = train(&t, false, &Device::Cpu, &mut |_| {}).unwrap();
-    let tr: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("transformer/config.json")).unwrap()).unwrap();
+    let tr: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("transformer/config.json")).unwrap()).unwrap();
     assert_eq!(tr["in_channels"], 2 * 4 + 4, "noise, mask and conditioning channels");
     assert!(model.join("vae/diffusion_pytorch_model.safetensors").exists());
 }
@@ -148,12 +177,20 @@ fn trains_on_a_folder_of_captioned_videos() {
     std::fs::create_dir_all(&data).unwrap();
     // Two clips of another size and frame rate: one with a .json sidecar, one with .txt.
     for i in 0..2u64 {
-        let clip = tessera_world::sample_clip(3, i, &tessera_world::scene::SceneOptions { seconds: 1.0, cut_probability: 0.0 });
+        let clip = tessera_world::sample_clip(
+            3,
+            i,
+            &tessera_world::scene::SceneOptions { seconds: 1.0, cut_probability: 0.0 },
+        );
         let mut r = clip.scene.renderer(64, 48, 24.0);
         let frames: Vec<_> = (0..r.frame_count()).map(|k| r.frame(k)).collect();
         tessera_media::write_video(&data.join(format!("c{i}.mp4")), &frames, 24.0, &Default::default()).unwrap();
         if i == 0 {
-            std::fs::write(data.join("c0.json"), serde_json::json!({"caption": clip.caption, "prompt": clip.prompt}).to_string()).unwrap();
+            std::fs::write(
+                data.join("c0.json"),
+                serde_json::json!({"caption": clip.caption, "prompt": clip.prompt}).to_string(),
+            )
+            .unwrap();
         } else {
             std::fs::write(data.join("c1.txt"), &clip.caption).unwrap();
         }
@@ -164,7 +201,14 @@ fn trains_on_a_folder_of_captioned_videos() {
     assert_eq!(losses(&out).len(), 2);
     // A video without a caption is refused, by name.
     std::fs::copy(data.join("c0.mp4"), data.join("c2.mp4")).unwrap();
-    let err = train(&tiny(&scratch("folder2"), 1).tap(|c| c.data.folder = Some(data.clone())), false, &Device::Cpu, &mut |_| {}).err().unwrap();
+    let err = train(
+        &tiny(&scratch("folder2"), 1).tap(|c| c.data.folder = Some(data.clone())),
+        false,
+        &Device::Cpu,
+        &mut |_| {},
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("c2.mp4 has no caption"), "{err}");
 }
 
@@ -204,10 +248,19 @@ fn init_starts_a_new_run_from_another_runs_weights() {
     });
     let model = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
     let src = candle_core::safetensors::load(&ckpt, &Device::Cpu).unwrap();
-    let got = candle_core::safetensors::load(model.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let got =
+        candle_core::safetensors::load(model.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu)
+            .unwrap();
     assert!(!got.is_empty());
     for (k, t) in &got {
-        let d = (t - &src[&format!("param/transformer.{k}")]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (t - &src[&format!("param/transformer.{k}")])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         // (the EMA's d*w + (1-d)*w rounds in the last bit)
         assert!(d < 1e-6, "{k} is not the init checkpoint's: {d}");
     }
@@ -247,7 +300,9 @@ fn a_4x_vae_and_patch_4_transformer_train_and_generate() {
     // A VAE of three levels (4x spatial, 4x temporal) and a transformer with 4x4 patches:
     // the configs say so, and the engine loads and runs the result at a multiple of 16.
     let out = scratch("vae4");
-    let vae_dir = train(&tiny_vae(&out, 2, 1e-3, "\"16x16x5\"", "[1, 2, 2]", "").unwrap(), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let vae_dir =
+        train(&tiny_vae(&out, 2, 1e-3, "\"16x16x5\"", "[1, 2, 2]", "").unwrap(), false, &Device::Cpu, &mut |_| {})
+            .unwrap();
     let vc: serde_json::Value = serde_json::from_slice(&std::fs::read(vae_dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(vc["scale_factor_spatial"], 4);
     assert_eq!(vc["temperal_downsample"], serde_json::json!([true, true]));
@@ -263,7 +318,15 @@ fn a_4x_vae_and_patch_4_transformer_train_and_generate() {
     let model = train(&t, false, &Device::Cpu, &mut |_| {}).unwrap();
     let pipe = tessera_pipeline::wan::WanPipeline::open(&model, &Device::Cpu, DType::F32).unwrap();
     assert_eq!(pipe.size_multiple(), 16);
-    let p = tessera_pipeline::wan::GenerateParams { prompt: "a red ball".into(), width: 32, height: 16, frames: 5, steps: 2, max_sequence_length: 24, ..Default::default() };
+    let p = tessera_pipeline::wan::GenerateParams {
+        prompt: "a red ball".into(),
+        width: 32,
+        height: 16,
+        frames: 5,
+        steps: 2,
+        max_sequence_length: 24,
+        ..Default::default()
+    };
     let frames = pipe.generate(&p, &mut |_| {}).unwrap();
     assert_eq!(frames.dims(), &[5, 16, 32, 3]);
 
@@ -343,14 +406,22 @@ fn informative_init_opens_the_text_path_and_object_weight_reaches_the_gradient()
         c.lr = 0.0;
     });
     let model = train(&cfg, false, &Device::Cpu, &mut |_| {}).unwrap();
-    let tr = candle_core::safetensors::load(model.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let tr =
+        candle_core::safetensors::load(model.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu)
+            .unwrap();
     let text = candle_core::safetensors::load(model.join("text_encoder/model.safetensors"), &Device::Cpu).unwrap();
     let out_w = &tr["blocks.0.attn2.to_out.0.weight"];
-    assert_eq!(out_w.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0, "cross-attention's output starts at 0");
+    assert_eq!(
+        out_w.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(),
+        0.0,
+        "cross-attention's output starts at 0"
+    );
     let emb = stats(&text["encoder.embed_tokens.weight"]);
     assert!((0.9..1.1).contains(&emb), "token embeddings' std {emb}");
     // Fan-in 16 (the text width) and 2 x 8 = 16 (the transformer's): 1/4.
-    for k in ["condition_embedder.text_embedder.linear_1.weight", "blocks.0.attn2.to_v.weight", "blocks.0.attn2.to_k.weight"] {
+    for k in
+        ["condition_embedder.text_embedder.linear_1.weight", "blocks.0.attn2.to_v.weight", "blocks.0.attn2.to_k.weight"]
+    {
         let s = stats(&tr[k]);
         assert!((0.2..0.3).contains(&s), "{k}: std {s}");
     }
@@ -371,7 +442,13 @@ fn informative_init_opens_the_text_path_and_object_weight_reaches_the_gradient()
 fn export_dtype_writes_half_precision_weights_the_engine_loads() {
     let (a, b) = (scratch("export_f32"), scratch("export_f16"));
     let ma = train(&tiny(&a, 1), false, &Device::Cpu, &mut |_| {}).unwrap();
-    let mb = train(&tiny(&b, 1).tap(|c| c.export_dtype = tessera_train::config::ExportDType::F16), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let mb = train(
+        &tiny(&b, 1).tap(|c| c.export_dtype = tessera_train::config::ExportDType::F16),
+        false,
+        &Device::Cpu,
+        &mut |_| {},
+    )
+    .unwrap();
     for (sub, file) in [("transformer", "diffusion_pytorch_model.safetensors"), ("text_encoder", "model.safetensors")] {
         let wa = candle_core::safetensors::load(ma.join(sub).join(file), &Device::Cpu).unwrap();
         let wb = candle_core::safetensors::load(mb.join(sub).join(file), &Device::Cpu).unwrap();
@@ -379,12 +456,20 @@ fn export_dtype_writes_half_precision_weights_the_engine_loads() {
         for (k, t) in &wa {
             assert_eq!(t.dtype(), DType::F32, "{sub}/{k}");
             assert_eq!(wb[k].dtype(), DType::F16, "{sub}/{k}");
-            let d = (t - wb[k].to_dtype(DType::F32).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let d = (t - wb[k].to_dtype(DType::F32).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             let m = t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(d <= m * 1e-3 + 1e-7, "{sub}/{k}: {d} against {m}");
         }
     }
-    tessera_models::wan::transformer::WanTransformer3DModel::load(&mb.join("transformer"), DType::F32, &Device::Cpu).unwrap();
+    tessera_models::wan::transformer::WanTransformer3DModel::load(&mb.join("transformer"), DType::F32, &Device::Cpu)
+        .unwrap();
     tessera_models::umt5::UMT5EncoderModel::load(&mb.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
 }
 
@@ -418,7 +503,8 @@ fn carry_init_starts_the_velocity_at_the_noisy_input() {
     let t = candle_core::Tensor::new(&[500f32], &Device::Cpu).unwrap();
     let ctx = candle_core::Tensor::zeros((1, 4, 16), DType::F32, &Device::Cpu).unwrap();
     let v = tr.forward(&input, &t, &ctx, None).unwrap();
-    let (x, y): (Vec<f32>, Vec<f32>) = (xt.flatten_all().unwrap().to_vec1().unwrap(), v.flatten_all().unwrap().to_vec1().unwrap());
+    let (x, y): (Vec<f32>, Vec<f32>) =
+        (xt.flatten_all().unwrap().to_vec1().unwrap(), v.flatten_all().unwrap().to_vec1().unwrap());
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
     let coef = dot(&x, &y) / dot(&x, &x);
     let corr = dot(&x, &y) / (dot(&x, &x) * dot(&y, &y)).sqrt();
@@ -426,10 +512,17 @@ fn carry_init_starts_the_velocity_at_the_noisy_input() {
 
     // Without it the output projection starts at 0.
     let plain = train(&tiny(&scratch("carry_off"), 1).tap(|c| c.lr = 0.0), false, &Device::Cpu, &mut |_| {}).unwrap();
-    let w = candle_core::safetensors::load(plain.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let w = candle_core::safetensors::load(plain.join("transformer/diffusion_pytorch_model.safetensors"), &Device::Cpu)
+        .unwrap();
     assert_eq!(w["proj_out.weight"].abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
 
     // A width below a token's values is refused with the sizes.
-    let err = train(&tiny(&scratch("carry_narrow"), 1).tap(|c| c.transformer.carry_init = true), false, &Device::Cpu, &mut |_| {}).unwrap_err();
+    let err = train(
+        &tiny(&scratch("carry_narrow"), 1).tap(|c| c.transformer.carry_init = true),
+        false,
+        &Device::Cpu,
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(format!("{err:#}").contains("at least a token's values"), "{err:#}");
 }

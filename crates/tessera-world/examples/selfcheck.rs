@@ -34,18 +34,27 @@ fn main() {
             println!("floor_cost {:?}", a.floor_cost.iter().map(|c| format!("{c:.1}")).collect::<Vec<_>>());
             for t in &a.tracks {
                 println!("track {:?} shot {} n {}", t.color, t.shot, t.sightings.len());
-                for q in t.sightings.iter().step_by(std::env::var("STEP").ok().and_then(|s| s.parse().ok()).unwrap_or(4)) {
+                for q in
+                    t.sightings.iter().step_by(std::env::var("STEP").ok().and_then(|s| s.parse().ok()).unwrap_or(4))
+                {
                     println!("   f{} x {:.2} y {:.2} bottom {:.2} r {:.2} area {} spread {:.2} border {} blob_bottom {} cy {:.1}", q.frame, q.x, q.y, q.bottom, q.radius, q.blob.area, q.blob.spread, q.blob.touches_border, q.blob.bottom, q.blob.cy);
                 }
             }
-            tessera_media::write_video(std::path::Path::new("/tmp/debug.png"), &frames[..1], 1.0, &Default::default()).unwrap();
+            tessera_media::write_video(std::path::Path::new("/tmp/debug.png"), &frames[..1], 1.0, &Default::default())
+                .unwrap();
         }
-        println!("{c:3} overall {:.3} | adh {:.2} mot {:.2} phy {:.2} per {:.2} con {:.2}", s.overall, s.adherence, s.motion, s.physics, s.permanence, s.consistency);
+        println!(
+            "{c:3} overall {:.3} | adh {:.2} mot {:.2} phy {:.2} per {:.2} con {:.2}",
+            s.overall, s.adherence, s.motion, s.physics, s.permanence, s.consistency
+        );
         for ch in e.checks.iter().filter(|ch| ch.score < 0.9) {
             println!("      {:?} {:.2} {}", ch.dimension, ch.score, ch.what);
         }
         all.push(s);
     }
     let m = Scores::mean(&all);
-    println!("mean overall {:.3} | adh {:.3} mot {:.3} phy {:.3} per {:.3} con {:.3}", m.overall, m.adherence, m.motion, m.physics, m.permanence, m.consistency);
+    println!(
+        "mean overall {:.3} | adh {:.3} mot {:.3} phy {:.3} per {:.3} con {:.3}",
+        m.overall, m.adherence, m.motion, m.physics, m.permanence, m.consistency
+    );
 }

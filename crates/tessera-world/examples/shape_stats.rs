@@ -20,7 +20,12 @@ fn main() {
             let v: Vec<(usize, usize, &[u8])> = fr.iter().map(|f| (w, h, f.data.as_slice())).collect();
             let a = analyse(&v, fps);
             for o in &scene.spec.objects {
-                let spreads: Vec<f32> = a.tracks.iter().filter(|t| t.color == o.color).flat_map(|t| t.clean().map(|q| q.blob.spread).collect::<Vec<_>>()).collect();
+                let spreads: Vec<f32> = a
+                    .tracks
+                    .iter()
+                    .filter(|t| t.color == o.color)
+                    .flat_map(|t| t.clean().map(|q| q.blob.spread).collect::<Vec<_>>())
+                    .collect();
                 if let Some(m) = median(spreads) {
                     rows.push((tag.into(), format!("{} {}", o.size, o.shape), m, 0.0));
                 }
@@ -33,7 +38,15 @@ fn main() {
         let key = (rows[k].0.clone(), rows[k].1.clone());
         let v: Vec<f32> = rows.iter().filter(|r| (r.0.clone(), r.1.clone()) == key).map(|r| r.2).collect();
         let (lo, hi) = (v.iter().cloned().fold(f32::MAX, f32::min), v.iter().cloned().fold(f32::MIN, f32::max));
-        println!("{:5} {:16} n {:3} min {:.3} median {:.3} max {:.3}", key.0, key.1, v.len(), lo, median(v.clone()).unwrap(), hi);
+        println!(
+            "{:5} {:16} n {:3} min {:.3} median {:.3} max {:.3}",
+            key.0,
+            key.1,
+            v.len(),
+            lo,
+            median(v.clone()).unwrap(),
+            hi
+        );
         k += v.len();
     }
 }

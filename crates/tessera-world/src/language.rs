@@ -27,65 +27,154 @@ pub enum ParseError {
 // Vocabulary.
 
 const SHAPES: &[(&str, Shape)] = &[
-    ("ball", Shape::Ball), ("balls", Shape::Ball), ("sphere", Shape::Ball), ("spheres", Shape::Ball),
-    ("box", Shape::Box), ("boxes", Shape::Box), ("cube", Shape::Box), ("cubes", Shape::Box),
-    ("block", Shape::Box), ("blocks", Shape::Box), ("crate", Shape::Box), ("crates", Shape::Box),
-    ("triangle", Shape::Triangle), ("triangles", Shape::Triangle), ("pyramid", Shape::Triangle),
+    ("ball", Shape::Ball),
+    ("balls", Shape::Ball),
+    ("sphere", Shape::Ball),
+    ("spheres", Shape::Ball),
+    ("box", Shape::Box),
+    ("boxes", Shape::Box),
+    ("cube", Shape::Box),
+    ("cubes", Shape::Box),
+    ("block", Shape::Box),
+    ("blocks", Shape::Box),
+    ("crate", Shape::Box),
+    ("crates", Shape::Box),
+    ("triangle", Shape::Triangle),
+    ("triangles", Shape::Triangle),
+    ("pyramid", Shape::Triangle),
     ("pyramids", Shape::Triangle),
 ];
 const COLORS: &[(&str, Color)] = &[
-    ("red", Color::Red), ("orange", Color::Orange), ("yellow", Color::Yellow), ("green", Color::Green),
-    ("blue", Color::Blue), ("purple", Color::Purple), ("violet", Color::Purple), ("white", Color::White),
+    ("red", Color::Red),
+    ("orange", Color::Orange),
+    ("yellow", Color::Yellow),
+    ("green", Color::Green),
+    ("blue", Color::Blue),
+    ("purple", Color::Purple),
+    ("violet", Color::Purple),
+    ("white", Color::White),
     ("black", Color::Black),
 ];
 const SIZES: &[(&str, Size)] = &[
-    ("small", Size::Small), ("little", Size::Small), ("tiny", Size::Small), ("medium", Size::Medium),
-    ("large", Size::Large), ("big", Size::Large), ("huge", Size::Large),
+    ("small", Size::Small),
+    ("little", Size::Small),
+    ("tiny", Size::Small),
+    ("medium", Size::Medium),
+    ("large", Size::Large),
+    ("big", Size::Large),
+    ("huge", Size::Large),
 ];
-const NUMBERS: &[(&str, usize)] = &[
-    ("a", 1), ("an", 1), ("one", 1), ("two", 2), ("three", 3), ("four", 4), ("five", 5), ("six", 6),
-];
+const NUMBERS: &[(&str, usize)] =
+    &[("a", 1), ("an", 1), ("one", 1), ("two", 2), ("three", 3), ("four", 4), ("five", 5), ("six", 6)];
 const ACTIONS: &[(&str, Action)] = &[
-    ("falls", Action::Drop), ("fall", Action::Drop), ("falling", Action::Drop), ("fell", Action::Drop),
-    ("drops", Action::Drop), ("drop", Action::Drop), ("dropped", Action::Drop), ("dropping", Action::Drop),
-    ("bounces", Action::Drop), ("bounce", Action::Drop), ("bouncing", Action::Drop), ("bounced", Action::Drop),
-    ("rolls", Action::Roll), ("roll", Action::Roll), ("rolling", Action::Roll), ("rolled", Action::Roll),
-    ("slides", Action::Slide), ("slide", Action::Slide), ("sliding", Action::Slide), ("slid", Action::Slide),
-    ("glides", Action::Slide), ("gliding", Action::Slide),
-    ("thrown", Action::Throw), ("throws", Action::Throw), ("throw", Action::Throw), ("threw", Action::Throw),
-    ("throwing", Action::Throw), ("tossed", Action::Throw), ("tosses", Action::Throw), ("toss", Action::Throw),
-    ("launched", Action::Throw), ("flies", Action::Throw), ("flying", Action::Throw),
-    ("sits", Action::Rest), ("sit", Action::Rest), ("sitting", Action::Rest), ("rests", Action::Rest),
-    ("resting", Action::Rest), ("lies", Action::Rest), ("lying", Action::Rest), ("motionless", Action::Rest),
+    ("falls", Action::Drop),
+    ("fall", Action::Drop),
+    ("falling", Action::Drop),
+    ("fell", Action::Drop),
+    ("drops", Action::Drop),
+    ("drop", Action::Drop),
+    ("dropped", Action::Drop),
+    ("dropping", Action::Drop),
+    ("bounces", Action::Drop),
+    ("bounce", Action::Drop),
+    ("bouncing", Action::Drop),
+    ("bounced", Action::Drop),
+    ("rolls", Action::Roll),
+    ("roll", Action::Roll),
+    ("rolling", Action::Roll),
+    ("rolled", Action::Roll),
+    ("slides", Action::Slide),
+    ("slide", Action::Slide),
+    ("sliding", Action::Slide),
+    ("slid", Action::Slide),
+    ("glides", Action::Slide),
+    ("gliding", Action::Slide),
+    ("thrown", Action::Throw),
+    ("throws", Action::Throw),
+    ("throw", Action::Throw),
+    ("threw", Action::Throw),
+    ("throwing", Action::Throw),
+    ("tossed", Action::Throw),
+    ("tosses", Action::Throw),
+    ("toss", Action::Throw),
+    ("launched", Action::Throw),
+    ("flies", Action::Throw),
+    ("flying", Action::Throw),
+    ("sits", Action::Rest),
+    ("sit", Action::Rest),
+    ("sitting", Action::Rest),
+    ("rests", Action::Rest),
+    ("resting", Action::Rest),
+    ("lies", Action::Rest),
+    ("lying", Action::Rest),
+    ("motionless", Action::Rest),
 ];
 const BACKGROUNDS: &[(&str, Background)] = &[
-    ("sky", Background::Day), ("daylight", Background::Day), ("day", Background::Day),
-    ("daytime", Background::Day), ("sunny", Background::Day), ("noon", Background::Day),
-    ("sunset", Background::Sunset), ("dusk", Background::Sunset), ("evening", Background::Sunset),
+    ("sky", Background::Day),
+    ("daylight", Background::Day),
+    ("day", Background::Day),
+    ("daytime", Background::Day),
+    ("sunny", Background::Day),
+    ("noon", Background::Day),
+    ("sunset", Background::Sunset),
+    ("dusk", Background::Sunset),
+    ("evening", Background::Sunset),
     ("twilight", Background::Sunset),
-    ("night", Background::Night), ("nighttime", Background::Night), ("stars", Background::Night),
-    ("starry", Background::Night), ("starlit", Background::Night), ("moonlit", Background::Night),
-    ("indoors", Background::Indoor), ("indoor", Background::Indoor), ("inside", Background::Indoor),
-    ("room", Background::Indoor), ("wallpaper", Background::Indoor), ("interior", Background::Indoor),
+    ("night", Background::Night),
+    ("nighttime", Background::Night),
+    ("stars", Background::Night),
+    ("starry", Background::Night),
+    ("starlit", Background::Night),
+    ("moonlit", Background::Night),
+    ("indoors", Background::Indoor),
+    ("indoor", Background::Indoor),
+    ("inside", Background::Indoor),
+    ("room", Background::Indoor),
+    ("wallpaper", Background::Indoor),
+    ("interior", Background::Indoor),
 ];
 const FLOORS: &[(&str, Floor)] = &[
-    ("grass", Floor::Grass), ("grassy", Floor::Grass), ("lawn", Floor::Grass), ("meadow", Floor::Grass),
-    ("wood", Floor::Wood), ("wooden", Floor::Wood), ("planks", Floor::Wood), ("parquet", Floor::Wood),
+    ("grass", Floor::Grass),
+    ("grassy", Floor::Grass),
+    ("lawn", Floor::Grass),
+    ("meadow", Floor::Grass),
+    ("wood", Floor::Wood),
+    ("wooden", Floor::Wood),
+    ("planks", Floor::Wood),
+    ("parquet", Floor::Wood),
     ("floorboards", Floor::Wood),
-    ("stone", Floor::Stone), ("tiles", Floor::Stone), ("tiled", Floor::Stone), ("paved", Floor::Stone),
-    ("cobblestones", Floor::Stone), ("flagstones", Floor::Stone),
-    ("checker", Floor::Checker), ("checkered", Floor::Checker), ("chequered", Floor::Checker),
-    ("checkerboard", Floor::Checker), ("checked", Floor::Checker),
+    ("stone", Floor::Stone),
+    ("tiles", Floor::Stone),
+    ("tiled", Floor::Stone),
+    ("paved", Floor::Stone),
+    ("cobblestones", Floor::Stone),
+    ("flagstones", Floor::Stone),
+    ("checker", Floor::Checker),
+    ("checkered", Floor::Checker),
+    ("chequered", Floor::Checker),
+    ("checkerboard", Floor::Checker),
+    ("checked", Floor::Checker),
 ];
 const LIGHTING: &[(&str, Lighting)] = &[
-    ("bright", Lighting::Bright), ("brightly", Lighting::Bright), ("sunlit", Lighting::Bright),
-    ("soft", Lighting::Normal), ("softly", Lighting::Normal), ("even", Lighting::Normal),
-    ("evenly", Lighting::Normal), ("moderate", Lighting::Normal),
-    ("dim", Lighting::Dim), ("dimly", Lighting::Dim), ("dark", Lighting::Dim), ("gloomy", Lighting::Dim),
+    ("bright", Lighting::Bright),
+    ("brightly", Lighting::Bright),
+    ("sunlit", Lighting::Bright),
+    ("soft", Lighting::Normal),
+    ("softly", Lighting::Normal),
+    ("even", Lighting::Normal),
+    ("evenly", Lighting::Normal),
+    ("moderate", Lighting::Normal),
+    ("dim", Lighting::Dim),
+    ("dimly", Lighting::Dim),
+    ("dark", Lighting::Dim),
+    ("gloomy", Lighting::Dim),
 ];
 const OCCLUDERS: &[(&str, OccluderKind)] = &[
-    ("pillar", OccluderKind::Pillar), ("column", OccluderKind::Pillar), ("post", OccluderKind::Pillar),
-    ("wall", OccluderKind::Wall), ("tree", OccluderKind::Tree),
+    ("pillar", OccluderKind::Pillar),
+    ("column", OccluderKind::Pillar),
+    ("post", OccluderKind::Pillar),
+    ("wall", OccluderKind::Wall),
+    ("tree", OccluderKind::Tree),
 ];
 const LEFT: &[&str] = &["left", "leftward", "leftwards"];
 const RIGHT: &[&str] = &["right", "rightward", "rightwards"];
@@ -93,8 +182,19 @@ const PAN: &[&str] = &["pans", "pan", "panning", "panned", "sweeps", "sweeping"]
 const ZOOM: &[&str] = &["zooms", "zoom", "zooming", "zoomed", "pushes", "pushing"];
 const STATIC: &[&str] = &["static", "fixed", "steady", "locked", "stationary", "unmoving"];
 const COLLIDE: &[&str] = &[
-    "collide", "collides", "colliding", "collision", "crash", "crashes", "crashing", "bump", "bumps",
-    "meet", "meets", "hit", "hits",
+    "collide",
+    "collides",
+    "colliding",
+    "collision",
+    "crash",
+    "crashes",
+    "crashing",
+    "bump",
+    "bumps",
+    "meet",
+    "meets",
+    "hit",
+    "hits",
 ];
 const CUT: &[&str] = &["cut", "cuts", "cutting"];
 const SHOT_NOUNS: &[&str] = &["shot", "shots"];
@@ -104,28 +204,228 @@ const OBJECT_NOUNS: &[&str] = &["object", "objects", "shape", "shapes", "thing",
 /// Words that carry nothing the description records: articles, prepositions, auxiliaries,
 /// and the world's filler (what happens to objects that the physics decides anyway).
 const STOP: &[&str] = &[
-    "the", "of", "on", "in", "at", "with", "and", "then", "is", "are", "it", "its", "they", "their",
-    "them", "both", "each", "other", "across", "along", "onto", "into", "over", "under", "from", "to",
-    "behind", "past", "by", "while", "as", "before", "after", "finally", "until", "coming", "comes",
-    "come", "came", "times", "time", "once", "twice", "several", "few", "high", "higher", "above",
-    "floor", "ground", "scene", "video", "clip", "camera", "background", "view", "down", "up", "out",
-    "toward", "towards", "this", "that", "there", "here", "under", "beneath", "around", "through",
-    "away", "again", "other", "side", "sides", "middle", "center", "centre", "near", "nearby",
-    "tall", "grey", "gray", "brown", "leafy", "brick", "narrow", "low", "short", "long", "clear",
-    "slowly", "quickly", "gently", "fast", "slow", "softly", "lit", "light", "lighting", "filmed",
-    "film", "films", "shows", "showing", "see", "seen", "we", "watch", "stays", "stay", "keeps",
-    "holds", "remains", "still", "steadily", "continuous", "single", "closer", "close", "wider",
-    "wide", "medium-shot", "framing", "halfway", "midway", "through", "partway", "lands", "land",
-    "landing", "settles", "settling", "stops", "stop", "stopping", "halt", "comes", "moves", "move",
-    "moving", "travels", "passes", "passing", "pass", "disappears", "disappearing", "vanishes",
-    "reappears", "reappearing", "emerges", "emerging", "hidden", "hides", "goes", "going", "out",
-    "again", "arc", "an", "air", "someone", "somebody", "rest", "which", "where", "who", "for",
-    "lasts", "last", "lasting", "long", "set", "stands", "standing", "grows", "growing", "has",
-    "have", "there's", "be", "being", "been", "just", "briefly", "sky's", "daylight's", "so",
-    "against", "edge", "corner", "bottom", "top", "surface", "striped", "warm", "cool", "cold",
-    "sun", "setting", "quiet", "calm", "simple", "plain", "segment", "up", "bit", "little",
-    "meanwhile", "also", "too", "first", "next", "later", "soon", "now", "slightly", "takes",
-    "take", "place", "happens", "view", "closeup",
+    "the",
+    "of",
+    "on",
+    "in",
+    "at",
+    "with",
+    "and",
+    "then",
+    "is",
+    "are",
+    "it",
+    "its",
+    "they",
+    "their",
+    "them",
+    "both",
+    "each",
+    "other",
+    "across",
+    "along",
+    "onto",
+    "into",
+    "over",
+    "under",
+    "from",
+    "to",
+    "behind",
+    "past",
+    "by",
+    "while",
+    "as",
+    "before",
+    "after",
+    "finally",
+    "until",
+    "coming",
+    "comes",
+    "come",
+    "came",
+    "times",
+    "time",
+    "once",
+    "twice",
+    "several",
+    "few",
+    "high",
+    "higher",
+    "above",
+    "floor",
+    "ground",
+    "scene",
+    "video",
+    "clip",
+    "camera",
+    "background",
+    "view",
+    "down",
+    "up",
+    "out",
+    "toward",
+    "towards",
+    "this",
+    "that",
+    "there",
+    "here",
+    "under",
+    "beneath",
+    "around",
+    "through",
+    "away",
+    "again",
+    "other",
+    "side",
+    "sides",
+    "middle",
+    "center",
+    "centre",
+    "near",
+    "nearby",
+    "tall",
+    "grey",
+    "gray",
+    "brown",
+    "leafy",
+    "brick",
+    "narrow",
+    "low",
+    "short",
+    "long",
+    "clear",
+    "slowly",
+    "quickly",
+    "gently",
+    "fast",
+    "slow",
+    "softly",
+    "lit",
+    "light",
+    "lighting",
+    "filmed",
+    "film",
+    "films",
+    "shows",
+    "showing",
+    "see",
+    "seen",
+    "we",
+    "watch",
+    "stays",
+    "stay",
+    "keeps",
+    "holds",
+    "remains",
+    "still",
+    "steadily",
+    "continuous",
+    "single",
+    "closer",
+    "close",
+    "wider",
+    "wide",
+    "medium-shot",
+    "framing",
+    "halfway",
+    "midway",
+    "through",
+    "partway",
+    "lands",
+    "land",
+    "landing",
+    "settles",
+    "settling",
+    "stops",
+    "stop",
+    "stopping",
+    "halt",
+    "comes",
+    "moves",
+    "move",
+    "moving",
+    "travels",
+    "passes",
+    "passing",
+    "pass",
+    "disappears",
+    "disappearing",
+    "vanishes",
+    "reappears",
+    "reappearing",
+    "emerges",
+    "emerging",
+    "hidden",
+    "hides",
+    "goes",
+    "going",
+    "out",
+    "again",
+    "arc",
+    "an",
+    "air",
+    "someone",
+    "somebody",
+    "rest",
+    "which",
+    "where",
+    "who",
+    "for",
+    "lasts",
+    "last",
+    "lasting",
+    "long",
+    "set",
+    "stands",
+    "standing",
+    "grows",
+    "growing",
+    "has",
+    "have",
+    "there's",
+    "be",
+    "being",
+    "been",
+    "just",
+    "briefly",
+    "sky's",
+    "daylight's",
+    "so",
+    "against",
+    "edge",
+    "corner",
+    "bottom",
+    "top",
+    "surface",
+    "striped",
+    "warm",
+    "cool",
+    "cold",
+    "sun",
+    "setting",
+    "quiet",
+    "calm",
+    "simple",
+    "plain",
+    "segment",
+    "up",
+    "bit",
+    "little",
+    "meanwhile",
+    "also",
+    "too",
+    "first",
+    "next",
+    "later",
+    "soon",
+    "now",
+    "slightly",
+    "takes",
+    "take",
+    "place",
+    "happens",
+    "view",
+    "closeup",
 ];
 
 /// Every word the parser knows, sorted and deduplicated: what a word-level tokenizer for
@@ -144,7 +444,9 @@ pub fn vocabulary() -> Vec<&'static str> {
     for list in [LEFT, RIGHT, PAN, ZOOM, STATIC, COLLIDE, CUT, SHOT_NOUNS, SECONDS, OBJECT_NOUNS, STOP] {
         v.extend(list.iter().copied());
     }
-    v.extend(["ramp", "ramps", "slope", "minute", "minutes", "lens", "shown", "back", "in", "still", "pulls", "pull", "close"]);
+    v.extend([
+        "ramp", "ramps", "slope", "minute", "minutes", "lens", "shown", "back", "in", "still", "pulls", "pull", "close",
+    ]);
     v.sort_unstable();
     v.dedup();
     v
@@ -314,7 +616,11 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             }
             continue;
         }
-        if ZOOM.contains(&w) || (w == "close" && next == "in") || (w == "pulls" && next == "back") || (w == "pull" && next == "back") {
+        if ZOOM.contains(&w)
+            || (w == "close" && next == "in")
+            || (w == "pulls" && next == "back")
+            || (w == "pull" && next == "back")
+        {
             camera_context = true;
             target = Some(Target::Camera);
             let dir_word = tokens[i..].iter().take(2).find(|t| matches!(t.as_str(), "in" | "out" | "back"));
@@ -437,7 +743,11 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
 // The generator.
 
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// "a large red ball" (with size and colour as asked).
@@ -467,8 +777,12 @@ fn background_phrase(b: Background, rng: &mut Rng) -> &'static str {
     let options: &[&str] = match b {
         Background::Day => &["under a clear blue sky", "in daylight", "on a sunny day", "in the daytime"],
         Background::Sunset => &["at sunset", "at dusk", "in the evening at sunset", "under a sunset sky"],
-        Background::Night => &["at night under the stars", "on a starry night", "at night", "in the night under a starry sky"],
-        Background::Indoor => &["indoors", "inside a room", "in a room with striped wallpaper", "indoors in a quiet room"],
+        Background::Night => {
+            &["at night under the stars", "on a starry night", "at night", "in the night under a starry sky"]
+        }
+        Background::Indoor => {
+            &["indoors", "inside a room", "in a room with striped wallpaper", "indoors in a quiet room"]
+        }
     };
     *rng.pick(options)
 }
@@ -476,9 +790,13 @@ fn background_phrase(b: Background, rng: &mut Rng) -> &'static str {
 fn floor_phrase(f: Floor, rng: &mut Rng) -> &'static str {
     let options: &[&str] = match f {
         Floor::Grass => &["on the grass", "on a grassy lawn", "on a lawn", "on a grass meadow"],
-        Floor::Wood => &["on a wooden floor", "on wooden floorboards", "on a floor of wooden planks", "on a wood floor"],
+        Floor::Wood => {
+            &["on a wooden floor", "on wooden floorboards", "on a floor of wooden planks", "on a wood floor"]
+        }
         Floor::Stone => &["on a stone floor", "on stone tiles", "on a paved stone floor", "on flagstones"],
-        Floor::Checker => &["on a checkered floor", "on a checkerboard floor", "on a chequered floor", "on a checker floor"],
+        Floor::Checker => {
+            &["on a checkered floor", "on a checkerboard floor", "on a chequered floor", "on a checker floor"]
+        }
     };
     *rng.pick(options)
 }
@@ -494,10 +812,21 @@ fn lighting_phrase(l: Lighting, rng: &mut Rng) -> &'static str {
 
 fn camera_sentence(c: CameraMotion, rng: &mut Rng) -> &'static str {
     let options: &[&str] = match c {
-        CameraMotion::Static => &["The camera stays still.", "A static camera films the scene.", "The camera is fixed.", "The shot is static."],
-        CameraMotion::PanLeft => &["The camera pans slowly to the left.", "The camera pans left.", "Slowly, the camera pans to the left."],
-        CameraMotion::PanRight => &["The camera pans slowly to the right.", "The camera pans right.", "Slowly, the camera pans to the right."],
-        CameraMotion::ZoomIn => &["The camera slowly zooms in.", "The camera zooms in.", "Slowly, the camera pushes in."],
+        CameraMotion::Static => &[
+            "The camera stays still.",
+            "A static camera films the scene.",
+            "The camera is fixed.",
+            "The shot is static.",
+        ],
+        CameraMotion::PanLeft => {
+            &["The camera pans slowly to the left.", "The camera pans left.", "Slowly, the camera pans to the left."]
+        }
+        CameraMotion::PanRight => {
+            &["The camera pans slowly to the right.", "The camera pans right.", "Slowly, the camera pans to the right."]
+        }
+        CameraMotion::ZoomIn => {
+            &["The camera slowly zooms in.", "The camera zooms in.", "Slowly, the camera pushes in."]
+        }
         CameraMotion::ZoomOut => &["The camera slowly zooms out.", "The camera zooms out.", "The camera pulls back."],
     };
     *rng.pick(options)
@@ -512,7 +841,10 @@ fn occluder_word(k: OccluderKind) -> &'static str {
 }
 
 fn bounces_of(spec: &Spec, i: usize) -> usize {
-    spec.events.iter().filter(|e| matches!(e, Event::Bounce { object, speed, .. } if *object == i && *speed > 1.5)).count()
+    spec.events
+        .iter()
+        .filter(|e| matches!(e, Event::Bounce { object, speed, .. } if *object == i && *speed > 1.5))
+        .count()
 }
 
 fn rests(spec: &Spec, i: usize) -> bool {
@@ -544,13 +876,21 @@ fn action_phrase(spec: &Spec, i: usize, rng: &mut Rng, detailed: bool) -> String
         }
         Action::Roll => format!("{} to the {dir}", rng.pick(&["rolls", "rolls along", "rolls across the floor"])),
         Action::Slide => format!("{} to the {dir}", rng.pick(&["slides", "slides along", "glides"])),
-        Action::Throw => format!("{} to the {dir}{}", rng.pick(&["is thrown", "is tossed", "flies in an arc"]), if detailed { " and lands" } else { "" }),
+        Action::Throw => format!(
+            "{} to the {dir}{}",
+            rng.pick(&["is thrown", "is tossed", "flies in an arc"]),
+            if detailed { " and lands" } else { "" }
+        ),
         Action::Ramp => {
             let v = if o.shape == Shape::Ball { "rolls" } else { "slides" };
             format!("{v} down a ramp to the {dir}")
         }
     };
-    let bounce_tail = if detailed && n > 0 && matches!(o.action, Action::Throw) { format!(", bouncing {}", times(n)) } else { String::new() };
+    let bounce_tail = if detailed && n > 0 && matches!(o.action, Action::Throw) {
+        format!(", bouncing {}", times(n))
+    } else {
+        String::new()
+    };
     format!("{core}{bounce_tail}{stop}")
 }
 
@@ -559,13 +899,30 @@ pub fn caption(spec: &Spec, rng: &mut Rng) -> String {
     let mut s: Vec<String> = Vec::new();
     // The setting first: no directions in it, so later ones attach to motions.
     let scene = match rng.below(3) {
-        0 => format!("The scene is set {} {}, {}.", background_phrase(spec.background, rng), floor_phrase(spec.floor, rng), lighting_phrase(spec.lighting, rng)),
-        1 => format!("{} {}, the scene is {}.", capitalize(background_phrase(spec.background, rng)), floor_phrase(spec.floor, rng), lighting_phrase(spec.lighting, rng)),
-        _ => format!("It takes place {} {}, {}.", floor_phrase(spec.floor, rng), background_phrase(spec.background, rng), lighting_phrase(spec.lighting, rng)),
+        0 => format!(
+            "The scene is set {} {}, {}.",
+            background_phrase(spec.background, rng),
+            floor_phrase(spec.floor, rng),
+            lighting_phrase(spec.lighting, rng)
+        ),
+        1 => format!(
+            "{} {}, the scene is {}.",
+            capitalize(background_phrase(spec.background, rng)),
+            floor_phrase(spec.floor, rng),
+            lighting_phrase(spec.lighting, rng)
+        ),
+        _ => format!(
+            "It takes place {} {}, {}.",
+            floor_phrase(spec.floor, rng),
+            background_phrase(spec.background, rng),
+            lighting_phrase(spec.lighting, rng)
+        ),
     };
     s.push(scene);
     if !spec.ramps.is_empty() {
-        s.push(rng.pick(&["There is a ramp.", "A ramp stands on the floor.", "There is a ramp on the floor."]).to_string());
+        s.push(
+            rng.pick(&["There is a ramp.", "A ramp stands on the floor.", "There is a ramp on the floor."]).to_string(),
+        );
     }
     if let Some(o) = spec.occluders.first() {
         let phrase = match o.kind {
@@ -577,12 +934,18 @@ pub fn caption(spec: &Spec, rng: &mut Rng) -> String {
     }
     for (i, o) in spec.objects.iter().enumerate() {
         let mut sentence = format!("{} {}", capitalize(&noun_phrase(o, true, true)), action_phrase(spec, i, rng, true));
-        let hidden = spec.events.iter().find_map(|e| match e { Event::Hidden { object, occluder, .. } if *object == i => Some(*occluder), _ => None });
+        let hidden = spec.events.iter().find_map(|e| match e {
+            Event::Hidden { object, occluder, .. } if *object == i => Some(*occluder),
+            _ => None,
+        });
         if let Some(k) = hidden {
             let back = spec.events.iter().any(|e| matches!(e, Event::Reappear { object, .. } if *object == i));
             let w = occluder_word(spec.occluders[k].kind);
             sentence.push_str(&if back {
-                format!(". It passes behind the {w} and {}", rng.pick(&["comes out on the other side", "reappears", "emerges again"]))
+                format!(
+                    ". It passes behind the {w} and {}",
+                    rng.pick(&["comes out on the other side", "reappears", "emerges again"])
+                )
             } else {
                 format!(". It disappears behind the {w}")
             });
@@ -590,11 +953,20 @@ pub fn caption(spec: &Spec, rng: &mut Rng) -> String {
         s.push(format!("{sentence}."));
     }
     if spec.collide {
-        s.push(rng.pick(&["They collide.", "They meet and collide.", "The objects collide with each other."]).to_string());
+        s.push(
+            rng.pick(&["They collide.", "They meet and collide.", "The objects collide with each other."]).to_string(),
+        );
     }
     s.push(camera_sentence(spec.camera, rng).to_string());
     if spec.shots.len() > 1 {
-        s.push(rng.pick(&["Halfway through, the video cuts to a closer view.", "Midway, it cuts to a close-up.", "Then it cuts to a closer shot."]).to_string());
+        s.push(
+            rng.pick(&[
+                "Halfway through, the video cuts to a closer view.",
+                "Midway, it cuts to a close-up.",
+                "Then it cuts to a closer shot.",
+            ])
+            .to_string(),
+        );
     } else if rng.chance(0.5) {
         s.push(rng.pick(&["It is filmed in one continuous shot.", "It is a single continuous shot."]).to_string());
     }
@@ -750,13 +1122,24 @@ mod tests {
     #[test]
     fn parses_hand_written_prompts() {
         let d = parse("a red ball bounces on a wooden floor").unwrap();
-        assert_eq!(d.objects, vec![ObjectDescription { shape: Some(Shape::Ball), color: Some(Color::Red), action: Some(Action::Drop), ..Default::default() }]);
+        assert_eq!(
+            d.objects,
+            vec![ObjectDescription {
+                shape: Some(Shape::Ball),
+                color: Some(Color::Red),
+                action: Some(Action::Drop),
+                ..Default::default()
+            }]
+        );
         assert_eq!(d.floor, Some(Floor::Wood));
 
         let d = parse("two small blue boxes slide to the left at night").unwrap();
         assert_eq!(d.objects.len(), 2);
         for o in &d.objects {
-            assert_eq!((o.shape, o.color, o.size, o.action, o.direction), (Some(Shape::Box), Some(Color::Blue), Some(Size::Small), Some(Action::Slide), Some(Direction::Left)));
+            assert_eq!(
+                (o.shape, o.color, o.size, o.action, o.direction),
+                (Some(Shape::Box), Some(Color::Blue), Some(Size::Small), Some(Action::Slide), Some(Direction::Left))
+            );
         }
         assert_eq!(d.background, Some(Background::Night));
 
@@ -772,18 +1155,30 @@ mod tests {
         assert_eq!((d.objects[0].color, d.objects[0].action), (Some(Color::Red), Some(Action::Drop)));
 
         let d = parse("A yellow cube rolls in from the right under a blue sky; the camera zooms out. 2.5 seconds, one continuous shot.").unwrap();
-        assert_eq!((d.objects[0].shape, d.objects[0].color, d.objects[0].direction), (Some(Shape::Box), Some(Color::Yellow), Some(Direction::Left)));
+        assert_eq!(
+            (d.objects[0].shape, d.objects[0].color, d.objects[0].direction),
+            (Some(Shape::Box), Some(Color::Yellow), Some(Direction::Left))
+        );
         assert_eq!(d.objects.len(), 1, "'blue sky' is a background, not an object");
-        assert_eq!((d.background, d.camera, d.seconds, d.shots), (Some(Background::Day), Some(CameraMotion::ZoomOut), Some(2.5), Some(1)));
+        assert_eq!(
+            (d.background, d.camera, d.seconds, d.shots),
+            (Some(Background::Day), Some(CameraMotion::ZoomOut), Some(2.5), Some(1))
+        );
 
         let d = parse("a white ball and a black box move toward each other and collide").unwrap();
         assert!(d.collide);
-        assert_eq!(d.objects.iter().map(|o| o.action).collect::<Vec<_>>(), vec![Some(Action::Roll), Some(Action::Slide)]);
+        assert_eq!(
+            d.objects.iter().map(|o| o.action).collect::<Vec<_>>(),
+            vec![Some(Action::Roll), Some(Action::Slide)]
+        );
     }
 
     #[test]
     fn reports_every_unknown_word_and_missing_objects() {
-        assert_eq!(parse("a red ball dances with a giraffe"), Err(ParseError::UnknownWords(vec!["dances".into(), "giraffe".into()])));
+        assert_eq!(
+            parse("a red ball dances with a giraffe"),
+            Err(ParseError::UnknownWords(vec!["dances".into(), "giraffe".into()]))
+        );
         assert_eq!(parse("a sunny day on the grass"), Err(ParseError::NoObject));
         let e = parse("a red ball dances, dances and a giraffe").unwrap_err();
         assert_eq!(e.to_string(), "words outside the world's vocabulary: dances, giraffe");

@@ -190,7 +190,8 @@ fn render_references(w: usize, h: usize) -> Vec<Reference> {
                 let f = Renderer::new(&spec, &traj, w, h, 1.0).frame(0);
                 let img = crate::eval::segment::Image { width: w, height: h, data: f.data };
                 let floor_row = h as f32 * (1.0 - FLOOR_ROW as f32);
-                let (sky_top, sky_low, floor, floor_contrast) = crate::eval::analysis::scene_features(&img, None, floor_row);
+                let (sky_top, sky_low, floor, floor_contrast) =
+                    crate::eval::analysis::scene_features(&img, None, floor_row);
                 out.push(Reference { background, floor_kind, lighting, sky_top, sky_low, floor, floor_contrast });
             }
         }
@@ -220,12 +221,7 @@ impl<'a> Renderer<'a> {
         let verts = spec
             .objects
             .iter()
-            .map(|o| {
-                shape_vertices(o.shape, o.size.radius())
-                    .into_iter()
-                    .map(|(x, y)| (x as f32, y as f32))
-                    .collect()
-            })
+            .map(|o| shape_vertices(o.shape, o.size.radius()).into_iter().map(|(x, y)| (x as f32, y as f32)).collect())
             .collect();
         Renderer {
             spec,
@@ -274,11 +270,7 @@ impl<'a> Renderer<'a> {
             self.object(&m, k, p);
         }
         self.occluders(&m);
-        let data = self
-            .buf
-            .iter()
-            .map(|&v| tessera_media::quantize(v / 255.0))
-            .collect();
+        let data = self.buf.iter().map(|&v| tessera_media::quantize(v / 255.0)).collect();
         Frame::new(self.width, self.height, data).expect("frame buffer matches its size")
     }
 
@@ -299,7 +291,8 @@ impl<'a> Renderer<'a> {
                 } else {
                     // Sky/wall and floor, blended across the floor line.
                     let floor_cov = coverage(y / s);
-                    let mut c = if floor_cov < 1.0 { sky(spec.background, x, y, v, s, col, row, w, h) } else { [0.0; 3] };
+                    let mut c =
+                        if floor_cov < 1.0 { sky(spec.background, x, y, v, s, col, row, w, h) } else { [0.0; 3] };
                     if floor_cov > 0.0 {
                         c = mix(c, floor(spec.floor, x, -y, s), floor_cov);
                     }
@@ -379,10 +372,8 @@ impl<'a> Renderer<'a> {
         // palette colour recognisable.
         let base = scale(base, 1.0 - (1.0 - self.light) * 0.2);
         let (sa, ca) = p.angle.sin_cos();
-        let world: Vec<(f32, f32)> = self.verts[k]
-            .iter()
-            .map(|&(vx, vy)| (p.x + ca * vx - sa * vy, p.y + sa * vx + ca * vy))
-            .collect();
+        let world: Vec<(f32, f32)> =
+            self.verts[k].iter().map(|&(vx, vy)| (p.x + ca * vx - sa * vy, p.y + sa * vx + ca * vy)).collect();
         let ext = if world.is_empty() { r } else { r * 1.6 };
         let (c0, c1, r0, r1) = m.bbox((p.x - ext, p.x + ext), (p.y - ext, p.y + ext), w, h);
         let s = m.s;
@@ -614,6 +605,12 @@ mod tests {
                 }
             }
         }
-        assert!(worst.0 >= MAX_DISTANCE + 6.0, "scene colour {:?} comes {:.1} from palette shade {:?}", worst.1, worst.0, worst.2);
+        assert!(
+            worst.0 >= MAX_DISTANCE + 6.0,
+            "scene colour {:?} comes {:.1} from palette shade {:?}",
+            worst.1,
+            worst.0,
+            worst.2
+        );
     }
 }

@@ -95,7 +95,11 @@ impl Report {
         for (i, v) in self.videos.iter().enumerate() {
             let _ = write!(h, "<tr><td class=\"l\"><b>{}</b><br><small>{}</small></td>", esc(&v.file), esc(&v.prompt));
             if i < thumbs.len() && !thumbs[i].is_empty() {
-                let _ = write!(h, "<td class=\"l\"><img src=\"thumbs/{i:06}.png\" alt=\"frames of {}\"></td>", esc(&v.file));
+                let _ = write!(
+                    h,
+                    "<td class=\"l\"><img src=\"thumbs/{i:06}.png\" alt=\"frames of {}\"></td>",
+                    esc(&v.file)
+                );
             } else {
                 h.push_str("<td></td>");
             }
@@ -109,7 +113,8 @@ impl Report {
             h.push_str("</small></td></tr>");
         }
         h.push_str("</table></body></html>\n");
-        tessera_media::write_atomic(&dir.join("index.html"), h.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))
+        tessera_media::write_atomic(&dir.join("index.html"), h.as_bytes())
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 
@@ -126,11 +131,20 @@ fn bar_plot(name: &str, values: &[f64], mean: f64) -> String {
     let _ = write!(s, "<line x1=\"30\" y1=\"{h}\" x2=\"{w}\" y2=\"{h}\" stroke=\"#999\"/><text x=\"0\" y=\"12\" font-size=\"10\">1.0</text><text x=\"0\" y=\"{h}\" font-size=\"10\">0</text>");
     for (i, v) in values.iter().enumerate() {
         let bh = v.clamp(0.0, 1.0) * (h - 10.0);
-        let color = if *v >= 0.8 { "#4a8" } else if *v >= 0.5 { "#e90" } else { "#c33" };
+        let color = if *v >= 0.8 {
+            "#4a8"
+        } else if *v >= 0.5 {
+            "#e90"
+        } else {
+            "#c33"
+        };
         let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{color}\"><title>video {i}: {v:.3}</title></rect>", 32.0 + i as f64 * bw, h - bh, (bw - 1.0).max(1.0));
     }
     let my = h - mean.clamp(0.0, 1.0) * (h - 10.0);
-    let _ = write!(s, "<line x1=\"30\" y1=\"{my:.1}\" x2=\"{w}\" y2=\"{my:.1}\" stroke=\"#236\" stroke-dasharray=\"4 2\"/>");
+    let _ = write!(
+        s,
+        "<line x1=\"30\" y1=\"{my:.1}\" x2=\"{w}\" y2=\"{my:.1}\" stroke=\"#236\" stroke-dasharray=\"4 2\"/>"
+    );
     let _ = write!(s, "</svg><figcaption>{name}: mean {mean:.3}</figcaption></figure>");
     s
 }

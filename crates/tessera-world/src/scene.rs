@@ -82,7 +82,9 @@ pub fn random_description(rng: &mut Rng) -> Description {
         objects[0].action = Some(Action::Ramp);
     }
     for o in &mut objects {
-        if o.direction.is_none() && matches!(o.action, Some(Action::Roll | Action::Slide | Action::Throw | Action::Ramp)) {
+        if o.direction.is_none()
+            && matches!(o.action, Some(Action::Roll | Action::Slide | Action::Throw | Action::Ramp))
+        {
             o.direction = Some(*rng.pick(Direction::ALL));
         }
     }
@@ -123,7 +125,11 @@ pub fn rest_height(shape: Shape, size: Size) -> f64 {
 pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
     let seconds = desc.seconds.unwrap_or(opts.seconds).max(0.0);
     let camera = desc.camera.unwrap_or_else(|| {
-        if rng.chance(0.6) { CameraMotion::Static } else { *rng.pick(&CameraMotion::ALL[1..]) }
+        if rng.chance(0.6) {
+            CameraMotion::Static
+        } else {
+            *rng.pick(&CameraMotion::ALL[1..])
+        }
     });
     let shots = desc.shots.unwrap_or_else(|| if seconds >= 2.0 && rng.chance(opts.cut_probability) { 2 } else { 1 });
     let mut objects_desc = desc.objects.clone();
@@ -219,7 +225,11 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
                 o.x = if spec.collide {
                     mid_view - sign * rng.range(1.5, 2.1)
                 } else if n == 1 {
-                    if sign > 0.0 { left + r + rng.range(0.0, 0.6) } else { right - r - rng.range(0.0, 0.6) }
+                    if sign > 0.0 {
+                        left + r + rng.range(0.0, 0.6)
+                    } else {
+                        right - r - rng.range(0.0, 0.6)
+                    }
                 } else if sign > 0.0 {
                     // Several objects: each starts in its own lane, clear of the others.
                     lane_lo
@@ -238,7 +248,11 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
             }
             Action::Throw => {
                 o.x = if n == 1 {
-                    if sign > 0.0 { left + r + 0.3 } else { right - r - 0.3 }
+                    if sign > 0.0 {
+                        left + r + 0.3
+                    } else {
+                        right - r - 0.3
+                    }
                 } else if sign > 0.0 {
                     lane_lo
                 } else {
@@ -273,9 +287,8 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
         spec.objects.push(o);
     }
     // An occluder where the first horizontally moving object will pass.
-    let want_occluder = desc.occluder.or_else(|| {
-        (desc.objects.is_empty() && rng.chance(0.2)).then(|| *rng.pick(OccluderKind::ALL))
-    });
+    let want_occluder =
+        desc.occluder.or_else(|| (desc.objects.is_empty() && rng.chance(0.2)).then(|| *rng.pick(OccluderKind::ALL)));
     if let Some(kind) = want_occluder {
         let mover = spec
             .objects

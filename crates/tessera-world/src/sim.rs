@@ -128,17 +128,12 @@ impl Body {
 
     fn world_verts(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
         let (s, c) = self.angle.sin_cos();
-        self.verts
-            .iter()
-            .map(move |&(vx, vy)| (self.x + c * vx - s * vy, self.y + s * vx + c * vy))
+        self.verts.iter().map(move |&(vx, vy)| (self.x + c * vx - s * vy, self.y + s * vx + c * vy))
     }
 
     /// Bounding radius of the shape.
     pub fn extent(&self) -> f64 {
-        self.verts
-            .iter()
-            .map(|&(x, y)| x.hypot(y))
-            .fold(self.radius, f64::max)
+        self.verts.iter().map(|&(x, y)| x.hypot(y)).fold(self.radius, f64::max)
     }
 }
 
@@ -272,11 +267,7 @@ pub fn simulate(spec: &Spec) -> (Trajectory, Vec<Event>) {
     for step in 0..steps {
         let t = step as f64 * dt;
         for b in &bodies {
-            poses.push(Pose {
-                x: b.x as f32,
-                y: b.y as f32,
-                angle: b.angle as f32,
-            });
+            poses.push(Pose { x: b.x as f32, y: b.y as f32, angle: b.angle as f32 });
         }
         occlusion_events(t, &bodies, &spec.occluders, &mut hidden, &mut events);
         if step + 1 == steps {
@@ -433,9 +424,9 @@ fn occlusion_events(
     for (i, b) in bodies.iter().enumerate() {
         let e = b.extent();
         let now = occluders.iter().position(|o| {
-            occluder_rects(o).iter().any(|&(x0, x1, y0, y1)| {
-                b.x - e >= x0 && b.x + e <= x1 && b.y - e >= y0 - 0.05 && b.y + e <= y1
-            })
+            occluder_rects(o)
+                .iter()
+                .any(|&(x0, x1, y0, y1)| b.x - e >= x0 && b.x + e <= x1 && b.y - e >= y0 - 0.05 && b.y + e <= y1)
         });
         match (hidden[i], now) {
             (None, Some(k)) => events.push(Event::Hidden { t, object: i, occluder: k }),
@@ -468,7 +459,19 @@ mod tests {
     }
 
     fn ball(x: f64, y: f64, vx: f64, vy: f64) -> ObjectSpec {
-        ObjectSpec { shape: Shape::Ball, color: Color::Red, size: Size::Medium, action: Action::Drop, direction: None, x, y, vx, vy, angle: 0.0, spin: 0.0 }
+        ObjectSpec {
+            shape: Shape::Ball,
+            color: Color::Red,
+            size: Size::Medium,
+            action: Action::Drop,
+            direction: None,
+            x,
+            y,
+            vx,
+            vy,
+            angle: 0.0,
+            spin: 0.0,
+        }
     }
 
     #[test]
@@ -480,7 +483,13 @@ mod tests {
             let y = traj.at(t)[0].y as f64;
             assert!((y - (3.0 - GRAVITY * t * t / 2.0)).abs() < 0.01, "t={t}: y={y}");
         }
-        let bounces: Vec<f64> = events.iter().filter_map(|e| match e { Event::Bounce { speed, .. } => Some(*speed), _ => None }).collect();
+        let bounces: Vec<f64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Bounce { speed, .. } => Some(*speed),
+                _ => None,
+            })
+            .collect();
         assert!(bounces.len() >= 3, "{events:?}");
         // Impact speeds fall by the restitution each time.
         for w in bounces.windows(2).take(2) {
@@ -516,7 +525,10 @@ mod tests {
         other.color = Color::Blue;
         spec.objects.push(other);
         let (traj, events) = simulate(&spec);
-        let hit = events.iter().find_map(|e| match e { Event::Collision { t, .. } => Some(*t), _ => None });
+        let hit = events.iter().find_map(|e| match e {
+            Event::Collision { t, .. } => Some(*t),
+            _ => None,
+        });
         let t = hit.expect("the balls collide");
         // Skidding balls (no spin) slow to rolling speed, 2/3 of 3 m/s, before they meet.
         assert!((0.5..0.9).contains(&t), "collide at {t}");

@@ -326,12 +326,7 @@ impl Spec {
 
     /// The framing (view width, centre x, bottom y, all metres) of the camera at time `t`.
     pub fn camera_at(&self, t: f64) -> View {
-        let shot = self
-            .shots
-            .iter()
-            .rev()
-            .find(|s| s.start <= t)
-            .or(self.shots.first());
+        let shot = self.shots.iter().rev().find(|s| s.start <= t).or(self.shots.first());
         let (framing, center) = shot.map_or((Framing::Wide, 0.0), |s| (s.framing, s.center));
         let u = if self.seconds > 0.0 { (t / self.seconds).clamp(0.0, 1.0) } else { 0.0 };
         // Smooth start and stop, as a camera operator would.

@@ -38,7 +38,13 @@ fn any_size_and_a_single_image() {
 fn edges_are_anti_aliased() {
     // A ball resting in front of the sky: its outline has pixels between ball and sky.
     let desc = Description {
-        objects: vec![ObjectDescription { shape: Some(Shape::Ball), color: Some(Color::Red), size: Some(Size::Large), action: Some(Action::Drop), direction: None }],
+        objects: vec![ObjectDescription {
+            shape: Some(Shape::Ball),
+            color: Some(Color::Red),
+            size: Some(Size::Large),
+            action: Some(Action::Drop),
+            direction: None,
+        }],
         background: Some(Background::Indoor),
         floor: Some(Floor::Stone),
         lighting: Some(Lighting::Bright),
@@ -69,7 +75,9 @@ fn edges_are_anti_aliased() {
                 continue;
             }
             // p lies on the segment between q (the wall) and red, away from both ends.
-            let t = ((p[0] - q[0]) * (red[0] - q[0]) + (p[1] - q[1]) * (red[1] - q[1]) + (p[2] - q[2]) * (red[2] - q[2])) / d(red, q).powi(2);
+            let t =
+                ((p[0] - q[0]) * (red[0] - q[0]) + (p[1] - q[1]) * (red[1] - q[1]) + (p[2] - q[2]) * (red[2] - q[2]))
+                    / d(red, q).powi(2);
             let on = [q[0] + t * (red[0] - q[0]), q[1] + t * (red[1] - q[1]), q[2] + t * (red[2] - q[2])];
             if (0.15..0.85).contains(&t) && d(on, p) < 12.0 && y < 100 {
                 between += 1;

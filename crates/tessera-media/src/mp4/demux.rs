@@ -36,12 +36,7 @@ impl<'a> Fields<'a> {
     }
     /// A table of `count` entries of `width` bytes after the header, each read by `f`.
     /// The count is checked against the payload before anything is allocated.
-    fn table<T>(
-        &self,
-        at: usize,
-        width: usize,
-        f: impl Fn(usize) -> Result<T, String>,
-    ) -> Result<Vec<T>, String> {
+    fn table<T>(&self, at: usize, width: usize, f: impl Fn(usize) -> Result<T, String>) -> Result<Vec<T>, String> {
         let count = self.u32(at)? as usize;
         self.bytes(at + 4, count.saturating_mul(width))?;
         (0..count).map(|i| f(at + 4 + i * width)).collect()
@@ -55,10 +50,7 @@ fn find<'a>(list: &[BoxRef<'a>], kind: &[u8; 4]) -> Option<&'a [u8]> {
 /// The child `kind` of a container payload, as a field reader.
 fn child<'a>(parent: &'a [u8], kind: &'static [u8; 4]) -> Result<Fields<'a>, String> {
     let data = find(&boxes(parent)?, kind).ok_or_else(|| format!("no {} box", name(kind)))?;
-    Ok(Fields {
-        kind: std::str::from_utf8(kind).unwrap_or("?"),
-        data,
-    })
+    Ok(Fields { kind: std::str::from_utf8(kind).unwrap_or("?"), data })
 }
 
 /// SPS and PPS lists and the NAL length size from an AVCDecoderConfigurationRecord
@@ -135,20 +127,11 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
         return Err(format!("video codec {} is not H.264 (avc1)", name(ekind)));
     }
     // The visual sample entry's fields take 78 bytes (§12.1.3), then its boxes.
-    let entry_fields = Fields {
-        kind: "avc1",
-        data: entry,
-    };
-    let coded = (
-        entry_fields.u16(24)? as usize,
-        entry_fields.u16(26)? as usize,
-    );
+    let entry_fields = Fields { kind: "avc1", data: entry };
+    let coded = (entry_fields.u16(24)? as usize, entry_fields.u16(26)? as usize);
     let children = entry_fields.bytes(78, entry.len().saturating_sub(78))?;
     let (sps, pps, nal_length_size) = avc_config(&child(children, b"avcC")?)?;
-    let display = child(children, b"clap")
-        .ok()
-        .and_then(|c| clean_aperture(&c, coded))
-        .unwrap_or(coded);
+    let display = child(children, b"clap").ok().and_then(|c| clean_aperture(&c, coded)).unwrap_or(coded);
 
     // Sample sizes (§8.7.3), chunk offsets (§8.7.5), samples per chunk (§8.7.4),
     // durations (§8.6.1.2), sync samples (§8.6.2; none listed = all are sync).
@@ -171,9 +154,7 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
         }
     };
     let stsc = child(stbl, b"stsc")?;
-    let runs = stsc.table(4, 12, |at| {
-        Ok((stsc.u32(at)? as usize, stsc.u32(at + 4)? as usize))
-    })?;
+    let runs = stsc.table(4, 12, |at| Ok((stsc.u32(at)? as usize, stsc.u32(at + 4)? as usize)))?;
     let sync: Option<Vec<usize>> = match child(stbl, b"stss") {
         Ok(stss) => {
             // Listed in increasing order, but sort anyway so the lookup below can bisect.
@@ -189,20 +170,12 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
         ticks += n as f64 * d as f64;
         counted += n as f64;
     }
-    let fps = if ticks > 0.0 {
-        counted * timescale as f64 / ticks
-    } else {
-        0.0
-    };
+    let fps = if ticks > 0.0 { counted * timescale as f64 / ticks } else { 0.0 };
 
     // Walk the chunks: run r covers chunks runs[r].0 ..runs[r+1].0 (numbered from 1).
     let mut samples = Vec::with_capacity(sizes.len());
     for (c, &off) in offsets.iter().enumerate() {
-        let per = runs
-            .iter()
-            .take_while(|(first, _)| *first <= c + 1)
-            .last()
-            .map_or(0, |r| r.1);
+        let per = runs.iter().take_while(|(first, _)| *first <= c + 1).last().map_or(0, |r| r.1);
         let mut pos = usize::try_from(off).map_err(|_| "chunk offset beyond the file")?;
         for _ in 0..per {
             let k = samples.len();
@@ -213,27 +186,13 @@ fn track(data: &[u8], mdia: &[u8]) -> Result<Stream, String> {
                 .ok_or_else(|| format!("sample {k} lies beyond the end of the file"))?;
             samples.push(Sample {
                 data: bytes.to_vec(),
-                sync: sync
-                    .as_ref()
-                    .is_none_or(|s| s.binary_search(&(k + 1)).is_ok()),
+                sync: sync.as_ref().is_none_or(|s| s.binary_search(&(k + 1)).is_ok()),
             });
             pos += size;
         }
     }
     if samples.len() < sizes.len() {
-        return Err(format!(
-            "the chunk table covers {} of {} samples",
-            samples.len(),
-            sizes.len()
-        ));
+        return Err(format!("the chunk table covers {} of {} samples", samples.len(), sizes.len()));
     }
-    Ok(Stream {
-        width: display.0,
-        height: display.1,
-        sps,
-        pps,
-        nal_length_size,
-        samples,
-        fps,
-    })
+    Ok(Stream { width: display.0, height: display.1, sps, pps, nal_length_size, samples, fps })
 }

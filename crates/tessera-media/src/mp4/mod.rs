@@ -19,21 +19,14 @@ pub fn boxes(data: &[u8]) -> Result<Vec<BoxRef<'_>>, String> {
     let mut out = Vec::new();
     let mut p = 0usize;
     while p < data.len() {
-        let head = data
-            .get(p..p + 8)
-            .ok_or_else(|| format!("truncated box header at byte {p}"))?;
+        let head = data.get(p..p + 8).ok_or_else(|| format!("truncated box header at byte {p}"))?;
         let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let kind = [head[4], head[5], head[6], head[7]];
         let (header, size) = match size32 {
             0 => (8, (data.len() - p) as u64),
             1 => {
-                let b = data
-                    .get(p + 8..p + 16)
-                    .ok_or_else(|| format!("truncated box header at byte {p}"))?;
-                (
-                    16,
-                    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-                )
+                let b = data.get(p + 8..p + 16).ok_or_else(|| format!("truncated box header at byte {p}"))?;
+                (16, u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
             }
             n => (8, n as u64),
         };
@@ -70,12 +63,7 @@ mod tests {
             sps: vec![vec![0x67, 66, 0xC0, 30, 1, 2]],
             pps: vec![vec![0x68, 9]],
             nal_length_size: 4,
-            samples: (0..5u8)
-                .map(|i| Sample {
-                    data: vec![0, 0, 0, 2, 0x65, i],
-                    sync: i == 0,
-                })
-                .collect(),
+            samples: (0..5u8).map(|i| Sample { data: vec![0, 0, 0, 2, 0x65, i], sync: i == 0 }).collect(),
             fps: 24000.0 / 1001.0,
         }
     }
@@ -93,11 +81,7 @@ mod tests {
             assert_eq!((back.width, back.height), (35, 20), "from clap");
             assert_eq!((back.sps, back.pps), (s.sps.clone(), s.pps.clone()));
             assert!((back.fps - s.fps).abs() < 1e-9);
-            let data: Vec<_> = back
-                .samples
-                .iter()
-                .map(|x| (x.data.clone(), x.sync))
-                .collect();
+            let data: Vec<_> = back.samples.iter().map(|x| (x.data.clone(), x.sync)).collect();
             let want: Vec<_> = s.samples.iter().map(|x| (x.data.clone(), x.sync)).collect();
             assert_eq!(data, want);
         }

@@ -148,9 +148,7 @@ fn avc1(w: &mut Writer, s: &Stream, (cw, ch): (usize, usize)) {
 fn moov(s: &Stream, data_offset: u64, co64: bool) -> Result<Vec<u8>, String> {
     let (timescale, delta) = timing(s.fps);
     let n = u32::try_from(s.samples.len()).map_err(|_| "too many frames for MP4")?;
-    let duration = n
-        .checked_mul(delta)
-        .ok_or("video too long for 32-bit MP4 durations")?;
+    let duration = n.checked_mul(delta).ok_or("video too long for 32-bit MP4 durations")?;
     let coded = (s.width.div_ceil(2) * 2, s.height.div_ceil(2) * 2);
     if coded.0 > u16::MAX as usize || coded.1 > u16::MAX as usize {
         return Err(format!("{}x{} is too large for MP4", s.width, s.height));
@@ -219,14 +217,7 @@ fn moov(s: &Stream, data_offset: u64, co64: bool) -> Result<Vec<u8>, String> {
 }
 
 /// The sample table (§8.5): every frame lasts `delta`, all samples form one chunk.
-fn stbl(
-    w: &mut Writer,
-    s: &Stream,
-    delta: u32,
-    coded: (usize, usize),
-    data_offset: u64,
-    co64: bool,
-) {
+fn stbl(w: &mut Writer, s: &Stream, delta: u32, coded: (usize, usize), data_offset: u64, co64: bool) {
     let n = s.samples.len() as u32;
     w.full(b"stsd", 0, 0, |w| {
         w.u32(1);
@@ -238,9 +229,7 @@ fn stbl(
         w.u32(delta);
     });
     // Sync samples (IDR pictures), numbered from 1.
-    let sync: Vec<u32> = (1..=n)
-        .filter(|&i| s.samples[i as usize - 1].sync)
-        .collect();
+    let sync: Vec<u32> = (1..=n).filter(|&i| s.samples[i as usize - 1].sync).collect();
     w.full(b"stss", 0, 0, |w| {
         w.u32(sync.len() as u32);
         sync.iter().for_each(|&i| w.u32(i));
@@ -284,11 +273,7 @@ pub fn mux_with(s: &Stream, co64: bool) -> Result<Vec<u8>, String> {
     });
     let data_len: u64 = s.samples.iter().map(|x| x.data.len() as u64).sum();
     // mdat needs a 64-bit size beyond 4 GiB (§4.2).
-    let mdat_header = if data_len + 8 > u32::MAX as u64 {
-        16
-    } else {
-        8
-    };
+    let mdat_header = if data_len + 8 > u32::MAX as u64 { 16 } else { 8 };
     // moov's size does not depend on the offset's value, so size it first.
     let co64 = co64 || w.0.len() as u64 + 2 * data_len > u32::MAX as u64;
     let probe = moov(s, 0, co64)?;

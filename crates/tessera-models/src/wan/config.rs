@@ -87,10 +87,7 @@ impl WanTransformerConfig {
     pub fn load(path: &Path) -> Result<Self> {
         check_class(path, &["WanTransformer3DModel"])?;
         let cfg: Self = read_json(path)?;
-        cfg.validate().map_err(|message| Error::BadConfig {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        cfg.validate().map_err(|message| Error::BadConfig { path: path.to_path_buf(), message })?;
         Ok(cfg)
     }
 
@@ -111,8 +108,8 @@ impl WanTransformerConfig {
             Some("rms_norm_across_heads") | None => {}
             Some(other) => {
                 return Err(format!(
-                "`qk_norm` {other:?} is not supported (supported: \"rms_norm_across_heads\", null)"
-            ))
+                    "`qk_norm` {other:?} is not supported (supported: \"rms_norm_across_heads\", null)"
+                ))
             }
         }
         Ok(())

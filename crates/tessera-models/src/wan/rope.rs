@@ -19,11 +19,8 @@ pub fn rope_tables(
     let (f, h, w) = grid;
     let l = f * h * w;
     // Frequencies in f64 as the reference (freqs_dtype float64 off MPS).
-    let axis = |dim: usize| -> Vec<f64> {
-        (0..dim / 2)
-            .map(|i| 1.0 / 10000f64.powf((2 * i) as f64 / dim as f64))
-            .collect()
-    };
+    let axis =
+        |dim: usize| -> Vec<f64> { (0..dim / 2).map(|i| 1.0 / 10000f64.powf((2 * i) as f64 / dim as f64)).collect() };
     let (ft, fh, fw) = (axis(t_dim), axis(h_dim), axis(w_dim));
     let mut cos = Vec::with_capacity(l * head_dim);
     let mut sin = Vec::with_capacity(l * head_dim);
@@ -82,19 +79,11 @@ mod tests {
 
     #[test]
     fn apply_rotates_pairs() {
-        let x = Tensor::new(&[1f32, 0.0, 0.0, 1.0], &Device::Cpu)
-            .unwrap()
-            .reshape((1, 1, 1, 4))
-            .unwrap();
+        let x = Tensor::new(&[1f32, 0.0, 0.0, 1.0], &Device::Cpu).unwrap().reshape((1, 1, 1, 4)).unwrap();
         let a = std::f32::consts::FRAC_PI_2;
         let cos = Tensor::new(&[[a.cos(), a.cos(), 1.0, 1.0]], &Device::Cpu).unwrap();
         let sin = Tensor::new(&[[a.sin(), a.sin(), 0.0, 0.0]], &Device::Cpu).unwrap();
-        let y: Vec<f32> = apply(&x, &cos, &sin)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y: Vec<f32> = apply(&x, &cos, &sin).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         // (1, 0) rotated by 90 degrees is (0, 1); the second pair is unrotated.
         assert!((y[0]).abs() < 1e-6 && (y[1] - 1.0).abs() < 1e-6);
         assert_eq!(&y[2..], &[0.0, 1.0]);

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
 use crate::linear::{linear, Linear};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::fastmath;
@@ -23,14 +23,9 @@ use crate::wan::rope;
 /// exp(-ln(10000) i / half), computed in f32 like the reference. t: (N,) -> (N, dim).
 pub fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
     let half = dim / 2;
-    let freqs: Vec<f32> = (0..half)
-        .map(|i| (-(10000f32.ln()) * i as f32 / half as f32).exp())
-        .collect();
+    let freqs: Vec<f32> = (0..half).map(|i| (-(10000f32.ln()) * i as f32 / half as f32).exp()).collect();
     let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
-    let args = t
-        .to_dtype(DType::F32)?
-        .unsqueeze(1)?
-        .broadcast_mul(&freqs)?; // (N, half)
+    let args = t.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?; // (N, half)
     Tensor::cat(&[args.cos()?, args.sin()?], 1)
 }
 
@@ -71,19 +66,8 @@ enum Act {
 }
 
 impl Mlp {
-    fn new(
-        i: usize,
-        h: usize,
-        o: usize,
-        act: Act,
-        vb1: VarBuilder,
-        vb2: VarBuilder,
-    ) -> Result<Self> {
-        Ok(Self {
-            fc1: linear(i, h, vb1)?,
-            fc2: linear(h, o, vb2)?,
-            act,
-        })
+    fn new(i: usize, h: usize, o: usize, act: Act, vb1: VarBuilder, vb2: VarBuilder) -> Result<Self> {
+        Ok(Self { fc1: linear(i, h, vb1)?, fc2: linear(h, o, vb2)?, act })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -120,14 +104,7 @@ fn fuse(parts: &[&Linear]) -> Result<Linear> {
 }
 
 impl Attention {
-    fn new(
-        dim: usize,
-        heads: usize,
-        eps: f64,
-        cross: bool,
-        added_kv: Option<usize>,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    fn new(dim: usize, heads: usize, eps: f64, cross: bool, added_kv: Option<usize>, vb: VarBuilder) -> Result<Self> {
         let q = linear(dim, dim, vb.pp("to_q"))?;
         let k = linear(dim, dim, vb.pp("to_k"))?;
         let v = linear(dim, dim, vb.pp("to_v"))?;
@@ -136,20 +113,13 @@ impl Attention {
         let norm_k = vb.pp("norm_k").get(dim, "weight")?;
         let added = match added_kv {
             Some(a) if cross => Some((
-                fuse(&[
-                    &linear(a, dim, vb.pp("add_k_proj"))?,
-                    &linear(a, dim, vb.pp("add_v_proj"))?,
-                ])?,
+                fuse(&[&linear(a, dim, vb.pp("add_k_proj"))?, &linear(a, dim, vb.pp("add_v_proj"))?])?,
                 vb.pp("norm_added_k").get(dim, "weight")?,
             )),
             _ => None,
         };
         Ok(Self {
-            qkv: if cross {
-                None
-            } else {
-                Some(fuse(&[&q, &k, &v])?)
-            },
+            qkv: if cross { None } else { Some(fuse(&[&q, &k, &v])?) },
             kv: fuse(&[&k, &v])?,
             q,
             out,
@@ -164,18 +134,11 @@ impl Attention {
     /// (B, L, H * Dh) -> (B, H, L, Dh)
     fn heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, l, n) = x.dims3()?;
-        x.reshape((b, l, self.heads, n / self.heads))?
-            .transpose(1, 2)
+        x.reshape((b, l, self.heads, n / self.heads))?.transpose(1, 2)
     }
 
     /// Scaled dot-product attention of already projected, normed q, k, v (B, L, H*Dh).
-    fn sdpa(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        rope: Option<(&Tensor, &Tensor)>,
-    ) -> Result<Tensor> {
+    fn sdpa(&self, q: &Tensor, k: &Tensor, v: &Tensor, rope: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
         let (b, l, n) = q.dims3()?;
         let (mut q, mut k) = (self.heads(q)?, self.heads(k)?);
         if let Some((cos, sin)) = rope {
@@ -231,32 +194,15 @@ impl Block {
         let dim = cfg.inner_dim();
         let heads = cfg.num_attention_heads;
         let norm2 = if cfg.cross_attn_norm {
-            Some((
-                vb.pp("norm2").get(dim, "weight")?,
-                vb.pp("norm2").get(dim, "bias")?,
-            ))
+            Some((vb.pp("norm2").get(dim, "weight")?, vb.pp("norm2").get(dim, "bias")?))
         } else {
             None
         };
         Ok(Self {
             attn1: Attention::new(dim, heads, cfg.eps, false, None, vb.pp("attn1"))?,
-            attn2: Attention::new(
-                dim,
-                heads,
-                cfg.eps,
-                true,
-                cfg.added_kv_proj_dim,
-                vb.pp("attn2"),
-            )?,
+            attn2: Attention::new(dim, heads, cfg.eps, true, cfg.added_kv_proj_dim, vb.pp("attn2"))?,
             norm2,
-            ffn: Mlp::new(
-                dim,
-                cfg.ffn_dim,
-                dim,
-                Act::GeluTanh,
-                vb.pp("ffn.net.0.proj"),
-                vb.pp("ffn.net.2"),
-            )?,
+            ffn: Mlp::new(dim, cfg.ffn_dim, dim, Act::GeluTanh, vb.pp("ffn.net.0.proj"), vb.pp("ffn.net.2"))?,
             scale_shift_table: vb.get((1, 6, dim), "scale_shift_table")?.unsqueeze(0)?,
             eps: cfg.eps,
         })
@@ -272,10 +218,7 @@ impl Block {
         rope: (&Tensor, &Tensor),
     ) -> Result<Tensor> {
         let dtype = x.dtype();
-        let m = self
-            .scale_shift_table
-            .to_dtype(wide(dtype))?
-            .broadcast_add(temb)?;
+        let m = self.scale_shift_table.to_dtype(wide(dtype))?.broadcast_add(temb)?;
         let part = |i: usize| m.narrow(2, i, 1)?.squeeze(2); // (B, Lt, D)
         let (shift, scale, gate) = (part(0)?, part(1)?, part(2)?);
         let (c_shift, c_scale, c_gate) = (part(3)?, part(4)?, part(5)?);
@@ -284,9 +227,7 @@ impl Block {
         };
         let gated = norms::gated_residual;
 
-        let h = self
-            .attn1
-            .forward_self(&modulate(x, &shift, &scale)?, rope.0, rope.1)?;
+        let h = self.attn1.forward_self(&modulate(x, &shift, &scale)?, rope.0, rope.1)?;
         let x = gated(x, &h, &gate)?;
         let n = match &self.norm2 {
             Some((w, b)) => layer_norm_f32(&x, Some(w), Some(b), self.eps)?.to_dtype(dtype)?,
@@ -333,8 +274,7 @@ impl ImageEmbedder {
             }
             None => x.clone(),
         };
-        let h =
-            layer_norm_f32(&x, Some(&self.norm1.0), Some(&self.norm1.1), 1e-5)?.to_dtype(dtype)?;
+        let h = layer_norm_f32(&x, Some(&self.norm1.0), Some(&self.norm1.1), 1e-5)?.to_dtype(dtype)?;
         let h = self.ff.forward(&h)?;
         layer_norm_f32(&h, Some(&self.norm2.0), Some(&self.norm2.1), 1e-5)?.to_dtype(dtype)
     }
@@ -347,8 +287,7 @@ impl WanTransformer3DModel {
         let patch_in = cfg.in_channels * p[0] * p[1] * p[2];
         let pe = vb.pp("patch_embedding");
         let patch_embedding = Linear::new(
-            pe.get((d, cfg.in_channels, p[0], p[1], p[2]), "weight")?
-                .reshape((d, patch_in))?,
+            pe.get((d, cfg.in_channels, p[0], p[1], p[2]), "weight")?.reshape((d, patch_in))?,
             Some(pe.get(d, "bias")?),
         );
         let ce = vb.pp("condition_embedder");
@@ -360,14 +299,7 @@ impl WanTransformer3DModel {
                 };
                 Some(ImageEmbedder {
                     norm1: ln(ie.pp("norm1"), img)?,
-                    ff: Mlp::new(
-                        img,
-                        img,
-                        d,
-                        Act::GeluErf,
-                        ie.pp("ff.net.0.proj"),
-                        ie.pp("ff.net.2"),
-                    )?,
+                    ff: Mlp::new(img, img, d, Act::GeluErf, ie.pp("ff.net.0.proj"), ie.pp("ff.net.2"))?,
                     norm2: ln(ie.pp("norm2"), d)?,
                     pos_embed: match cfg.pos_embed_seq_len {
                         Some(n) => Some(ie.get((1, n, img), "pos_embed")?),
@@ -377,9 +309,7 @@ impl WanTransformer3DModel {
             }
             None => None,
         };
-        let blocks = (0..cfg.num_layers)
-            .map(|i| Block::new(cfg, vb.pp("blocks").pp(i)))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = (0..cfg.num_layers).map(|i| Block::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: cfg.clone(),
             patch_embedding,
@@ -403,11 +333,7 @@ impl WanTransformer3DModel {
             image_embedder,
             blocks,
             scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?.unsqueeze(0)?,
-            proj_out: linear(
-                d,
-                cfg.out_channels() * p[0] * p[1] * p[2],
-                vb.pp("proj_out"),
-            )?,
+            proj_out: linear(d, cfg.out_channels() * p[0] * p[1] * p[2], vb.pp("proj_out"))?,
         })
     }
 
@@ -442,30 +368,16 @@ impl WanTransformer3DModel {
         let (b, _, t, h, w) = hidden_states.dims5()?;
         let grid = (t / p[0], h / p[1], w / p[2]);
         let dtype = hidden_states.dtype();
-        let (cos, sin) = rope::rope_tables(
-            self.cfg.attention_head_dim,
-            grid,
-            hidden_states.device(),
-            dtype,
-        )?;
+        let (cos, sin) = rope::rope_tables(self.cfg.attention_head_dim, grid, hidden_states.device(), dtype)?;
 
         let x = self.patch_embedding.forward(&patchify(hidden_states, p)?)?; // (B, L, D)
 
         // Timestep conditioning: (B * Lt, freq) -> temb (B, Lt, D), proj (B, Lt, 6, D).
-        let lt = if timestep.rank() == 2 {
-            timestep.dim(1)?
-        } else {
-            1
-        };
+        let lt = if timestep.rank() == 2 { timestep.dim(1)? } else { 1 };
         let d = self.cfg.inner_dim();
-        let tfreq =
-            timestep_embedding(&timestep.flatten_all()?, self.cfg.freq_dim)?.to_dtype(dtype)?;
+        let tfreq = timestep_embedding(&timestep.flatten_all()?, self.cfg.freq_dim)?.to_dtype(dtype)?;
         let temb = self.time_embedder.forward(&tfreq)?; // (B * Lt, D)
-        let tproj = self
-            .time_proj
-            .forward(&fastmath::silu(&temb)?)?
-            .to_dtype(wide(dtype))?
-            .reshape((b, lt, 6, d))?;
+        let tproj = self.time_proj.forward(&fastmath::silu(&temb)?)?.to_dtype(wide(dtype))?.reshape((b, lt, 6, d))?;
         let temb = temb.to_dtype(wide(dtype))?.reshape((b, lt, 1, d))?;
 
         let ctx = self.text_embedder.forward(encoder_hidden_states)?; // (B, L_text, D)
@@ -480,10 +392,7 @@ impl WanTransformer3DModel {
         }
 
         // Output: adaLN with the table's shift/scale plus temb, then project and unpatchify.
-        let m = self
-            .scale_shift_table
-            .to_dtype(wide(dtype))?
-            .broadcast_add(&temb)?; // (B, Lt, 2, D)
+        let m = self.scale_shift_table.to_dtype(wide(dtype))?.broadcast_add(&temb)?; // (B, Lt, 2, D)
         let shift = m.narrow(2, 0, 1)?.squeeze(2)?;
         let scale = m.narrow(2, 1, 1)?.squeeze(2)?;
         let x = norms::modulated_layer_norm(&x, &scale, &shift, self.cfg.eps)?;

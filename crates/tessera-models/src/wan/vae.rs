@@ -49,14 +49,14 @@ fn d_eight() -> Option<usize> {
 /// Wan 2.1's latent statistics (diffusers' defaults).
 fn d_mean() -> Vec<f64> {
     vec![
-        -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715,
-        0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+        -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715, 0.5517, -0.3632, -0.1922,
+        -0.9497, 0.2503, -0.2921,
     ]
 }
 fn d_std() -> Vec<f64> {
     vec![
-        2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3.2687, 2.1526, 2.8652,
-        1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+        2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253,
+        2.8251, 1.9160,
     ]
 }
 
@@ -98,10 +98,7 @@ impl AutoencoderKLWanConfig {
     pub fn load(path: &Path) -> crate::Result<Self> {
         check_class(path, &["AutoencoderKLWan"])?;
         let cfg: Self = read_json(path)?;
-        let bad = |message: String| crate::Error::BadConfig {
-            path: path.to_path_buf(),
-            message,
-        };
+        let bad = |message: String| crate::Error::BadConfig { path: path.to_path_buf(), message };
         if cfg.latents_mean.len() != cfg.z_dim || cfg.latents_std.len() != cfg.z_dim {
             return Err(bad(format!(
                 "`latents_mean` and `latents_std` must have z_dim = {} entries (have {} and {})",
@@ -111,9 +108,7 @@ impl AutoencoderKLWanConfig {
             )));
         }
         if cfg.dim_mult.is_empty() || cfg.temperal_downsample.len() + 1 < cfg.dim_mult.len() {
-            return Err(bad(
-                "`dim_mult` must be non-empty and `temperal_downsample` one shorter".into(),
-            ));
+            return Err(bad("`dim_mult` must be non-empty and `temperal_downsample` one shorter".into()));
         }
         Ok(cfg)
     }
@@ -154,18 +149,20 @@ impl AutoencoderKLWanConfig {
 /// order (c, pw, ph), as the reference's `patchify`.
 fn patchify(x: &Tensor, p: usize) -> Result<Tensor> {
     let (b, c, t, h, w) = x.dims5()?;
-    x.reshape(vec![b, c, t, h / p, p, w / p, p])?
-        .permute(vec![0, 1, 6, 4, 2, 3, 5])?
-        .reshape((b, c * p * p, t, h / p, w / p))
+    x.reshape(vec![b, c, t, h / p, p, w / p, p])?.permute(vec![0, 1, 6, 4, 2, 3, 5])?.reshape((
+        b,
+        c * p * p,
+        t,
+        h / p,
+        w / p,
+    ))
 }
 
 /// Inverse of [`patchify`].
 fn unpatchify(x: &Tensor, p: usize) -> Result<Tensor> {
     let (b, cp, t, h, w) = x.dims5()?;
     let c = cp / (p * p);
-    x.reshape(vec![b, c, p, p, t, h, w])?
-        .permute(vec![0, 1, 4, 5, 3, 6, 2])?
-        .reshape((b, c, t, h * p, w * p))
+    x.reshape(vec![b, c, p, p, t, h, w])?.permute(vec![0, 1, 4, 5, 3, 6, 2])?.reshape((b, c, t, h * p, w * p))
 }
 
 #[derive(Debug, Clone)]
@@ -236,10 +233,7 @@ impl AutoencoderKLWan {
         let mut start = 0;
         while start < t {
             let len = if start == 0 { 1 } else { tf.min(t - start) };
-            outs.push(
-                self.encoder
-                    .forward(&x.narrow(2, start, len)?, &mut cache, start == 0)?,
-            );
+            outs.push(self.encoder.forward(&x.narrow(2, start, len)?, &mut cache, start == 0)?);
             start += len;
         }
         self.quant_conv.forward(&Tensor::cat(&outs, 2)?, None)
@@ -257,11 +251,7 @@ impl AutoencoderKLWan {
 
     /// Decodes one latent frame at a time and hands each chunk of frames (B, 3, t, H, W),
     /// clamped to [-1, 1], to `on_frames` as soon as it is ready.
-    pub fn decode_streaming(
-        &self,
-        z: &Tensor,
-        on_frames: &mut dyn FnMut(Tensor) -> Result<()>,
-    ) -> Result<()> {
+    pub fn decode_streaming(&self, z: &Tensor, on_frames: &mut dyn FnMut(Tensor) -> Result<()>) -> Result<()> {
         self.decode_chunks(z, true, on_frames)
     }
 
@@ -276,18 +266,11 @@ impl AutoencoderKLWan {
         Tensor::cat(&chunks, 2)
     }
 
-    fn decode_chunks(
-        &self,
-        z: &Tensor,
-        clamp: bool,
-        on_frames: &mut dyn FnMut(Tensor) -> Result<()>,
-    ) -> Result<()> {
+    fn decode_chunks(&self, z: &Tensor, clamp: bool, on_frames: &mut dyn FnMut(Tensor) -> Result<()>) -> Result<()> {
         let x = self.post_quant_conv.forward(z, None)?;
         let mut cache = Cache::default();
         for i in 0..x.dim(2)? {
-            let out = self
-                .decoder
-                .forward(&x.narrow(2, i, 1)?, &mut cache, i == 0)?;
+            let out = self.decoder.forward(&x.narrow(2, i, 1)?, &mut cache, i == 0)?;
             let out = match self.cfg.patch_size {
                 Some(p) if p > 1 => unpatchify(&out, p)?,
                 _ => out,
@@ -300,12 +283,8 @@ impl AutoencoderKLWan {
     fn stats(&self, like: &Tensor) -> Result<(Tensor, Tensor)> {
         let shape = (1, self.cfg.z_dim, 1, 1, 1);
         let f = |v: &[f64]| -> Result<Tensor> {
-            Tensor::from_vec(
-                v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-                shape,
-                like.device(),
-            )?
-            .to_dtype(like.dtype())
+            Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), shape, like.device())?
+                .to_dtype(like.dtype())
         };
         Ok((f(&self.cfg.latents_mean)?, f(&self.cfg.latents_std)?))
     }

@@ -92,35 +92,18 @@ pub(super) struct UniPcSettings {
 
 impl UniPcConfig {
     pub(super) fn check(&self, path: &Path) -> Result<UniPcSettings> {
-        let no = |key: &str, value: &dyn Display, why: &str| {
-            Err(unsupported(path, UNIPC, key, value, why))
-        };
+        let no = |key: &str, value: &dyn Display, why: &str| Err(unsupported(path, UNIPC, key, value, why));
         let c = self;
         let flow_only = "only the flow-sigma schedule Wan uses is implemented";
         let not_impl = "it is not implemented";
         for (key, value, wanted, why) in [
             ("use_karras_sigmas", c.use_karras_sigmas, false, flow_only),
-            (
-                "use_exponential_sigmas",
-                c.use_exponential_sigmas,
-                false,
-                flow_only,
-            ),
+            ("use_exponential_sigmas", c.use_exponential_sigmas, false, flow_only),
             ("use_beta_sigmas", c.use_beta_sigmas, false, flow_only),
             ("use_flow_sigmas", c.use_flow_sigmas, true, flow_only),
-            (
-                "predict_x0",
-                c.predict_x0,
-                true,
-                "flow sigmas need the x0 form",
-            ),
+            ("predict_x0", c.predict_x0, true, "flow sigmas need the x0 form"),
             ("thresholding", c.thresholding, false, not_impl),
-            (
-                "use_dynamic_shifting",
-                c.use_dynamic_shifting,
-                false,
-                not_impl,
-            ),
+            ("use_dynamic_shifting", c.use_dynamic_shifting, false, not_impl),
         ] {
             if value != wanted {
                 return no(key, &value, why);
@@ -133,10 +116,7 @@ impl UniPcConfig {
         if let Some(p) = c.solver_p.as_ref().filter(|p| !p.is_null()) {
             return no("solver_p", p, "an external predictor is not implemented");
         }
-        for (key, value) in [
-            ("solver_order", c.solver_order),
-            ("num_train_timesteps", c.num_train_timesteps),
-        ] {
+        for (key, value) in [("solver_order", c.solver_order), ("num_train_timesteps", c.num_train_timesteps)] {
             if value == 0 {
                 return no(key, &0, "it must be at least 1");
             }
@@ -153,13 +133,7 @@ impl UniPcConfig {
         let final_sigmas = match c.final_sigmas_type.as_str() {
             "zero" => FinalSigmas::Zero,
             "sigma_min" => FinalSigmas::SigmaMin,
-            other => {
-                return no(
-                    "final_sigmas_type",
-                    &format!("{other:?}"),
-                    "expected zero or sigma_min",
-                )
-            }
+            other => return no("final_sigmas_type", &format!("{other:?}"), "expected zero or sigma_min"),
         };
         // With flow sigmas the spacing is overwritten by sigma * N, but the reference
         // still rejects unknown values.
@@ -168,11 +142,7 @@ impl UniPcConfig {
             let why = "expected linspace, leading or trailing";
             return no("timestep_spacing", &format!("{spacing:?}"), why);
         }
-        Ok(UniPcSettings {
-            solver,
-            final_sigmas,
-            shift_terminal: terminal(path, UNIPC, c.shift_terminal)?,
-        })
+        Ok(UniPcSettings { solver, final_sigmas, shift_terminal: terminal(path, UNIPC, c.shift_terminal)? })
     }
 }
 
@@ -214,18 +184,10 @@ impl EulerConfig {
         let c = self;
         let linear_only = "only the shifted linear schedule is implemented";
         for (key, on, why) in [
-            (
-                "use_dynamic_shifting",
-                c.use_dynamic_shifting,
-                "it is not implemented",
-            ),
+            ("use_dynamic_shifting", c.use_dynamic_shifting, "it is not implemented"),
             ("invert_sigmas", c.invert_sigmas, "it is not implemented"),
             ("use_karras_sigmas", c.use_karras_sigmas, linear_only),
-            (
-                "use_exponential_sigmas",
-                c.use_exponential_sigmas,
-                linear_only,
-            ),
+            ("use_exponential_sigmas", c.use_exponential_sigmas, linear_only),
             ("use_beta_sigmas", c.use_beta_sigmas, linear_only),
         ] {
             if on {
@@ -233,22 +195,10 @@ impl EulerConfig {
             }
         }
         if c.num_train_timesteps == 0 {
-            return Err(unsupported(
-                path,
-                EULER,
-                "num_train_timesteps",
-                0,
-                "it must be at least 1",
-            ));
+            return Err(unsupported(path, EULER, "num_train_timesteps", 0, "it must be at least 1"));
         }
         if !(c.shift.is_finite() && c.shift > 0.0) {
-            return Err(unsupported(
-                path,
-                EULER,
-                "shift",
-                c.shift,
-                "it must be a positive number",
-            ));
+            return Err(unsupported(path, EULER, "shift", c.shift, "it must be a positive number"));
         }
         terminal(path, EULER, c.shift_terminal)
     }
@@ -266,12 +216,6 @@ fn terminal(path: &Path, class: &str, shift_terminal: Option<f64>) -> Result<Opt
     match shift_terminal {
         None | Some(0.0) => Ok(None),
         Some(t) if t > 0.0 && t < 1.0 => Ok(Some(t)),
-        Some(t) => Err(unsupported(
-            path,
-            class,
-            "shift_terminal",
-            t,
-            "it must lie in (0, 1)",
-        )),
+        Some(t) => Err(unsupported(path, class, "shift_terminal", t, "it must lie in (0, 1)")),
     }
 }

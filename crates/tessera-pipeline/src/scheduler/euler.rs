@@ -38,18 +38,13 @@ pub fn euler_schedule(
 ) -> (Vec<f64>, Vec<f64>) {
     let n = num_train_timesteps as f64;
     let (sigma_max, sigma_min) = training_sigma_range(shift, num_train_timesteps);
-    let mut s: Vec<f64> = linspace(sigma_max * n, sigma_min * n, num_steps)
-        .into_iter()
-        .map(|t| shift_sigma(t / n, shift))
-        .collect();
+    let mut s: Vec<f64> =
+        linspace(sigma_max * n, sigma_min * n, num_steps).into_iter().map(|t| shift_sigma(t / n, shift)).collect();
     if let Some(t) = shift_terminal {
         stretch_to_terminal(&mut s, t);
     }
     let s32: Vec<f32> = s.into_iter().map(|x| x as f32).collect();
-    let timesteps = s32
-        .iter()
-        .map(|&x| (x * num_train_timesteps as f32) as f64)
-        .collect();
+    let timesteps = s32.iter().map(|&x| (x * num_train_timesteps as f32) as f64).collect();
     let sigmas = s32.iter().map(|&x| x as f64).chain([0.0]).collect();
     (timesteps, sigmas)
 }
@@ -109,9 +104,7 @@ impl FlowMatchEuler {
 
     pub fn set_timesteps(&mut self, num_inference_steps: usize) -> Result<()> {
         if num_inference_steps == 0 {
-            return Err(Error::Invalid(
-                "the number of inference steps must be at least 1".into(),
-            ));
+            return Err(Error::Invalid("the number of inference steps must be at least 1".into()));
         }
         (self.timesteps, self.sigmas) = euler_schedule(
             num_inference_steps,
@@ -137,14 +130,9 @@ impl FlowMatchEuler {
     /// diffusers' `index_for_timestep`: the second match if the timestep repeats; a
     /// timestep not in the schedule is an error (the reference raises IndexError).
     fn index_for_timestep(&self, timestep: f64) -> candle_core::Result<usize> {
-        let hits: Vec<usize> = (0..self.timesteps.len())
-            .filter(|&i| self.timesteps[i] == timestep)
-            .collect();
+        let hits: Vec<usize> = (0..self.timesteps.len()).filter(|&i| self.timesteps[i] == timestep).collect();
         match hits.as_slice() {
-            [] => bail!(
-                "FlowMatchEuler: timestep {timestep} is not in the schedule {:?}",
-                self.timesteps
-            ),
+            [] => bail!("FlowMatchEuler: timestep {timestep} is not in the schedule {:?}", self.timesteps),
             [i] => Ok(*i),
             [_, i, ..] => Ok(*i),
         }
@@ -161,12 +149,7 @@ impl FlowMatchEuler {
 
     /// `x = x + (sigma_next - sigma) * v`, computed in at least f32 and returned in the
     /// model output's dtype, as the reference does.
-    pub fn step(
-        &mut self,
-        model_output: &Tensor,
-        timestep: f64,
-        sample: &Tensor,
-    ) -> candle_core::Result<Tensor> {
+    pub fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> candle_core::Result<Tensor> {
         let n = self.timesteps.len();
         if n == 0 {
             bail!("FlowMatchEuler: set_timesteps must be called before step");
@@ -181,17 +164,15 @@ impl FlowMatchEuler {
         }
         // The reference upcasts the sample to f32 "to avoid precision issues"; an f64
         // sample is kept in f64 rather than cast down.
-        let x = if is_half(sample.dtype()) {
-            sample.to_dtype(DType::F32)?
-        } else {
-            sample.clone()
-        };
+        let x = if is_half(sample.dtype()) { sample.to_dtype(DType::F32)? } else { sample.clone() };
         let (sigma, next) = (self.sigmas[k] as f32, self.sigmas[k + 1] as f32);
         let prev = if self.config.stochastic_sampling {
             // diffusers: x0 = sample - sigma * v; prev = (1 - sigma_next) * x0 + sigma_next * noise
             let x0 = add(&x, &mul_scalar(&model_output.to_dtype(x.dtype())?, -(sigma as f64))?)?;
             let seed = self.noise_seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let noise = crate::noise::randn(seed, x.shape().clone(), &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device())?;
+            let noise = crate::noise::randn(seed, x.shape().clone(), &Device::Cpu)?
+                .to_dtype(x.dtype())?
+                .to_device(x.device())?;
             add(&mul_scalar(&x0, 1.0 - next as f64)?, &mul_scalar(&noise, next as f64)?)?
         } else {
             let dt = next - sigma;

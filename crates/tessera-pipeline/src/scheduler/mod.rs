@@ -30,8 +30,7 @@ pub use euler::{euler_schedule, FlowMatchEuler};
 pub use unipc::{flow_sigmas, unipc_flow_schedule, UniPc};
 
 /// The `_class_name`s [`Scheduler::from_file`] accepts.
-pub const SUPPORTED_CLASSES: &[&str] =
-    &["UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler"];
+pub const SUPPORTED_CLASSES: &[&str] = &["UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler"];
 
 /// A scheduler as named by `_class_name`.
 #[derive(Debug, Clone)]
@@ -67,14 +66,9 @@ impl Scheduler {
     /// Same as [`Scheduler::from_file`] for a config held in memory (tests, presets).
     pub fn from_json_str(json: &str) -> Result<Self> {
         let path = Path::new("<scheduler config>");
-        let value: Value = serde_json::from_str(json).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let class = value
-            .get("_class_name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let value: Value =
+            serde_json::from_str(json).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        let class = value.get("_class_name").and_then(Value::as_str).unwrap_or_default();
         if !SUPPORTED_CLASSES.contains(&class) {
             return Err(Error::UnknownClass {
                 path: path.to_path_buf(),
@@ -86,10 +80,7 @@ impl Scheduler {
     }
 
     fn from_value(class: &str, value: &Value, path: &Path) -> Result<Self> {
-        let json = |source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        };
+        let json = |source| Error::Json { path: path.to_path_buf(), source };
         match class {
             "UniPCMultistepScheduler" => {
                 let config = UniPcConfig::deserialize(value).map_err(json)?;
@@ -115,9 +106,7 @@ impl Scheduler {
     /// recomputed with the same number of steps.
     pub fn set_shift(&mut self, shift: f64) -> Result<()> {
         if !(shift.is_finite() && shift > 0.0) {
-            return Err(Error::Invalid(format!(
-                "flow shift must be a positive number, got {shift}"
-            )));
+            return Err(Error::Invalid(format!("flow shift must be a positive number, got {shift}")));
         }
         match self {
             Self::UniPc(s) => s.set_shift(shift),
@@ -191,12 +180,7 @@ impl Scheduler {
     /// at (`sample`, `timestep`). As in diffusers, `timestep` only locates the first step
     /// (unless a begin index is set); after that the scheduler counts steps itself. The
     /// result has the sample's dtype (UniPC) or the model output's (Euler, as diffusers).
-    pub fn step(
-        &mut self,
-        model_output: &Tensor,
-        timestep: f64,
-        sample: &Tensor,
-    ) -> candle_core::Result<Tensor> {
+    pub fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::UniPc(s) => s.step(model_output, timestep, sample),
             Self::Euler(s) => s.step(model_output, timestep, sample),
@@ -208,19 +192,13 @@ impl Scheduler {
     /// the same). The sigma is found as the reference does: the begin index when set,
     /// else the timestep looked up in the schedule.
     #[doc(alias = "add_noise")]
-    pub fn scale_noise(
-        &self,
-        sample: &Tensor,
-        noise: &Tensor,
-        timestep: f64,
-    ) -> candle_core::Result<Tensor> {
+    pub fn scale_noise(&self, sample: &Tensor, noise: &Tensor, timestep: f64) -> candle_core::Result<Tensor> {
         let i = match self {
             Self::UniPc(s) => s.noise_index(timestep),
             Self::Euler(s) => s.noise_index(timestep)?,
         };
-        let sigma = self.sigma_at(i).ok_or_else(|| {
-            candle_core::Error::Msg("scale_noise: call set_timesteps first".into())
-        })?;
+        let sigma =
+            self.sigma_at(i).ok_or_else(|| candle_core::Error::Msg("scale_noise: call set_timesteps first".into()))?;
         flow_noise(sample, noise, sigma)
     }
 }
@@ -230,9 +208,7 @@ impl Scheduler {
 fn flow_noise(sample: &Tensor, noise: &Tensor, sigma: f64) -> candle_core::Result<Tensor> {
     let s = Tensor::new(&[sigma as f32], &candle_core::Device::Cpu)?.to_dtype(sample.dtype())?;
     let one_minus = s.affine(-1.0, 1.0)?;
-    let scalar = |t: &Tensor| -> candle_core::Result<f64> {
-        t.to_dtype(DType::F64)?.to_vec1::<f64>().map(|v| v[0])
-    };
+    let scalar = |t: &Tensor| -> candle_core::Result<f64> { t.to_dtype(DType::F64)?.to_vec1::<f64>().map(|v| v[0]) };
     let (s, one_minus) = (scalar(&s)?, scalar(&one_minus)?);
     let noise = noise.to_dtype(promote(sample.dtype(), noise.dtype()))?;
     add(&mul_scalar(&noise, s)?, &mul_scalar(sample, one_minus)?)

@@ -22,9 +22,7 @@ use candle_core::{bail, DType, Tensor};
 use tessera_models::{Error, Result};
 
 use super::config::{FinalSigmas, SolverType, UniPcConfig};
-use super::{
-    add, div_scalar, is_half, linspace, mul_scalar, round_to, shift_sigma, stretch_to_terminal, sub,
-};
+use super::{add, div_scalar, is_half, linspace, mul_scalar, round_to, shift_sigma, stretch_to_terminal, sub};
 
 /// `num_steps` flow sigmas from 1 towards 1/N, shifted: `shift_sigma(linspace(1, 1/N,
 /// num_steps + 1)[:-1], shift)` in float64 (N = num_train_timesteps).
@@ -54,10 +52,7 @@ pub fn unipc_flow_schedule(
             *first -= 1e-6;
         }
     }
-    let timesteps = s
-        .iter()
-        .map(|&x| (x * num_train_timesteps as f64).trunc())
-        .collect();
+    let timesteps = s.iter().map(|&x| (x * num_train_timesteps as f64).trunc()).collect();
     let last = match final_sigmas {
         FinalSigmas::Zero => 0.0,
         FinalSigmas::SigmaMin => s.last().copied().unwrap_or(0.0),
@@ -151,9 +146,7 @@ impl UniPc {
 
     pub fn set_timesteps(&mut self, num_inference_steps: usize) -> Result<()> {
         if num_inference_steps == 0 {
-            return Err(Error::Invalid(
-                "the number of inference steps must be at least 1".into(),
-            ));
+            return Err(Error::Invalid("the number of inference steps must be at least 1".into()));
         }
         let c = &self.config;
         (self.timesteps, self.sigmas) = unipc_flow_schedule(
@@ -183,9 +176,7 @@ impl UniPc {
     /// diffusers' `index_for_timestep`: the second match if the timestep repeats (so a
     /// schedule entered mid-way does not skip a sigma), the last step if there is none.
     fn index_for_timestep(&self, timestep: f64) -> usize {
-        let hits: Vec<usize> = (0..self.timesteps.len())
-            .filter(|&i| self.timesteps[i] == timestep)
-            .collect();
+        let hits: Vec<usize> = (0..self.timesteps.len()).filter(|&i| self.timesteps[i] == timestep).collect();
         match hits.as_slice() {
             [] => self.timesteps.len().saturating_sub(1),
             [i] => *i,
@@ -204,21 +195,14 @@ impl UniPc {
 
     /// One UniPC step: correct the previous step with this model output (UniC), then
     /// predict the next sample (UniP).
-    pub fn step(
-        &mut self,
-        model_output: &Tensor,
-        timestep: f64,
-        sample: &Tensor,
-    ) -> candle_core::Result<Tensor> {
+    pub fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> candle_core::Result<Tensor> {
         let n = self.timesteps.len();
         if n == 0 {
             bail!("UniPC: set_timesteps must be called before step");
         }
         let k = match self.step_index {
             Some(k) => k,
-            None => self
-                .begin_index
-                .unwrap_or_else(|| self.index_for_timestep(timestep)),
+            None => self.begin_index.unwrap_or_else(|| self.index_for_timestep(timestep)),
         };
         if k >= n {
             bail!("UniPC: all {n} steps of the schedule have been taken");
@@ -234,11 +218,8 @@ impl UniPc {
         if let Some(newest) = self.model_outputs.last_mut() {
             *newest = Some(x0);
         }
-        let order = if self.config.lower_order_final {
-            self.config.solver_order.min(n - k)
-        } else {
-            self.config.solver_order
-        };
+        let order =
+            if self.config.lower_order_final { self.config.solver_order.min(n - k) } else { self.config.solver_order };
         self.this_order = order.min(self.lower_order_nums + 1);
         let prev = self.predict(&sample, k, self.this_order)?;
         self.last_sample = Some(sample);
@@ -248,12 +229,7 @@ impl UniPc {
     }
 
     /// x0 = x - sigma * v (convert_model_output, flow_prediction).
-    fn data_prediction(
-        &self,
-        model_output: &Tensor,
-        sample: &Tensor,
-        k: usize,
-    ) -> candle_core::Result<Tensor> {
+    fn data_prediction(&self, model_output: &Tensor, sample: &Tensor, k: usize) -> candle_core::Result<Tensor> {
         sub(sample, &mul_scalar(model_output, self.sigmas[k])?)
     }
 
@@ -263,9 +239,7 @@ impl UniPc {
         let alpha_t = 1.0 - sigma(t);
         let lambda_s0 = lambda(s0);
         let h = lambda(t) - lambda_s0;
-        let rks: Vec<f32> = (1..order)
-            .map(|i| (lambda(s0 - i) - lambda_s0) / h)
-            .collect();
+        let rks: Vec<f32> = (1..order).map(|i| (lambda(s0 - i) - lambda_s0) / h).collect();
         // The data-prediction form integrates over -h.
         let hh = -h;
         let h_phi_1 = hh.exp_m1();
@@ -284,14 +258,7 @@ impl UniPc {
             factorial *= i as u64 + 1;
             h_phi_k = h_phi_k / hh - (1.0 / factorial as f64) as f32;
         }
-        Coefficients {
-            ratio: sigma(t) / sigma(s0),
-            alpha_phi: alpha_t * h_phi_1,
-            alpha_b: alpha_t * b_h,
-            rks,
-            r,
-            b,
-        }
+        Coefficients { ratio: sigma(t) / sigma(s0), alpha_phi: alpha_t * h_phi_1, alpha_b: alpha_t * b_h, rks, r, b }
     }
 
     /// (m_i - m0) / r_i for the earlier data predictions m_i (newest first after m0).
@@ -327,10 +294,7 @@ impl UniPc {
         let order = if self.sigmas[t] == 0.0 { 1 } else { order };
         let m0 = self.newest_output()?;
         let c = self.coefficients(t, s0, order);
-        let x_t = sub(
-            &mul_scalar(x, c.ratio as f64)?,
-            &mul_scalar(&m0, c.alpha_phi as f64)?,
-        )?;
+        let x_t = sub(&mul_scalar(x, c.ratio as f64)?, &mul_scalar(&m0, c.alpha_phi as f64)?)?;
         let x_t = if order > 1 {
             let d1s = self.differences(&m0, &c.rks)?;
             let rhos = if order == 2 {
@@ -350,26 +314,13 @@ impl UniPc {
 
     /// UniC: redoes the step from sigma index k - 1 to k with the new data prediction
     /// `model_t` evaluated at its result.
-    fn correct(
-        &self,
-        model_t: &Tensor,
-        last_sample: &Tensor,
-        k: usize,
-        order: usize,
-    ) -> candle_core::Result<Tensor> {
+    fn correct(&self, model_t: &Tensor, last_sample: &Tensor, k: usize, order: usize) -> candle_core::Result<Tensor> {
         let (t, s0) = (k, k - 1);
         let x = last_sample;
         let m0 = self.newest_output()?;
         let c = self.coefficients(t, s0, order);
-        let x_t = sub(
-            &mul_scalar(x, c.ratio as f64)?,
-            &mul_scalar(&m0, c.alpha_phi as f64)?,
-        )?;
-        let rhos = if order == 1 {
-            vec![0.5]
-        } else {
-            solve(&c.r, &c.b)?
-        };
+        let x_t = sub(&mul_scalar(x, c.ratio as f64)?, &mul_scalar(&m0, c.alpha_phi as f64)?)?;
+        let rhos = if order == 1 { vec![0.5] } else { solve(&c.r, &c.b)? };
         let rho_t = round_to(rhos[order - 1], x.dtype())?;
         let mut corr = mul_scalar(&sub(model_t, &m0)?, rho_t)?;
         if order > 1 {
@@ -384,11 +335,7 @@ impl UniPc {
 /// accumulated in f32 for half types as a matmul would.
 fn weighted_sum(rhos: &[f32], ds: &[Tensor], dtype: DType) -> candle_core::Result<Tensor> {
     let out_dtype = ds[0].dtype();
-    let work = if is_half(out_dtype) {
-        DType::F32
-    } else {
-        out_dtype
-    };
+    let work = if is_half(out_dtype) { DType::F32 } else { out_dtype };
     let mut acc: Option<Tensor> = None;
     for (&rho, d) in rhos.iter().zip(ds) {
         let term = d.to_dtype(work)?.affine(round_to(rho, dtype)?, 0.0)?;
@@ -407,15 +354,10 @@ fn weighted_sum(rhos: &[f32], ds: &[Tensor], dtype: DType) -> candle_core::Resul
 /// elimination with partial pivoting, in f64, rounding the result to f32.
 fn solve(a: &[Vec<f32>], b: &[f32]) -> candle_core::Result<Vec<f32>> {
     let n = b.len();
-    let mut m: Vec<Vec<f64>> = a
-        .iter()
-        .zip(b)
-        .map(|(row, &bi)| row.iter().map(|&v| v as f64).chain([bi as f64]).collect())
-        .collect();
+    let mut m: Vec<Vec<f64>> =
+        a.iter().zip(b).map(|(row, &bi)| row.iter().map(|&v| v as f64).chain([bi as f64]).collect()).collect();
     for col in 0..n {
-        let pivot = (col..n)
-            .max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))
-            .unwrap_or(col);
+        let pivot = (col..n).max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs())).unwrap_or(col);
         if !(m[pivot][col].is_finite() && m[pivot][col] != 0.0) {
             bail!("UniPC: the order conditions are singular (repeated sigmas in the schedule?)");
         }
@@ -442,11 +384,7 @@ mod tests {
 
     #[test]
     fn solve_small_system() {
-        let a = vec![
-            vec![2.0, 1.0, 0.0],
-            vec![1.0, 3.0, 1.0],
-            vec![0.0, 1.0, 4.0],
-        ];
+        let a = vec![vec![2.0, 1.0, 0.0], vec![1.0, 3.0, 1.0], vec![0.0, 1.0, 4.0]];
         let x = solve(&a, &[3.0, 5.0, 5.0]).unwrap();
         for (v, e) in x.iter().zip([1.0, 1.0, 1.0]) {
             assert!((v - e).abs() < 1e-6, "{x:?}");

@@ -40,9 +40,7 @@ impl Track {
     /// Sightings whose blob is whole: off the border and not much smaller than usual.
     pub fn clean(&self) -> impl Iterator<Item = &Sighting> {
         let full = self.sightings.iter().map(|s| s.blob.area).fold(0f32, f32::max);
-        self.sightings
-            .iter()
-            .filter(move |s| !s.blob.touches_border && s.blob.area >= 0.8 * full)
+        self.sightings.iter().filter(move |s| !s.blob.touches_border && s.blob.area >= 0.8 * full)
     }
 }
 
@@ -80,7 +78,11 @@ pub struct Analysis {
 impl Analysis {
     pub fn camera(&self) -> CameraMotion {
         if self.pan.abs() > 0.1 {
-            if self.pan > 0.0 { CameraMotion::PanRight } else { CameraMotion::PanLeft }
+            if self.pan > 0.0 {
+                CameraMotion::PanRight
+            } else {
+                CameraMotion::PanLeft
+            }
         } else if self.zoom < 0.85 {
             CameraMotion::ZoomIn
         } else if self.zoom > 1.18 {
@@ -364,7 +366,15 @@ fn find_floor_row(img: &Image, lab: &[u8]) -> f32 {
 
 /// Horizontal shifts (pixels, + right) of the floor band's left and right halves from one
 /// frame to the next, by sum of absolute differences with sub-pixel refinement.
-fn halves_shift(prev: &[f32], cur: &[f32], lp: &[u8], lc: &[u8], w: usize, h: usize, floor_row: f32) -> (f32, f32, f32) {
+fn halves_shift(
+    prev: &[f32],
+    cur: &[f32],
+    lp: &[u8],
+    lc: &[u8],
+    w: usize,
+    h: usize,
+    floor_row: f32,
+) -> (f32, f32, f32) {
     let y0 = (floor_row.ceil() as usize + 1).min(h - 1);
     let y1 = h.saturating_sub(1).max(y0 + 1).min(h);
     let max_d = (w / 16).max(2) as i64;
@@ -385,7 +395,11 @@ fn halves_shift(prev: &[f32], cur: &[f32], lp: &[u8], lc: &[u8], w: usize, h: us
                     n += 1.0;
                 }
             }
-            if n < 8.0 { f32::MAX } else { s / n }
+            if n < 8.0 {
+                f32::MAX
+            } else {
+                s / n
+            }
         };
         let costs: Vec<f32> = (-max_d..=max_d).map(cost).collect();
         let (bi, _) = costs.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap();

@@ -108,7 +108,13 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
     // permanence by: that counts against both, so an empty video earns no free points.
     for (o, m) in desc.objects.iter().zip(&assignment) {
         if m.is_none() {
-            law_check(&mut checks, Dimension::Physics, "presence", 0.0, format!("{}: never seen, so its physics cannot hold", name(o)));
+            law_check(
+                &mut checks,
+                Dimension::Physics,
+                "presence",
+                0.0,
+                format!("{}: never seen, so its physics cannot hold", name(o)),
+            );
             check(&mut checks, Dimension::Permanence, 0.0, format!("{}: never seen", name(o)));
         } else {
             law_check(&mut checks, Dimension::Physics, "presence", 1.0, format!("{}: seen", name(o)));
@@ -117,7 +123,11 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
     consistency(&a, &mut checks);
     let mean = |d: Dimension| {
         let v: Vec<f64> = checks.iter().filter(|c| c.dimension == d).map(|c| c.score).collect();
-        if v.is_empty() { 1.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+        if v.is_empty() {
+            1.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
     let mut s = Scores {
         adherence: adherence_score(&checks),
@@ -263,7 +273,13 @@ fn adherence_score(checks: &[Check]) -> f64 {
     }
 }
 
-fn adherence(desc: &Description, a: &Analysis, chains: &[Chain], assignment: &[Option<usize>], checks: &mut Vec<Check>) {
+fn adherence(
+    desc: &Description,
+    a: &Analysis,
+    chains: &[Chain],
+    assignment: &[Option<usize>],
+    checks: &mut Vec<Check>,
+) {
     use Dimension::Adherence as D;
     for (o, m) in desc.objects.iter().zip(assignment) {
         let Some(k) = m else {
@@ -293,7 +309,11 @@ fn adherence(desc: &Description, a: &Analysis, chains: &[Chain], assignment: &[O
             }
         }
         let score = parts.iter().sum::<f64>() / parts.len() as f64;
-        let what = if notes.is_empty() { format!("object: {} found", name(o)) } else { format!("object: {} found, but {}", name(o), notes.join(", ")) };
+        let what = if notes.is_empty() {
+            format!("object: {} found", name(o))
+        } else {
+            format!("object: {} found, but {}", name(o), notes.join(", "))
+        };
         check(checks, D, score, what);
     }
     if !desc.objects.is_empty() {
@@ -314,11 +334,27 @@ fn adherence(desc: &Description, a: &Analysis, chains: &[Chain], assignment: &[O
     if let Some(l) = desc.lighting {
         let ok = look.lighting == l;
         let near = (look.lighting as i32 - l as i32).abs() == 1;
-        check(checks, D, if ok { 1.0 } else if near { 0.5 } else { 0.0 }, format!("scene: lighting {} (looks {})", l, look.lighting));
+        check(
+            checks,
+            D,
+            if ok {
+                1.0
+            } else if near {
+                0.5
+            } else {
+                0.0
+            },
+            format!("scene: lighting {} (looks {})", l, look.lighting),
+        );
     }
     if let Some(cam) = desc.camera {
         let got = a.camera();
-        check(checks, D, (got == cam) as u8 as f64, format!("scene: camera {} (looks {}; pan {:+.2} views, zoom x{:.2})", cam, got, a.pan, a.zoom));
+        check(
+            checks,
+            D,
+            (got == cam) as u8 as f64,
+            format!("scene: camera {} (looks {}; pan {:+.2} views, zoom x{:.2})", cam, got, a.pan, a.zoom),
+        );
     }
     if let Some(n) = desc.shots {
         let got = a.shots.len();
@@ -341,7 +377,10 @@ fn scene_look(a: &Analysis) -> Look {
     let obs = a.observed_scene();
     let mut best = (f32::MAX, Background::Day, Floor::Grass, Lighting::Bright);
     for r in refs.iter() {
-        let d = dist(r.sky_top, obs.0) + dist(r.sky_low, obs.1) + dist(r.floor, obs.2) + 1.5 * (r.floor_contrast - obs.3).abs();
+        let d = dist(r.sky_top, obs.0)
+            + dist(r.sky_low, obs.1)
+            + dist(r.floor, obs.2)
+            + 1.5 * (r.floor_contrast - obs.3).abs();
         if d < best.0 {
             best = (d, r.background, r.floor_kind, r.lighting);
         }
@@ -370,7 +409,11 @@ fn bounces(a: &Analysis, t: &Track) -> Vec<usize> {
         }
         // Fell into it over the last two frames (a bounce can fall between frames, leaving
         // the lowest frame only a little below the one before).
-        let before = s[k.saturating_sub(2)..k].iter().filter(|q| q.frame + 2 >= s[k].frame).map(|q| q.y).fold(f32::MIN, f32::max);
+        let before = s[k.saturating_sub(2)..k]
+            .iter()
+            .filter(|q| q.frame + 2 >= s[k].frame)
+            .map(|q| q.y)
+            .fold(f32::MIN, f32::max);
         let fell = before - s[k].y > tol && s[k - 1].y >= s[k].y;
         // Rise over the next frames (a bounce can be small).
         let rise = s[k + 1..(k + 4).min(s.len())].iter().map(|q| q.y).fold(f32::MIN, f32::max) - s[k].y;
@@ -381,7 +424,14 @@ fn bounces(a: &Analysis, t: &Track) -> Vec<usize> {
     out
 }
 
-fn motion(desc: &Description, spec: Option<&Spec>, a: &Analysis, chains: &[Chain], assignment: &[Option<usize>], checks: &mut Vec<Check>) {
+fn motion(
+    desc: &Description,
+    spec: Option<&Spec>,
+    a: &Analysis,
+    chains: &[Chain],
+    assignment: &[Option<usize>],
+    checks: &mut Vec<Check>,
+) {
     use Dimension::Motion as D;
     for (i, (o, m)) in desc.objects.iter().zip(assignment).enumerate() {
         let Some(action) = o.action else { continue };
@@ -415,16 +465,25 @@ fn motion(desc: &Description, spec: Option<&Spec>, a: &Analysis, chains: &[Chain
             }
             Action::Roll | Action::Slide => {
                 let flat = if s.iter().take(horizon + 1).all(|p| p.3 < 0.3) { 1.0 } else { 0.5 };
-                (dir_ok(o.direction) * flat, format!("{} {} (moved {:+.2} m)", action, o.direction.map_or("", |d| d.word()), xe - x0))
+                (
+                    dir_ok(o.direction) * flat,
+                    format!("{} {} (moved {:+.2} m)", action, o.direction.map_or("", |d| d.word()), xe - x0),
+                )
             }
             Action::Throw => {
                 let peak = s.iter().take(s.len() / 2 + 1).map(|p| p.2).fold(f32::MIN, f32::max);
                 let rose = ((peak - y0) / 0.2).clamp(0.0, 1.0) as f64;
-                (rose * 0.5 + dir_ok(o.direction) * 0.5, format!("thrown {} (rose {:.2} m)", o.direction.map_or("", |d| d.word()), peak - y0))
+                (
+                    rose * 0.5 + dir_ok(o.direction) * 0.5,
+                    format!("thrown {} (rose {:.2} m)", o.direction.map_or("", |d| d.word()), peak - y0),
+                )
             }
             Action::Ramp => {
                 let down = ((y0 - ye) / 0.3).clamp(0.0, 1.0) as f64;
-                (down * 0.5 + dir_ok(o.direction) * 0.5, format!("down the ramp {} ", o.direction.map_or("", |d| d.word())))
+                (
+                    down * 0.5 + dir_ok(o.direction) * 0.5,
+                    format!("down the ramp {} ", o.direction.map_or("", |d| d.word())),
+                )
             }
         };
         check(checks, D, score, format!("{} {}", name(o), what));
@@ -480,7 +539,9 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
         let near_other = |q: &Sighting| near_another(a, tr, q, 0, 1.6);
         // Free flight: runs of consecutive clean airborne frames, split at local minima.
         let full = s.iter().map(|q| q.blob.area).fold(0f32, f32::max);
-        let airborne = |q: &Sighting| q.bottom > (0.1f32).max(2.0 * px) && !q.blob.touches_border && q.blob.area >= 0.8 * full && !near_other(q);
+        let airborne = |q: &Sighting| {
+            q.bottom > (0.1f32).max(2.0 * px) && !q.blob.touches_border && q.blob.area >= 0.8 * full && !near_other(q)
+        };
         let mut runs: Vec<Vec<&Sighting>> = Vec::new();
         let mut cur: Vec<&Sighting> = Vec::new();
         for (k, q) in s.iter().enumerate() {
@@ -514,7 +575,18 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             let err = (acc + g).abs() / g;
             let fit = (1.0 - (rms * ppm - 1.0) / 3.0).clamp(0.0, 1.0);
             let score = (1.0 - (err - 0.3) / 0.7).clamp(0.0, 1.0) * fit;
-            law_check(checks, D, "gravity", score as f64, format!("{label}: flight at t={:.2}s accelerates {:.1} m/s^2 down (gravity {g:.1}), fit error {:.1} px", pts[0].0, -acc, rms * ppm));
+            law_check(
+                checks,
+                D,
+                "gravity",
+                score as f64,
+                format!(
+                    "{label}: flight at t={:.2}s accelerates {:.1} m/s^2 down (gravity {g:.1}), fit error {:.1} px",
+                    pts[0].0,
+                    -acc,
+                    rms * ppm
+                ),
+            );
         }
         if hanging >= 0.4 && !ramp {
             law_check(checks, D, "support", 0.0, format!("{label}: hangs in the air for {hanging:.2} s"));
@@ -528,7 +600,8 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             for (i, &k) in b.iter().enumerate() {
                 segs.push((k, b.get(i + 1).copied().unwrap_or(s.len())));
             }
-            let apexes: Vec<f32> = segs.iter().map(|&(x, y)| s[x..y].iter().map(|q| q.y).fold(f32::MIN, f32::max)).collect();
+            let apexes: Vec<f32> =
+                segs.iter().map(|&(x, y)| s[x..y].iter().map(|q| q.y).fold(f32::MIN, f32::max)).collect();
             let touched: Vec<bool> = segs.iter().map(|&(x, y)| s[x..y].iter().any(near_other)).collect();
             // The last apex may be cut short by the clip's end; a gain shows anyway.
             let judged: Vec<bool> = (1..apexes.len())
@@ -538,7 +611,16 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             let pairs = judged.len();
             let ok = judged.iter().filter(|&&v| v).count();
             if pairs > 0 {
-            law_check(checks, D, "energy", ok as f64 / pairs.max(1) as f64, format!("{label}: bounce heights {}", apexes.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" > ")));
+                law_check(
+                    checks,
+                    D,
+                    "energy",
+                    ok as f64 / pairs.max(1) as f64,
+                    format!(
+                        "{label}: bounce heights {}",
+                        apexes.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" > ")
+                    ),
+                );
             }
         }
         // Nothing sinks into the floor.
@@ -552,7 +634,8 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             if w[1].frame != w[0].frame + 1 || w[2].frame != w[1].frame + 1 {
                 continue;
             }
-            let free = w.windows(2).all(|p| p[0].bottom + p[1].bottom > vmax) && w.iter().all(|q| !near_other(q) && !q.blob.touches_border && q.blob.area >= 0.8 * full);
+            let free = w.windows(2).all(|p| p[0].bottom + p[1].bottom > vmax)
+                && w.iter().all(|q| !near_other(q) && !q.blob.touches_border && q.blob.area >= 0.8 * full);
             if !free || ramp {
                 continue;
             }
@@ -563,7 +646,13 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             }
         }
         if triples >= 2 {
-            law_check(checks, D, "gravity", 1.0 - 2.0 * wrong as f64 / triples as f64, format!("{label}: {wrong} of {triples} free-flight steps break gravity"));
+            law_check(
+                checks,
+                D,
+                "gravity",
+                1.0 - 2.0 * wrong as f64 / triples as f64,
+                format!("{label}: {wrong} of {triples} free-flight steps break gravity"),
+            );
         }
         // Nothing stops dead: moving at 1 m/s or more over a tenth of a second, then not at
         // all for a quarter. (Landing can stop a fall dead, and an apex is still for an
@@ -588,7 +677,13 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
         if dead > 0 {
             law_check(checks, D, "support", 0.0, format!("{label}: stops dead from speed {dead} time(s)"));
         }
-        law_check(checks, D, "floor", 1.0 - 4.0 * frac, format!("{label}: below the floor in {sunk} of {} frames", s.len()));
+        law_check(
+            checks,
+            D,
+            "floor",
+            1.0 - 4.0 * frac,
+            format!("{label}: below the floor in {sunk} of {} frames", s.len()),
+        );
     }
 }
 
@@ -597,7 +692,9 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
 fn near_another(a: &Analysis, track: &Track, q: &Sighting, frames: usize, reach: f32) -> bool {
     a.tracks.iter().any(|o| {
         !std::ptr::eq(o, track)
-            && o.sightings.iter().any(|p| p.frame.abs_diff(q.frame) <= frames && (p.x - q.x).hypot(p.y - q.y) < (p.radius + q.radius) * reach)
+            && o.sightings.iter().any(|p| {
+                p.frame.abs_diff(q.frame) <= frames && (p.x - q.x).hypot(p.y - q.y) < (p.radius + q.radius) * reach
+            })
     })
 }
 
@@ -670,16 +767,23 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
             let near_edge = |q: &Sighting, other: Option<&Sighting>| {
                 let step = other.map_or(0.0, |o| (o.blob.cx - q.blob.cx).hypot(o.blob.cy - q.blob.cy)) + 1.0;
                 let b = &q.blob;
-                let gap = (b.x0 as f32).min(b.y0 as f32).min((a.width - 1 - b.x1) as f32).min((a.height - 1 - b.y1) as f32);
+                let gap =
+                    (b.x0 as f32).min(b.y0 as f32).min((a.width - 1 - b.x1) as f32).min((a.height - 1 - b.y1) as f32);
                 gap <= step
             };
-            let popped = first.frame > shot.start && !near_edge(first, t.sightings.get(1)) && first.blob.area >= 0.85 * full && !beside_other(first);
+            let popped = first.frame > shot.start
+                && !near_edge(first, t.sightings.get(1))
+                && first.blob.area >= 0.85 * full
+                && !beside_other(first);
             if popped {
                 check(checks, D, 0.0, format!("{label}: appears from nowhere at frame {}", first.frame));
             }
             // Leaving: the same, at the end.
             let before_last = t.sightings.len().checked_sub(2).map(|k| &t.sightings[k]);
-            let vanished = last.frame + 1 < shot.end && !near_edge(last, before_last) && last.blob.area >= 0.85 * full && !beside_other(last);
+            let vanished = last.frame + 1 < shot.end
+                && !near_edge(last, before_last)
+                && last.blob.area >= 0.85 * full
+                && !beside_other(last);
             if vanished {
                 check(checks, D, 0.0, format!("{label}: vanishes at frame {}", last.frame));
             }
@@ -696,17 +800,32 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
                     let predicted = last.x + vx * gap;
                     let err = (back.x - predicted).abs();
                     let pos = (1.0 - (err - 0.6) / 1.5).clamp(0.0, 1.0);
-                    let shape_ok = match (median(t.clean().map(|q| q.blob.spread).collect()), median(u.clean().map(|q| q.blob.spread).collect())) {
+                    let shape_ok = match (
+                        median(t.clean().map(|q| q.blob.spread).collect()),
+                        median(u.clean().map(|q| q.blob.spread).collect()),
+                    ) {
                         (Some(p), Some(q)) => (shape_of_spread(p) == shape_of_spread(q)) as u8 as f32,
                         _ => 1.0,
                     };
                     let (r0, r1) = (t.radius(), u.radius());
-                    let size_ok = if r0 > 0.0 && r1 > 0.0 { (1.0 - ((r1 / r0).ln().abs() - 0.2) / 0.3).clamp(0.0, 1.0) } else { 1.0 };
+                    let size_ok = if r0 > 0.0 && r1 > 0.0 {
+                        (1.0 - ((r1 / r0).ln().abs() - 0.2) / 0.3).clamp(0.0, 1.0)
+                    } else {
+                        1.0
+                    };
                     let score = (pos + shape_ok + size_ok) / 3.0;
-                    check(checks, D, score as f64, format!("{label}: back after {gap:.2} s, {err:.2} m from where its motion leads"));
+                    check(
+                        checks,
+                        D,
+                        score as f64,
+                        format!("{label}: back after {gap:.2} s, {err:.2} m from where its motion leads"),
+                    );
                 } else {
                     // Across a cut: the same object keeps its shape.
-                    let (p, q) = (median(t.clean().map(|q| q.blob.spread).collect()), median(u.clean().map(|q| q.blob.spread).collect()));
+                    let (p, q) = (
+                        median(t.clean().map(|q| q.blob.spread).collect()),
+                        median(u.clean().map(|q| q.blob.spread).collect()),
+                    );
                     if let (Some(p), Some(q)) = (p, q) {
                         let ok = shape_of_spread(p) == shape_of_spread(q);
                         check(checks, D, ok as u8 as f64, format!("{label}: same shape after the cut"));
@@ -727,19 +846,42 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
             let mean = radii.iter().sum::<f32>() / radii.len() as f32;
             let sd = (radii.iter().map(|r| (r - mean).powi(2)).sum::<f32>() / radii.len() as f32).sqrt();
             let cv = sd / mean.max(1e-6);
-            law_check(checks, D, "size", (1.0 - (cv as f64 - 0.06) / 0.2).clamp(0.0, 1.0), format!("{label}: size varies {:.0}%", cv * 100.0));
+            law_check(
+                checks,
+                D,
+                "size",
+                (1.0 - (cv as f64 - 0.06) / 0.2).clamp(0.0, 1.0),
+                format!("{label}: size varies {:.0}%", cv * 100.0),
+            );
             let med = [0, 1, 2].map(|c| median(clean.iter().map(|q| q.blob.mean[c]).collect()).unwrap_or(0.0));
             let mut devs: Vec<f32> = clean.iter().map(|q| dist(q.blob.mean, med)).collect();
             devs.sort_by(|a, b| a.total_cmp(b));
             let p90 = devs[(devs.len() * 9 / 10).min(devs.len() - 1)];
-            law_check(checks, D, "colour", (1.0 - (p90 as f64 - 10.0) / 30.0).clamp(0.0, 1.0), format!("{label}: colour varies {p90:.0} levels"));
+            law_check(
+                checks,
+                D,
+                "colour",
+                (1.0 - (p90 as f64 - 10.0) / 30.0).clamp(0.0, 1.0),
+                format!("{label}: colour varies {p90:.0} levels"),
+            );
         }
         // Jumps: moving farther in one frame than anything in the world can.
-        let steps: Vec<f32> = t.sightings.windows(2).filter(|w| w[1].frame == w[0].frame + 1).map(|w| (w[1].x - w[0].x).hypot(w[1].y - w[0].y)).collect();
+        let steps: Vec<f32> = t
+            .sightings
+            .windows(2)
+            .filter(|w| w[1].frame == w[0].frame + 1)
+            .map(|w| (w[1].x - w[0].x).hypot(w[1].y - w[0].y))
+            .collect();
         if !steps.is_empty() {
             let limit = 9.0 * a.dt() + 1.5 / a.ppm[t.shot];
             let jumps = steps.iter().filter(|&&d| d > limit).count();
-            law_check(checks, D, "jumps", 1.0 - 5.0 * jumps as f64 / steps.len() as f64, format!("{label}: {jumps} jump(s) in {} steps", steps.len()));
+            law_check(
+                checks,
+                D,
+                "jumps",
+                1.0 - 5.0 * jumps as f64 / steps.len() as f64,
+                format!("{label}: {jumps} jump(s) in {} steps", steps.len()),
+            );
         }
     }
     // Flicker: the frame's brightness jumping and coming back.
@@ -757,7 +899,13 @@ fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
                 flicker += 1;
             }
         }
-        law_check(checks, D, "flicker", 1.0 - 10.0 * flicker as f64 / n.max(1) as f64, format!("brightness flickers in {flicker} of {n} frames"));
+        law_check(
+            checks,
+            D,
+            "flicker",
+            1.0 - 10.0 * flicker as f64 / n.max(1) as f64,
+            format!("brightness flickers in {flicker} of {n} frames"),
+        );
     }
     // Stutter: frames repeated while objects were moving.
     // A frozen video: frames repeat right after something moved fast (nothing in the

@@ -45,10 +45,7 @@ impl Image {
     }
 
     pub fn luma(&self) -> Vec<f32> {
-        self.data
-            .chunks_exact(3)
-            .map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32)
-            .collect()
+        self.data.chunks_exact(3).map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).collect()
     }
 }
 
@@ -224,10 +221,8 @@ pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
             }
         }
         let (cx, cy) = (sx / n, sy / n);
-        let max_r = pixels
-            .iter()
-            .map(|&i| ((i % w) as f32 + 0.5 - cx).hypot((i / w) as f32 + 0.5 - cy))
-            .fold(0f32, f32::max);
+        let max_r =
+            pixels.iter().map(|&i| ((i % w) as f32 + 0.5 - cx).hypot((i / w) as f32 + 0.5 - cy)).fold(0f32, f32::max);
         let touches_border = x0 == 0 || y0 == 0 || x1 + 1 == w || y1 + 1 == h;
         let spread = (max_r + 0.3) / n.sqrt();
         // No object is a sliver: thin whole regions are edges of something else.

@@ -104,20 +104,10 @@ impl CausalConv3d {
         let (fast, taps) = if w.dtype() == DType::F32 && w.device().is_cpu() && !w.is_variable() {
             (Some(ConvKernel::new(&w, &bias)?), Vec::new())
         } else {
-            let taps = (0..kt)
-                .map(|i| w.narrow(2, i, 1)?.squeeze(2)?.contiguous())
-                .collect::<Result<Vec<_>>>()?;
+            let taps = (0..kt).map(|i| w.narrow(2, i, 1)?.squeeze(2)?.contiguous()).collect::<Result<Vec<_>>>()?;
             (None, taps)
         };
-        Ok(Self {
-            taps,
-            trained,
-            fast,
-            bias,
-            stride_t,
-            pad_t: 2 * pad.0,
-            pad_hw: pad.1,
-        })
+        Ok(Self { taps, trained, fast, bias, stride_t, pad_t: 2 * pad.0, pad_hw: pad.1 })
     }
 
     /// x: (B, C, T, H, W); `cache`: frames that precede x (replacing zero padding).
@@ -150,8 +140,7 @@ impl CausalConv3d {
                 x.narrow(2, i, t_out)?
             } else {
                 let idx: Vec<u32> = (0..t_out).map(|j| (i + j * self.stride_t) as u32).collect();
-                x.contiguous()?
-                    .index_select(&Tensor::new(idx, x.device())?, 2)?
+                x.contiguous()?.index_select(&Tensor::new(idx, x.device())?, 2)?
             };
             let y = frames_to_batch(&xi)?.conv2d(w, self.pad_hw, 1, 1, 1)?;
             out = Some(match out {
@@ -202,11 +191,7 @@ pub struct ChannelRmsNorm {
 impl ChannelRmsNorm {
     /// `images`: the 2D variant (gamma (C, 1, 1)) used by the attention block.
     pub fn new(dim: usize, images: bool, vb: VarBuilder) -> Result<Self> {
-        let gamma = if images {
-            vb.get((dim, 1, 1), "gamma")?
-        } else {
-            vb.get((dim, 1, 1, 1), "gamma")?
-        };
+        let gamma = if images { vb.get((dim, 1, 1), "gamma")? } else { vb.get((dim, 1, 1, 1), "gamma")? };
         let gamma = gamma.flatten_all()?;
         let scale = (dim as f64).sqrt();
         let gain = (gamma.to_dtype(DType::F32)? * scale)?.to_vec1()?;
@@ -238,9 +223,7 @@ impl ChannelRmsNorm {
         let mut shape = vec![1; x.rank()];
         shape[1] = self.gamma.dim(0)?;
         let g = (self.gamma.to_dtype(crate::ops::wide(dtype))?.reshape(shape)? * self.scale)?;
-        xf.broadcast_div(&norm)?
-            .to_dtype(dtype)?
-            .broadcast_mul(&g.to_dtype(dtype)?)
+        xf.broadcast_div(&norm)?.to_dtype(dtype)?.broadcast_mul(&g.to_dtype(dtype)?)
     }
 }
 
@@ -262,14 +245,7 @@ impl ResBlock {
             norm2: ChannelRmsNorm::new(cout, false, vb.pp("norm2"))?,
             conv2: CausalConv3d::new(cout, cout, (3, 3), 1, (1, 1), vb.pp("conv2"))?,
             shortcut: if cin != cout {
-                Some(CausalConv3d::new(
-                    cin,
-                    cout,
-                    (1, 1),
-                    1,
-                    (0, 0),
-                    vb.pp("conv_shortcut"),
-                )?)
+                Some(CausalConv3d::new(cin, cout, (1, 1), 1, (0, 0), vb.pp("conv_shortcut"))?)
             } else {
                 None
             },
@@ -281,12 +257,8 @@ impl ResBlock {
             Some(s) => s.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self
-            .conv1
-            .forward_cached(&self.norm1.forward_silu(x)?, cache)?;
-        let y = self
-            .conv2
-            .forward_cached(&self.norm2.forward_silu(&y)?, cache)?;
+        let y = self.conv1.forward_cached(&self.norm1.forward_silu(x)?, cache)?;
+        let y = self.conv2.forward_cached(&self.norm2.forward_silu(&y)?, cache)?;
         y + h
     }
 }
@@ -360,56 +332,28 @@ enum SpatialConv {
 impl Resample {
     pub fn new(dim: usize, mode: ResampleMode, up_out: usize, vb: VarBuilder) -> Result<Self> {
         let (cout, cfg) = match mode {
-            ResampleMode::Up2d | ResampleMode::Up3d => (
-                up_out,
-                Conv2dConfig {
-                    padding: 1,
-                    ..Default::default()
-                },
-            ),
-            _ => (
-                dim,
-                Conv2dConfig {
-                    stride: 2,
-                    ..Default::default()
-                },
-            ),
+            ResampleMode::Up2d | ResampleMode::Up3d => (up_out, Conv2dConfig { padding: 1, ..Default::default() }),
+            _ => (dim, Conv2dConfig { stride: 2, ..Default::default() }),
         };
         let conv = candle_nn::conv2d(dim, cout, 3, cfg, vb.pp("resample.1"))?;
         let time_conv = match mode {
-            ResampleMode::Up3d => Some(CausalConv3d::new(
-                dim,
-                2 * dim,
-                (3, 1),
-                1,
-                (1, 0),
-                vb.pp("time_conv"),
-            )?),
-            ResampleMode::Down3d => Some(CausalConv3d::new(
-                dim,
-                dim,
-                (3, 1),
-                2,
-                (0, 0),
-                vb.pp("time_conv"),
-            )?),
+            ResampleMode::Up3d => Some(CausalConv3d::new(dim, 2 * dim, (3, 1), 1, (1, 0), vb.pp("time_conv"))?),
+            ResampleMode::Down3d => Some(CausalConv3d::new(dim, dim, (3, 1), 2, (0, 0), vb.pp("time_conv"))?),
             _ => None,
         };
         let up = matches!(mode, ResampleMode::Up2d | ResampleMode::Up3d);
         let conv = match (up, conv.bias()) {
             (true, Some(b))
-                if conv.weight().dtype() == DType::F32 && conv.weight().device().is_cpu() && !conv.weight().is_variable() =>
+                if conv.weight().dtype() == DType::F32
+                    && conv.weight().device().is_cpu()
+                    && !conv.weight().is_variable() =>
             {
                 SpatialConv::Gemm(ConvKernel::new(conv.weight(), b)?)
             }
             (true, Some(_)) if conv.weight().is_variable() => SpatialConv::Trained(conv),
             _ => SpatialConv::Candle(conv),
         };
-        Ok(Self {
-            mode,
-            conv,
-            time_conv,
-        })
+        Ok(Self { mode, conv, time_conv })
     }
 
     pub fn forward(&self, x: &Tensor, cache: &mut Cache) -> Result<Tensor> {
@@ -434,10 +378,7 @@ impl Resample {
                     };
                     *slot = Slot::Frames(keep);
                     // (B, 2C, T, H, W) -> (B, C, 2T, H, W), the two halves interleaved in time.
-                    x = y
-                        .reshape((b, 2, c, t, h, w))?
-                        .permute((0, 2, 3, 1, 4, 5))?
-                        .reshape((b, c, 2 * t, h, w))?;
+                    x = y.reshape((b, 2, c, t, h, w))?.permute((0, 2, 3, 1, 4, 5))?.reshape((b, c, 2 * t, h, w))?;
                 }
             }
         }
@@ -450,11 +391,10 @@ impl Resample {
         };
         let mut x = match &self.conv {
             // Frames as a batch of one-frame videos: (B*T, C, 1, H, W).
-            SpatialConv::Gemm(k) => {
-                batch_to_frames(&k.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?
-            }
+            SpatialConv::Gemm(k) => batch_to_frames(&k.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?,
             SpatialConv::Trained(c) => {
-                let y = match (crate::conv_train::conv3d(&f.unsqueeze(2)?, &c.weight().unsqueeze(2)?, 1, 1)?, c.bias()) {
+                let y = match (crate::conv_train::conv3d(&f.unsqueeze(2)?, &c.weight().unsqueeze(2)?, 1, 1)?, c.bias())
+                {
                     (Some(y), Some(bias)) => y.squeeze(2)?.broadcast_add(&bias.reshape((1, (), 1, 1))?)?,
                     _ => c.forward(&f)?,
                 };
@@ -482,11 +422,7 @@ impl Resample {
 pub fn avg_down(x: &Tensor, out: usize, ft: usize, fs: usize) -> Result<Tensor> {
     let t = x.dim(2)?;
     let pad = (ft - t % ft) % ft;
-    let x = if pad > 0 {
-        x.pad_with_zeros(2, pad, 0)?
-    } else {
-        x.clone()
-    };
+    let x = if pad > 0 { x.pad_with_zeros(2, pad, 0)? } else { x.clone() };
     let (b, c, t, h, w) = x.dims5()?;
     let (t2, h2, w2) = (t / ft, h / fs, w / fs);
     let group = c * ft * fs * fs / out;

@@ -6,8 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::blocks::{
-    avg_down, dup_up, AttnBlock, Cache, CausalConv3d, ChannelRmsNorm, ResBlock, Resample,
-    ResampleMode,
+    avg_down, dup_up, AttnBlock, Cache, CausalConv3d, ChannelRmsNorm, ResBlock, Resample, ResampleMode,
 };
 use super::AutoencoderKLWanConfig;
 
@@ -75,24 +74,14 @@ impl Layer {
             Layer::Res(r) => r.forward(x, cache),
             Layer::Attn(a) => a.forward(x),
             Layer::Resample(r) => r.forward(x, cache),
-            Layer::ResidualDown {
-                resnets,
-                down,
-                out,
-                ft,
-                fs,
-            } => {
+            Layer::ResidualDown { resnets, down, out, ft, fs } => {
                 let mut y = run(resnets, x, cache)?;
                 if let Some(d) = down {
                     y = d.forward(&y, cache)?;
                 }
                 y + avg_down(x, *out, *ft, *fs)?
             }
-            Layer::ResidualUp {
-                resnets,
-                up,
-                shortcut,
-            } => {
+            Layer::ResidualUp { resnets, up, shortcut } => {
                 let mut y = run(resnets, x, cache)?;
                 if let Some(u) = up {
                     y = u.forward(&y, cache)?;
@@ -128,10 +117,7 @@ impl Coder {
     pub fn encoder(cfg: &AutoencoderKLWanConfig, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.base_dim;
         let mult = &cfg.dim_mult;
-        let dims: Vec<usize> = std::iter::once(1)
-            .chain(mult.iter().copied())
-            .map(|m| dim * m)
-            .collect();
+        let dims: Vec<usize> = std::iter::once(1).chain(mult.iter().copied()).map(|m| dim * m).collect();
         let n = mult.len();
         let mut layers = Vec::new();
         let mut scale = 1.0;
@@ -147,16 +133,8 @@ impl Coder {
                     resnets.push(ResBlock::new(cin, cout, b.pp("resnets").pp(j))?);
                     cin = cout;
                 }
-                let mode = if tdown {
-                    ResampleMode::Down3d
-                } else {
-                    ResampleMode::Down2d
-                };
-                let down = if last {
-                    None
-                } else {
-                    Some(Resample::new(cout, mode, cout, b.pp("downsampler"))?)
-                };
+                let mode = if tdown { ResampleMode::Down3d } else { ResampleMode::Down2d };
+                let down = if last { None } else { Some(Resample::new(cout, mode, cout, b.pp("downsampler"))?) };
                 layers.push(Layer::ResidualDown {
                     resnets,
                     down,
@@ -166,42 +144,22 @@ impl Coder {
                 });
             } else {
                 for _ in 0..cfg.num_res_blocks {
-                    layers.push(Layer::Res(Box::new(ResBlock::new(
-                        cin,
-                        cout,
-                        db.pp(layers.len()),
-                    )?)));
+                    layers.push(Layer::Res(Box::new(ResBlock::new(cin, cout, db.pp(layers.len()))?)));
                     if cfg.attn_scales.contains(&scale) {
                         layers.push(Layer::Attn(AttnBlock::new(cout, db.pp(layers.len()))?));
                     }
                     cin = cout;
                 }
                 if !last {
-                    let mode = if tdown {
-                        ResampleMode::Down3d
-                    } else {
-                        ResampleMode::Down2d
-                    };
-                    layers.push(Layer::Resample(Resample::new(
-                        cout,
-                        mode,
-                        cout,
-                        db.pp(layers.len()),
-                    )?));
+                    let mode = if tdown { ResampleMode::Down3d } else { ResampleMode::Down2d };
+                    layers.push(Layer::Resample(Resample::new(cout, mode, cout, db.pp(layers.len()))?));
                     scale /= 2.0;
                 }
             }
         }
         let out = dims[n];
         Ok(Self {
-            conv_in: CausalConv3d::new(
-                cfg.in_channels,
-                dims[0],
-                (3, 3),
-                1,
-                (1, 1),
-                vb.pp("conv_in"),
-            )?,
+            conv_in: CausalConv3d::new(cfg.in_channels, dims[0], (3, 3), 1, (1, 1), vb.pp("conv_in"))?,
             layers,
             mid: MidBlock::new(out, vb.pp("mid_block"))?,
             mid_first: false,
@@ -214,10 +172,8 @@ impl Coder {
         let dim = cfg.decoder_base_dim.unwrap_or(cfg.base_dim);
         let mult = &cfg.dim_mult;
         let n = mult.len();
-        let dims: Vec<usize> = std::iter::once(mult[n - 1])
-            .chain(mult.iter().rev().copied())
-            .map(|m| dim * m)
-            .collect();
+        let dims: Vec<usize> =
+            std::iter::once(mult[n - 1]).chain(mult.iter().rev().copied()).map(|m| dim * m).collect();
         // Temporal upsampling mirrors the encoder's downsampling.
         let tup: Vec<bool> = cfg.temperal_downsample.iter().rev().copied().collect();
         let ub = vb.pp("up_blocks");
@@ -230,11 +186,7 @@ impl Coder {
             }
             let up_flag = i != n - 1;
             let t_up = up_flag && tup.get(i).copied().unwrap_or(false);
-            let mode = if t_up {
-                ResampleMode::Up3d
-            } else {
-                ResampleMode::Up2d
-            };
+            let mode = if t_up { ResampleMode::Up3d } else { ResampleMode::Up2d };
             let b = ub.pp(i);
             let mut resnets = Vec::new();
             for j in 0..=cfg.num_res_blocks {
@@ -244,25 +196,13 @@ impl Coder {
             layers.push(if cfg.is_residual {
                 Layer::ResidualUp {
                     resnets,
-                    up: if up_flag {
-                        Some(Resample::new(cout, mode, cout, b.pp("upsampler"))?)
-                    } else {
-                        None
-                    },
-                    shortcut: if up_flag {
-                        Some((cout, if t_up { 2 } else { 1 }, 2))
-                    } else {
-                        None
-                    },
+                    up: if up_flag { Some(Resample::new(cout, mode, cout, b.pp("upsampler"))?) } else { None },
+                    shortcut: if up_flag { Some((cout, if t_up { 2 } else { 1 }, 2)) } else { None },
                 }
             } else {
                 Layer::Up {
                     resnets,
-                    up: if up_flag {
-                        Some(Resample::new(cout, mode, cout / 2, b.pp("upsamplers.0"))?)
-                    } else {
-                        None
-                    },
+                    up: if up_flag { Some(Resample::new(cout, mode, cout / 2, b.pp("upsamplers.0"))?) } else { None },
                 }
             });
         }
@@ -273,14 +213,7 @@ impl Coder {
             mid: MidBlock::new(dims[0], vb.pp("mid_block"))?,
             mid_first: true,
             norm_out: ChannelRmsNorm::new(out, false, vb.pp("norm_out"))?,
-            conv_out: CausalConv3d::new(
-                out,
-                cfg.out_channels,
-                (3, 3),
-                1,
-                (1, 1),
-                vb.pp("conv_out"),
-            )?,
+            conv_out: CausalConv3d::new(out, cfg.out_channels, (3, 3), 1, (1, 1), vb.pp("conv_out"))?,
         })
     }
 
