@@ -53,12 +53,14 @@ def main():
     with torch.no_grad():
         zero = vae.encode(torch.zeros(1, 3, a.frames, h, w)).latent_dist.mode()
     c_lat = (zero - mean) / std
-    f = c_lat.shape[2]
-    extra = torch.cat([torch.zeros(1, 4, f, h // 8, w // 8), c_lat], 1)
+    # The latent grid is whatever the VAE's spatial compression makes it (8x for Wan's,
+    # 4x for tessera-world since v3): read it from the encoded zeros, not assumed.
+    f, lh, lw = c_lat.shape[2:]
+    extra = torch.cat([torch.zeros(1, 4, f, lh, lw), c_lat], 1)
     if a.latents:
         x = load_file(a.latents)["latents"].float()
     else:
-        x = torch.randn(1, z, f, h // 8, w // 8, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, z, f, lh, lw, generator=torch.Generator().manual_seed(0))
     scheduler.set_timesteps(a.steps)
     for t in scheduler.timesteps:
         inp = torch.cat([x, extra], 1)
