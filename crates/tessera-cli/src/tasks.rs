@@ -165,7 +165,9 @@ fn frames_for(seconds: f64, fps: f64) -> Result<usize> {
 }
 
 /// Streams frames to the output: MP4 keeps only the compressed stream, so a minute costs
-/// its file size; .safetensors collects them (as f32 in [0, 1]).
+/// its file size; .safetensors collects them (as f32 in [0, 1]). One per output file, so
+/// the encoder's size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Out {
     Video(VideoWriter, Marks),
     Tensor(Vec<Frame>),
@@ -309,7 +311,6 @@ pub fn run(
         let mut session = Session::new(pipeline, params, &mut progress)?;
         session.keyframes(total, &keys, &mut sink, &mut progress)?;
     }
-    drop(sink);
     out.finish(output, format, out_fps)?;
     reporter.done(&format!("wrote {}", output.display()));
     Ok(())

@@ -153,6 +153,8 @@ pub struct VideoWriter {
     inner: WriterKind,
 }
 
+// One per writer, so the encoder's size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 enum WriterKind {
     Mp4(Option<h264::StreamEncoder>),
     Frames(Vec<Frame>),

@@ -153,7 +153,7 @@ mod tests {
     fn shrinking_averages() {
         // A 1-pixel white dot in a 8x8 black frame survives a 4x shrink as grey.
         let mut f = solid(8, 8, 0);
-        f.data[(1 * 8 + 1) * 3..(1 * 8 + 1) * 3 + 3].fill(255);
+        f.data[(8 + 1) * 3..(8 + 1) * 3 + 3].fill(255);
         let s = fit(&f, 2, 2, Fit::Stretch);
         assert!(s.data[0] > 10 && s.data[0] < 30, "{}", s.data[0]);
     }

@@ -107,7 +107,7 @@ fn parse(bits: u64) -> Option<Payload> {
 
 /// Row `k` of the 256 x 256 Sylvester Hadamard matrix at column `i`: (-1)^popcount(k & i).
 fn hadamard(k: usize, i: usize) -> f32 {
-    if (k & i).count_ones() % 2 == 0 {
+    if (k & i).count_ones().is_multiple_of(2) {
         1.0
     } else {
         -1.0

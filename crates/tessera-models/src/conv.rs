@@ -143,7 +143,7 @@ pub(crate) fn channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
 
 /// The convolution by tap rows: for each (dt, dy), (m x C_out) += X (m x k C_in) @
 /// W (k C_in x C_out), X's row p' being the k C_in contiguous values at the tap's offset
-/// + p' C_in of the channels-last input `xs`; `wk` is (k_t, k, k, C_in, C_out). Returns
+/// plus p' C_in of the channels-last input `xs`; `wk` is (k_t, k, k, C_in, C_out). Returns
 /// (B, C_out, T_out, Ho, Wo), junk columns dropped, plus `bias` when given.
 pub(crate) fn tap_forward(xs: &[f32], wk: &[f32], bias: Option<&[f32]>, d: &Dims, stride_t: usize) -> Vec<f32> {
     let (m, kc, cout) = (d.tap_rows(), d.k * d.cin, d.cout);

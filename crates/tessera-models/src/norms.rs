@@ -165,7 +165,9 @@ impl RowNorm {
             .collect();
         // (A shift comes only with a scale, so the scale's table gives the row count.)
         let total = p_rows.unwrap_or(0);
-        let gather = |pick: fn(&(usize, Vec<f32>, Vec<f32>)) -> &Vec<f32>| -> Vec<f32> {
+        // Each partial: (first table row, scale gradients, shift gradients).
+        type Partial = (usize, Vec<f32>, Vec<f32>);
+        let gather = |pick: fn(&Partial) -> &Vec<f32>| -> Vec<f32> {
             let mut t = vec![0f32; total * d];
             for part in &partials {
                 for (a, b) in t[part.0 * d..].iter_mut().zip(pick(part)) {
@@ -334,7 +336,7 @@ fn table(x: &Tensor, t: &Tensor) -> Result<Option<Tensor>> {
     let p = t.elem_count() / d;
     let rows = x.elem_count() / d;
     let ok = p == 1 || (p == rows) || (x.rank() == 3 && t.rank() == 3 && t.dim(0)? == x.dim(0)? && t.dim(1)? == 1);
-    Ok(if ok && rows % p == 0 { Some(t.contiguous()?.reshape((p, d))?) } else { None })
+    Ok(if ok && rows.is_multiple_of(p) { Some(t.contiguous()?.reshape((p, d))?) } else { None })
 }
 
 /// The fused row norm of x with an optional scale table and, with the scale, an optional

@@ -322,7 +322,7 @@ impl<'a> Session<'a> {
         let total = (video.len() - 1) * factor + 1;
         // Windows of whole input intervals: (len - 1) divisible by factor, len tf k + 1.
         let mut len = self.window.max(factor + 1);
-        while (len - 1) % factor != 0 || (len - 1) % self.tf() != 0 {
+        while !(len - 1).is_multiple_of(factor) || !(len - 1).is_multiple_of(self.tf()) {
             len += 1;
         }
         let mut start = 0;

@@ -102,7 +102,8 @@ impl Folder {
 
     /// The batch of `step`: videos picked from the folder, resampled to the data's frame
     /// rate (nearest frame), scaled to cover the bucket and centre-cropped, shorter videos
-    /// holding their last frame.
+    /// holding their last frame. (The arguments are `Source::batch`'s.)
+    #[allow(clippy::too_many_arguments)]
     pub fn batch(
         &self,
         seed: u64,

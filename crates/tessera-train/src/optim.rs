@@ -162,14 +162,14 @@ mod tests {
     #[test]
     fn ema_warms_up() {
         let x = Var::from_tensor(&Tensor::new(&[0f32], &Device::Cpu).unwrap()).unwrap();
-        let mut ema = Ema::new(&[x.clone()], 0.999).unwrap();
+        let mut ema = Ema::new(std::slice::from_ref(&x), 0.999).unwrap();
         x.set(&Tensor::new(&[1f32], &Device::Cpu).unwrap()).unwrap();
         // First update: decay 1/10, so the average is 0.9 of the new weights.
-        ema.update(&[x.clone()], 0).unwrap();
+        ema.update(std::slice::from_ref(&x), 0).unwrap();
         let v = ema.shadow[0].to_vec1::<f32>().unwrap()[0];
         assert!((v - 0.9).abs() < 1e-6, "{v}");
         // Late updates use the configured decay.
-        ema.update(&[x.clone()], 1_000_000).unwrap();
+        ema.update(std::slice::from_ref(&x), 1_000_000).unwrap();
         let w = ema.shadow[0].to_vec1::<f32>().unwrap()[0];
         assert!((w - (0.9 * 0.999 + 0.001)).abs() < 1e-6, "{w}");
     }

@@ -341,7 +341,7 @@ impl<'a> Run<'a> {
             self.began.elapsed().as_secs_f64()
         )?;
         on_step(StepReport { step: step + 1, total: cfg.steps, loss: loss_v, lr, grad_norm });
-        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
+        if (step + 1).is_multiple_of(cfg.checkpoint_every) || step + 1 == cfg.steps {
             self.log.flush()?;
             save_checkpoint(&cfg.out, step + 1, &self.named, &self.opt, &self.ema)?;
             crate::plot::write_curves(&self.log_path, &cfg.out.join("curves.png"))?;

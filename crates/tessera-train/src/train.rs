@@ -214,9 +214,9 @@ fn encode_group(
             // Nothing given: the latents of an all-zero video, the same for every sample of
             // a bucket, encoded once.
             let key = (batch.bucket.width, batch.bucket.height, batch.bucket.frames);
-            if !empty_cond.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = empty_cond.entry(key) {
                 let zeros = batch.video.narrow(0, 0, 1)?.zeros_like()?;
-                empty_cond.insert(key, vae.normalize_latents(&vae.encode(&zeros)?)?);
+                e.insert(vae.normalize_latents(&vae.encode(&zeros)?)?);
             }
             empty_cond[&key].clone()
         } else {
@@ -245,7 +245,7 @@ pub fn latent_cell_weights(px: &Tensor, spatial: usize, temporal: usize, h: usiz
     let mut out = vec![0f32; b * f * h * w];
     for bi in 0..b {
         for ti in 0..t {
-            let fi = if ti == 0 { 0 } else { (ti + temporal - 1) / temporal };
+            let fi = if ti == 0 { 0 } else { ti.div_ceil(temporal) };
             for y in 0..ph.min(h * spatial) {
                 for x in 0..pw.min(w * spatial) {
                     let p = v[((bi * t + ti) * ph + y) * pw + x];

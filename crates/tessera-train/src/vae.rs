@@ -207,6 +207,7 @@ const CARRY_K: f32 = 20.0;
 ///   weight. `quant_conv` and `post_quant_conv` start as identities.
 /// - The decoder mirrors it: `conv_in` writes the pairs of latents 0..3 and K, `conv_out`
 ///   reads the pairs' differences.
+///
 /// At the start a clip whose colours are constant over each 4x4 block and 4-frame group
 /// comes back exactly, except the first latent frame at 1/sqrt(2) of its colour (the
 /// encoder's first chunk is zero-padded in time by AvgDown3D, which halves its share of the

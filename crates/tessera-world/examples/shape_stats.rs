@@ -32,7 +32,7 @@ fn main() {
             }
         }
     }
-    rows.sort_by(|a, b| (a.0.clone(), a.1.clone()).cmp(&(b.0.clone(), b.1.clone())));
+    rows.sort_by_key(|a| (a.0.clone(), a.1.clone()));
     let mut k = 0;
     while k < rows.len() {
         let key = (rows[k].0.clone(), rows[k].1.clone());

@@ -630,11 +630,11 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             });
             continue;
         }
-        if STATIC.contains(&w) || (w == "still" && camera_context) {
-            if camera_context || next == "camera" || next == "shot" {
-                d.camera = Some(CameraMotion::Static);
-                continue;
-            }
+        if (STATIC.contains(&w) || (w == "still" && camera_context))
+            && (camera_context || next == "camera" || next == "shot")
+        {
+            d.camera = Some(CameraMotion::Static);
+            continue;
         }
         if LEFT.contains(&w) || RIGHT.contains(&w) {
             let dir = if LEFT.contains(&w) { Direction::Left } else { Direction::Right };
@@ -784,7 +784,7 @@ fn background_phrase(b: Background, rng: &mut Rng) -> &'static str {
             &["indoors", "inside a room", "in a room with striped wallpaper", "indoors in a quiet room"]
         }
     };
-    *rng.pick(options)
+    rng.pick::<&str>(options)
 }
 
 fn floor_phrase(f: Floor, rng: &mut Rng) -> &'static str {
@@ -798,7 +798,7 @@ fn floor_phrase(f: Floor, rng: &mut Rng) -> &'static str {
             &["on a checkered floor", "on a checkerboard floor", "on a chequered floor", "on a checker floor"]
         }
     };
-    *rng.pick(options)
+    rng.pick::<&str>(options)
 }
 
 fn lighting_phrase(l: Lighting, rng: &mut Rng) -> &'static str {
@@ -807,7 +807,7 @@ fn lighting_phrase(l: Lighting, rng: &mut Rng) -> &'static str {
         Lighting::Normal => &["in soft, even light", "evenly lit", "in soft light"],
         Lighting::Dim => &["dimly lit", "in dim light", "dark and dimly lit"],
     };
-    *rng.pick(options)
+    rng.pick::<&str>(options)
 }
 
 fn camera_sentence(c: CameraMotion, rng: &mut Rng) -> &'static str {
@@ -829,7 +829,7 @@ fn camera_sentence(c: CameraMotion, rng: &mut Rng) -> &'static str {
         }
         CameraMotion::ZoomOut => &["The camera slowly zooms out.", "The camera zooms out.", "The camera pulls back."],
     };
-    *rng.pick(options)
+    rng.pick::<&str>(options)
 }
 
 fn occluder_word(k: OccluderKind) -> &'static str {

@@ -147,16 +147,21 @@ enum Surface {
     Ramp { x_low: f64, x_high: f64, height: f64 },
 }
 
+/// A contact: (depth, normal, point).
+type Contact = (f64, (f64, f64), (f64, f64));
+/// A body's contact with a surface: (depth, normal, point, the surface is ground, friction).
+type Touch = (f64, (f64, f64), (f64, f64), bool, f64);
+
 impl Surface {
     /// Contact of a disc (centre, radius) with the surface: (depth, normal, point).
-    fn disc(&self, x: f64, y: f64, r: f64) -> Option<(f64, (f64, f64), (f64, f64))> {
+    fn disc(&self, x: f64, y: f64, r: f64) -> Option<Contact> {
         match *self {
-            Surface::Floor => (y < r).then(|| (r - y, (0.0, 1.0), (x, 0.0))),
+            Surface::Floor => (y < r).then_some((r - y, (0.0, 1.0), (x, 0.0))),
             Surface::WallLeft => (x - r < -WALL_X).then(|| (-WALL_X - (x - r), (1.0, 0.0), (-WALL_X, y))),
             Surface::WallRight => (x + r > WALL_X).then(|| (x + r - WALL_X, (-1.0, 0.0), (WALL_X, y))),
             Surface::Ramp { x_low, x_high, height } => {
                 // Closest point on the wedge's two exposed edges: the slope and the side.
-                let mut best: Option<(f64, (f64, f64), (f64, f64))> = None;
+                let mut best: Option<Contact> = None;
                 for (a, b) in [((x_low, 0.0), (x_high, height)), ((x_high, height), (x_high, 0.0))] {
                     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
                     let len2 = dx * dx + dy * dy;
@@ -320,7 +325,7 @@ pub fn simulate(spec: &Spec) -> (Trajectory, Vec<Event>) {
             }
             let mut grounded = false;
             for iter in 0..4 {
-                let mut contacts: Vec<(f64, (f64, f64), (f64, f64), bool, f64)> = Vec::new();
+                let mut contacts: Vec<Touch> = Vec::new();
                 for s in &surfaces {
                     if b.ball {
                         if let Some((d, nrm, p)) = s.disc(b.x, b.y, b.radius) {

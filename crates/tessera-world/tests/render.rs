@@ -65,7 +65,7 @@ fn edges_are_anti_aliased() {
         }
         // Partly covered: a mix of red and the wall pixel beside it.
         let (x, y) = (k % 128, k / 128);
-        if x < 2 || x > 125 {
+        if !(2..=125).contains(&x) {
             continue;
         }
         for nb in [k - 2, k + 2] {
