@@ -400,16 +400,104 @@ pub struct Bucket {
     pub frames: usize,
 }
 
+/// The key a loaded table carries when it came through `extends` (so `load` knows its
+/// paths are resolved and its errors have no single line); never valid in a file.
+const EXTENDS_RESOLVED: &str = " extends resolved";
+
+/// The keys holding paths, as (table, key); "" is the top level.
+const PATH_KEYS: [(&str, &str); 4] = [("", "out"), ("", "vae"), ("", "init"), ("data", "folder")];
+
+/// One line: where, and what (toml's own message spans several lines).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let at = line.map_or(String::new(), |l| format!(" line {l}"));
+    anyhow::anyhow!("{}{at}: {}", path.display(), e.message().trim())
+}
+
+/// A config file as a TOML table, with what it `extends` merged under it.
+fn load_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
+    if depth > 8 {
+        anyhow::bail!("{}: `extends` goes more than 8 files deep (a cycle?)", path.display());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut table: toml::Table = text.parse().map_err(|e| toml_error(path, &text, &e))?;
+    let Some(parent) = table.remove("extends") else { return Ok(table) };
+    let toml::Value::String(parent) = parent else {
+        anyhow::bail!("{}: `extends` must be a file name (a string)", path.display())
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let parent_path = dir.join(&parent);
+    let mut base = load_table(&parent_path, depth + 1)
+        .map_err(|e| anyhow::anyhow!("{}: extends {parent:?}: {e}", path.display()))?;
+    // The parent's own relative paths are relative to the parent: make them absolute
+    // before this file's directory could be put in front of them.
+    if !base.contains_key(EXTENDS_RESOLVED) {
+        let parent_dir = std::path::absolute(parent_path.parent().unwrap_or(Path::new(".")))?;
+        for (section, key) in PATH_KEYS {
+            let slot = if section.is_empty() {
+                Some(&mut base)
+            } else {
+                base.get_mut(section).and_then(toml::Value::as_table_mut)
+            };
+            if let Some(toml::Value::String(p)) = slot.and_then(|t| t.get_mut(key)) {
+                if Path::new(p.as_str()).is_relative() {
+                    *p = parent_dir.join(&*p).to_string_lossy().into_owned();
+                }
+            }
+        }
+    }
+    // This file's relative paths, too, once it is merged into one table that `load`
+    // resolves no further.
+    let own_dir = std::path::absolute(dir)?;
+    for (section, key) in PATH_KEYS {
+        let slot = if section.is_empty() {
+            Some(&mut table)
+        } else {
+            table.get_mut(section).and_then(toml::Value::as_table_mut)
+        };
+        if let Some(toml::Value::String(p)) = slot.and_then(|t| t.get_mut(key)) {
+            if Path::new(p.as_str()).is_relative() {
+                *p = own_dir.join(&*p).to_string_lossy().into_owned();
+            }
+        }
+    }
+    merge(&mut base, table);
+    base.insert(EXTENDS_RESOLVED.into(), toml::Value::Boolean(true));
+    Ok(base)
+}
+
+/// `over` on top of `base`: tables merged key by key, any other value replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 impl TrainConfig {
+    /// Reads a run's config. A config may start from another with `extends = "FILE"`
+    /// (relative to itself): the other file's settings, with this file's on top (tables
+    /// merged key by key, any other value replaced), so a recipe that resumes or varies
+    /// another states only what differs. Paths are relative to the file that sets them.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let mut cfg: TrainConfig = toml::from_str(&text).map_err(|e| {
-            // One line: where, and what (toml's own message spans several lines).
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let at = line.map_or(String::new(), |l| format!(" line {l}"));
-            anyhow::anyhow!("{}{at}: {}", path.display(), e.message().trim())
-        })?;
-        // Relative paths are relative to the config file.
+        let table = load_table(path, 0)?;
+        let mut cfg: TrainConfig = if table.contains_key(EXTENDS_RESOLVED) {
+            let mut table = table;
+            table.remove(EXTENDS_RESOLVED);
+            // Merged from several files: no one line to point at.
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+                anyhow::anyhow!("{} (with what it extends): {}", path.display(), e.message().trim())
+            })?
+        } else {
+            let text = std::fs::read_to_string(path)?;
+            toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?
+        };
+        // Relative paths are relative to the config file (those from an extended file
+        // were made relative to it already, as absolute paths).
         let base = path.parent().unwrap_or(Path::new("."));
         for p in std::iter::once(&mut cfg.out)
             .chain(cfg.vae.as_mut())
@@ -469,5 +557,67 @@ impl TrainConfig {
             anyhow::bail!("no buckets");
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn extends_merges_and_keeps_paths_relative_to_their_file() {
+        let dir = std::env::temp_dir().join(format!("tessera-config-extends-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write(
+            &dir,
+            "a/base.toml",
+            "out = \"../runs/a\"\nstage = \"transformer\"\nvae = \"../vaes/v\"\nsteps = 100\nlr = 5e-4\n\
+             [data]\nbuckets = [\"32x32x5\"]\nreuse = 3\n[transformer]\nlayers = 3\n",
+        );
+        let child = write(
+            &dir,
+            "b/child.toml",
+            "extends = \"../a/base.toml\"\nout = \"../runs/b\"\nsteps = 250\n[data]\nreuse = 1\n",
+        );
+        let cfg = TrainConfig::load(&child).unwrap();
+        let abs = |p: &str| std::path::absolute(dir.join(p)).unwrap();
+        // The child's own settings on top; the base's elsewhere, tables merged key by key.
+        assert_eq!((cfg.steps, cfg.lr, cfg.data.reuse, cfg.transformer.layers), (250, 5e-4, 1, 3));
+        assert_eq!(cfg.data.buckets, vec!["32x32x5".to_string()]);
+        // Paths: each relative to the file that set it.
+        assert_eq!(cfg.out, abs("b/../runs/b"));
+        // (The base is reached as b/../a, and paths are not normalised.)
+        assert_eq!(cfg.vae.as_deref(), Some(abs("b/../a/../vaes/v").as_path()));
+        // Two levels, and the file alone loads as before (paths joined to its folder).
+        let grandchild = write(&dir, "c/g.toml", "extends = \"../b/child.toml\"\nlr = 1e-4\n");
+        let g = TrainConfig::load(&grandchild).unwrap();
+        assert_eq!((g.steps, g.lr, g.out.clone()), (250, 1e-4, abs("c/../b/../runs/b")));
+        let base = TrainConfig::load(&dir.join("a/base.toml")).unwrap();
+        assert_eq!(base.out, dir.join("a").join("../runs/a"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn extends_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("tessera-config-extends-err-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let missing = write(&dir, "m.toml", "extends = \"nope.toml\"\nout = \"x\"\n");
+        let e = TrainConfig::load(&missing).unwrap_err().to_string();
+        assert!(e.contains("m.toml") && e.contains("nope.toml"), "{e}");
+        let cycle = write(&dir, "c.toml", "extends = \"c.toml\"\nout = \"x\"\n");
+        let e = TrainConfig::load(&cycle).unwrap_err().to_string();
+        assert!(e.contains("more than 8 files deep"), "{e}");
+        write(&dir, "ok.toml", "out = \"x\"\n");
+        let typo = write(&dir, "t.toml", "extends = \"ok.toml\"\nstepz = 3\n");
+        let e = TrainConfig::load(&typo).unwrap_err().to_string();
+        assert!(e.contains("t.toml") && e.contains("stepz"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
