@@ -429,41 +429,34 @@ fn load_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
     let parent_path = dir.join(&parent);
     let mut base = load_table(&parent_path, depth + 1)
         .map_err(|e| anyhow::anyhow!("{}: extends {parent:?}: {e}", path.display()))?;
-    // The parent's own relative paths are relative to the parent: make them absolute
-    // before this file's directory could be put in front of them.
+    // The parent's own relative paths are relative to the parent, and this file's to
+    // this file: made absolute before the merge, as `load` joins no folder to a merged
+    // table's paths.
     if !base.contains_key(EXTENDS_RESOLVED) {
-        let parent_dir = std::path::absolute(parent_path.parent().unwrap_or(Path::new(".")))?;
-        for (section, key) in PATH_KEYS {
-            let slot = if section.is_empty() {
-                Some(&mut base)
-            } else {
-                base.get_mut(section).and_then(toml::Value::as_table_mut)
-            };
-            if let Some(toml::Value::String(p)) = slot.and_then(|t| t.get_mut(key)) {
-                if Path::new(p.as_str()).is_relative() {
-                    *p = parent_dir.join(&*p).to_string_lossy().into_owned();
-                }
-            }
-        }
+        absolute_paths(&mut base, parent_path.parent().unwrap_or(Path::new(".")))?;
     }
-    // This file's relative paths, too, once it is merged into one table that `load`
-    // resolves no further.
-    let own_dir = std::path::absolute(dir)?;
+    absolute_paths(&mut table, dir)?;
+    merge(&mut base, table);
+    base.insert(EXTENDS_RESOLVED.into(), toml::Value::Boolean(true));
+    Ok(base)
+}
+
+/// The table's relative paths (`PATH_KEYS`) joined to `dir`, made absolute.
+fn absolute_paths(table: &mut toml::Table, dir: &Path) -> anyhow::Result<()> {
+    let dir = std::path::absolute(dir)?;
     for (section, key) in PATH_KEYS {
         let slot = if section.is_empty() {
-            Some(&mut table)
+            Some(&mut *table)
         } else {
             table.get_mut(section).and_then(toml::Value::as_table_mut)
         };
         if let Some(toml::Value::String(p)) = slot.and_then(|t| t.get_mut(key)) {
             if Path::new(p.as_str()).is_relative() {
-                *p = own_dir.join(&*p).to_string_lossy().into_owned();
+                *p = dir.join(&*p).to_string_lossy().into_owned();
             }
         }
     }
-    merge(&mut base, table);
-    base.insert(EXTENDS_RESOLVED.into(), toml::Value::Boolean(true));
-    Ok(base)
+    Ok(())
 }
 
 /// `over` on top of `base`: tables merged key by key, any other value replaced.
