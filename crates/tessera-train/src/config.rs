@@ -400,10 +400,6 @@ pub struct Bucket {
     pub frames: usize,
 }
 
-/// The key a loaded table carries when it came through `extends` (so `load` knows its
-/// paths are resolved and its errors have no single line); never valid in a file.
-const EXTENDS_RESOLVED: &str = " extends resolved";
-
 /// The keys holding paths, as (table, key); "" is the top level.
 const PATH_KEYS: [(&str, &str); 4] = [("", "out"), ("", "vae"), ("", "init"), ("data", "folder")];
 
@@ -414,30 +410,31 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
     anyhow::anyhow!("{}{at}: {}", path.display(), e.message().trim())
 }
 
-/// A config file as a TOML table, with what it `extends` merged under it.
-fn load_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
+fn read(path: &Path) -> anyhow::Result<(String, toml::Table)> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let table = text.parse().map_err(|e| toml_error(path, &text, &e))?;
+    Ok((text, table))
+}
+
+/// A config file as a TOML table, with what it `extends` merged under it, and every path
+/// made absolute from the folder of the file that set it (so the merge keeps each path
+/// relative to its own file).
+fn load_table(path: &Path, table: toml::Table, depth: usize) -> anyhow::Result<toml::Table> {
     if depth > 8 {
         anyhow::bail!("{}: `extends` goes more than 8 files deep (a cycle?)", path.display());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let mut table: toml::Table = text.parse().map_err(|e| toml_error(path, &text, &e))?;
+    let mut table = table;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    absolute_paths(&mut table, dir)?;
     let Some(parent) = table.remove("extends") else { return Ok(table) };
     let toml::Value::String(parent) = parent else {
         anyhow::bail!("{}: `extends` must be a file name (a string)", path.display())
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
     let parent_path = dir.join(&parent);
-    let mut base = load_table(&parent_path, depth + 1)
+    let mut base = read(&parent_path)
+        .and_then(|(_, t)| load_table(&parent_path, t, depth + 1))
         .map_err(|e| anyhow::anyhow!("{}: extends {parent:?}: {e}", path.display()))?;
-    // The parent's own relative paths are relative to the parent, and this file's to
-    // this file: made absolute before the merge, as `load` joins no folder to a merged
-    // table's paths.
-    if !base.contains_key(EXTENDS_RESOLVED) {
-        absolute_paths(&mut base, parent_path.parent().unwrap_or(Path::new(".")))?;
-    }
-    absolute_paths(&mut table, dir)?;
     merge(&mut base, table);
-    base.insert(EXTENDS_RESOLVED.into(), toml::Value::Boolean(true));
     Ok(base)
 }
 
@@ -477,16 +474,13 @@ impl TrainConfig {
     /// merged key by key, any other value replaced), so a recipe that resumes or varies
     /// another states only what differs. Paths are relative to the file that sets them.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let table = load_table(path, 0)?;
-        let mut cfg: TrainConfig = if table.contains_key(EXTENDS_RESOLVED) {
-            let mut table = table;
-            table.remove(EXTENDS_RESOLVED);
+        let (text, table) = read(path)?;
+        let mut cfg: TrainConfig = if table.contains_key("extends") {
             // Merged from several files: no one line to point at.
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            toml::Value::Table(load_table(path, table, 0)?).try_into().map_err(|e: toml::de::Error| {
                 anyhow::anyhow!("{} (with what it extends): {}", path.display(), e.message().trim())
             })?
         } else {
-            let text = std::fs::read_to_string(path)?;
             toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?
         };
         // Relative paths are relative to the config file (those from an extended file
