@@ -9,14 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash recipes/tessera-world-v7/train.sh "$@"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-bin=target/release/tessera
 # The v8 run starts from v7's last checkpoint (optimizer state included) and its log.
-if [ ! -d runs/tessera-world-v8/checkpoints ]; then
-  mkdir -p runs/tessera-world-v8/checkpoints
-  cp runs/tessera-world-v7/log.csv runs/tessera-world-v8/
-  cp runs/tessera-world-v7/checkpoints/step_00005400.safetensors runs/tessera-world-v8/checkpoints/
-fi
-$bin train --config recipes/tessera-world-v8/transformer.toml --resume
+bash recipes/resume_leg.sh runs/tessera-world-v7 5400 runs/tessera-world-v8 recipes/tessera-world-v8/transformer.toml
 rm -rf models/tessera-world
 mkdir -p models
 cp -r runs/tessera-world-v8/model models/tessera-world

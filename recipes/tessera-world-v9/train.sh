@@ -11,12 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash recipes/tessera-world-v7/train.sh "$@"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-bin=target/release/tessera
 # The v9 run starts from v7's last checkpoint (optimizer state included) and its log.
-if [ ! -d runs/tessera-world-v9/checkpoints ]; then
-  mkdir -p runs/tessera-world-v9/checkpoints
-  cp runs/tessera-world-v7/log.csv runs/tessera-world-v9/
-  cp runs/tessera-world-v7/checkpoints/step_00005400.safetensors runs/tessera-world-v9/checkpoints/
-fi
-$bin train --config recipes/tessera-world-v9/transformer.toml --resume
+bash recipes/resume_leg.sh runs/tessera-world-v7 5400 runs/tessera-world-v9 recipes/tessera-world-v9/transformer.toml
 echo "v9 is in runs/tessera-world-v9/model (not installed as the built-in model)"
