@@ -227,6 +227,14 @@ pub struct FlowConfig {
     /// 0: the plain flow loss.
     #[serde(default)]
     pub object_weight: f64,
+    /// `object_weight` applies only to the samples whose timestep t (0 clean, 1 noise) is at
+    /// most this; the others take the plain loss. The weights come from the clean video,
+    /// which the model does not see at high noise: there the weighted loss's minimiser is
+    /// E[w v | x_t, c] / E[w | x_t, c], which leans towards the object's colour wherever an
+    /// object may be (MODEL_CARD.md, "Known failures"). Where x_t still shows the objects,
+    /// w is known from x_t and the minimiser is the posterior mean again. 1: every t.
+    #[serde(default = "d_one")]
+    pub object_weight_max_t: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,6 +328,9 @@ fn d_fps() -> f64 {
 fn d_reuse() -> usize {
     4
 }
+fn d_one() -> f64 {
+    1.0
+}
 fn d_half() -> f64 {
     0.5
 }
@@ -364,7 +375,13 @@ impl Default for DataConfig {
 }
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig { shift: d_shift(), text_dropout: d_dropout(), cond_probability: d_half(), object_weight: 0.0 }
+        FlowConfig {
+            shift: d_shift(),
+            text_dropout: d_dropout(),
+            cond_probability: d_half(),
+            object_weight: 0.0,
+            object_weight_max_t: d_one(),
+        }
     }
 }
 impl Default for TransformerSize {

@@ -158,7 +158,11 @@ fn train_transformer(
         let pred = transformer.forward(&input, &t, &ctx, None)?;
         let sq = (pred - target)?.sqr()?;
         let mse = sq.mean_all()?;
-        let loss = match weights {
+        let weights = match weights {
+            Some(w) => Some(gate_weights(w, &ts, cfg.flow.object_weight_max_t)?),
+            None => None,
+        };
+        let loss = match &weights {
             // Weighted mean over cells and channels: sum(w e^2) / (sum(w) C), so the scale
             // stays the plain loss's; the log reports the plain loss, comparable across runs.
             Some(w) => (sq.broadcast_mul(w)?.sum_all()? / (w.sum_all()?.to_scalar::<f32>()? as f64 * z_dim as f64))?,
@@ -233,6 +237,18 @@ fn encode_group(
         None
     };
     Ok(Encoded { x0, cond: Tensor::cat(&conds, 0)?, mask: Tensor::cat(&masks, 0)?, captions: batch.captions, weights })
+}
+
+/// The loss weights of a batch's cells (B, 1, F, h, w) with sample i's reset to 1 where its
+/// timestep `ts[i]` is above `max_t` (`[flow] object_weight_max_t`): the object weighting
+/// applies only where the noisy latents still show the objects.
+pub fn gate_weights(w: &Tensor, ts: &[f64], max_t: f64) -> Result<Tensor> {
+    if ts.iter().all(|&t| t <= max_t) {
+        return Ok(w.clone());
+    }
+    let gate: Vec<f32> = ts.iter().map(|&t| if t <= max_t { 1.0 } else { 0.0 }).collect();
+    let gate = Tensor::from_vec(gate, (ts.len(), 1, 1, 1, 1), w.device())?.to_dtype(w.dtype())?;
+    Ok(((w - 1.0)?.broadcast_mul(&gate)? + 1.0)?)
 }
 
 /// Pools per-pixel weights (B, 1, T, H, W) to the latent grid (B, 1, F, h, w) by maximum

@@ -392,6 +392,22 @@ fn latent_cell_weights_pool_each_cell_and_its_frames() {
 }
 
 #[test]
+fn gate_weights_keep_the_object_weight_only_at_low_t() {
+    use candle_core::Tensor;
+    // Two samples of 2 cells, weights (1, 11) each: the sample at t 0.3 keeps them under a
+    // threshold of 0.4, the one at t 0.8 takes the plain loss's 1s; a threshold of 1 (the
+    // default) keeps both.
+    let w = Tensor::from_vec(vec![1f32, 11.0, 1.0, 11.0], (2, 1, 1, 1, 2), &Device::Cpu).unwrap();
+    let gated = tessera_train::train::gate_weights(&w, &[0.3, 0.8], 0.4).unwrap();
+    assert_eq!(gated.dims(), &[2, 1, 1, 1, 2]);
+    assert_eq!(gated.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.0, 11.0, 1.0, 1.0]);
+    let all = tessera_train::train::gate_weights(&w, &[0.3, 0.8], 1.0).unwrap();
+    assert_eq!(all.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.0, 11.0, 1.0, 11.0]);
+    let cfg: tessera_train::config::FlowConfig = toml::from_str("object_weight = 10.0").unwrap();
+    assert_eq!(cfg.object_weight_max_t, 1.0, "the default keeps every t weighted, as before");
+}
+
+#[test]
 fn informative_init_opens_the_text_path_and_object_weight_reaches_the_gradient() {
     let stats = |t: &candle_core::Tensor| {
         let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
