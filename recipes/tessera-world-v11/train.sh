@@ -9,8 +9,5 @@
 #   bash recipes/tessera-world-v11/train.sh [--resume]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash recipes/tessera-world-v7/train.sh "$@"
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-# The v11 run starts from v7's last checkpoint (optimizer state included) and its log.
-bash recipes/resume_leg.sh runs/tessera-world-v7 5400 runs/tessera-world-v11 recipes/tessera-world-v11/transformer.toml
+bash recipes/leg_after_v7.sh v11 "$@"
 echo "v11 is in runs/tessera-world-v11/model (not installed as the built-in model)"

@@ -7,10 +7,7 @@
 #   bash recipes/tessera-world-v8/train.sh [--resume]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash recipes/tessera-world-v7/train.sh "$@"
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-# The v8 run starts from v7's last checkpoint (optimizer state included) and its log.
-bash recipes/resume_leg.sh runs/tessera-world-v7 5400 runs/tessera-world-v8 recipes/tessera-world-v8/transformer.toml
+bash recipes/leg_after_v7.sh v8 "$@"
 rm -rf models/tessera-world
 mkdir -p models
 cp -r runs/tessera-world-v8/model models/tessera-world

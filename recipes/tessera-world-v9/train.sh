@@ -9,8 +9,5 @@
 #   bash recipes/tessera-world-v9/train.sh [--resume]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash recipes/tessera-world-v7/train.sh "$@"
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
-# The v9 run starts from v7's last checkpoint (optimizer state included) and its log.
-bash recipes/resume_leg.sh runs/tessera-world-v7 5400 runs/tessera-world-v9 recipes/tessera-world-v9/transformer.toml
+bash recipes/leg_after_v7.sh v9 "$@"
 echo "v9 is in runs/tessera-world-v9/model (not installed as the built-in model)"
