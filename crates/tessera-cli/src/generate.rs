@@ -227,6 +227,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             &tessera_world::scene::SceneOptions {
                 seconds: (frames.saturating_sub(1)) as f64 / fps,
                 cut_probability: 0.0,
+                hold_out: false,
             },
         )
         .map_err(|e| anyhow!("{e} (or pass --no-expand to use the prompt as it is)"))?;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use tessera_media::{read_video, Frame, VideoWriter, WriteOptions};
-use tessera_world::eval::{evaluate, VideoRef};
+use tessera_world::eval::continuation::{score_continuation, ContinuationReport, ContinuationVideo};
+use tessera_world::eval::corrupt::{corrupt, Corruption};
+use tessera_world::eval::{evaluate, Scores, VideoRef};
 use tessera_world::report::{Report, VideoReport};
 use tessera_world::scene::SceneOptions;
 use tessera_world::spec::{Description, Spec};
@@ -48,6 +50,18 @@ pub struct RenderArgs {
     /// Probability that a clip has a cut to a second framing.
     #[arg(long, default_value_t = 0.12)]
     cuts: f64,
+    /// Which clips: `any` (the suite as drawn), `in-distribution` (those that combine
+    /// nothing training holds out) or `held-out` (each with a held-out colour-shape pair,
+    /// size-shape pair or launch speed). Every JSON says its clip's `split`.
+    #[arg(long, default_value = "any", value_parser = ["any", "in-distribution", "held-out"])]
+    split: String,
+    /// Also write each clip's first SECONDS to --given-out DIR (same names): what a model
+    /// is given in the continuation test (`tessera eval --continuation`).
+    #[arg(long, value_name = "SECONDS", requires = "given_out")]
+    given: Option<f64>,
+    /// Folder for the --given clips (created if missing).
+    #[arg(long, value_name = "DIR", requires = "given")]
+    given_out: Option<PathBuf>,
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -62,6 +76,9 @@ pub struct PromptsArgs {
     /// Duration of each clip in seconds.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Which clips: `any`, `in-distribution` or `held-out` (as `world render`).
+    #[arg(long, default_value = "any", value_parser = ["any", "in-distribution", "held-out"])]
+    split: String,
 }
 
 #[derive(Args)]
@@ -94,7 +111,39 @@ pub fn run(cmd: WorldCommand) -> Result<()> {
 }
 
 fn line(prompt: &str, caption: &str, spec: &Spec) -> serde_json::Value {
-    serde_json::json!({ "prompt": prompt, "caption": caption, "spec": spec })
+    let held: Vec<&str> = tessera_world::holdout::held_out(spec).iter().map(|h| h.word()).collect();
+    serde_json::json!({
+        "prompt": prompt, "caption": caption, "spec": spec,
+        "split": tessera_world::holdout::split_of(spec), "held_out": held,
+    })
+}
+
+/// Clip `i` of a suite's split: `any` draws as training's sampler does; `in-distribution`
+/// skips ahead past clips that combine a held-out pair (clip i is the i-th such clip);
+/// `held-out` draws from the held-out sampler.
+struct Sampler {
+    split: String,
+    next: u64,
+}
+
+impl Sampler {
+    fn new(split: &str) -> Self {
+        Sampler { split: split.to_string(), next: 0 }
+    }
+
+    fn clip(&mut self, seed: u64, i: u64, opts: &SceneOptions) -> tessera_world::Clip {
+        match self.split.as_str() {
+            "held-out" => tessera_world::sample_held_out_clip(seed, i, opts),
+            "in-distribution" => loop {
+                let clip = tessera_world::sample_clip(seed, self.next, opts);
+                self.next += 1;
+                if tessera_world::holdout::held_out(&clip.scene.spec).is_empty() {
+                    break clip;
+                }
+            },
+            _ => tessera_world::sample_clip(seed, i, opts),
+        }
+    }
 }
 
 fn render(a: RenderArgs) -> Result<()> {
@@ -110,24 +159,48 @@ fn render(a: RenderArgs) -> Result<()> {
     if w % 2 != 0 || h % 2 != 0 {
         bail!("--size {w}x{h}: MP4 (H.264, yuv420p) needs an even width and height");
     }
+    if let Some(g) = a.given {
+        if !(g.is_finite() && g > 0.0 && g < a.seconds) {
+            bail!("--given {g} must be more than 0 and less than --seconds {}", a.seconds);
+        }
+        let dir = a.given_out.as_ref().expect("clap requires it");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let opts = SceneOptions { seconds: a.seconds, cut_probability: a.cuts };
+    let opts = SceneOptions { seconds: a.seconds, cut_probability: a.cuts, hold_out: false };
     let mut progress = Reporter::new(a.quiet);
     let mut frames_total = 0;
+    let mut sampler = Sampler::new(&a.split);
     for i in 0..a.count {
-        let clip = tessera_world::sample_clip(a.seed, i, &opts);
+        let clip = sampler.clip(a.seed, i, &opts);
         let mut r = clip.scene.renderer(w, h, a.fps);
         let stem = format!("{i:06}");
         // Frame by frame into the encoder: a minute of large frames stays small in memory.
         let mut video = VideoWriter::create(&a.out.join(format!("{stem}.mp4")), a.fps, &WriteOptions::default())?;
         let n = r.frame_count();
+        let mut given = match (a.given, &a.given_out) {
+            (Some(g), Some(dir)) => Some((
+                VideoWriter::create(&dir.join(format!("{stem}.mp4")), a.fps, &WriteOptions::default())?,
+                ((g * a.fps).round() as usize).max(1),
+            )),
+            _ => None,
+        };
         for k in 0..n {
-            video.push(r.frame(k))?;
+            let frame = r.frame(k);
+            if let Some((g, until)) = &mut given {
+                if k < *until {
+                    g.push(frame.clone())?;
+                }
+            }
+            video.push(frame)?;
             if a.count == 1 && n >= 240 && (k + 1) % 24 == 0 {
                 progress.count("render", "frame", k + 1, n);
             }
         }
         video.finish()?;
+        if let Some((g, _)) = given {
+            g.finish()?;
+        }
         frames_total += n;
         let json = serde_json::to_vec_pretty(&line(&clip.prompt, &clip.caption, &clip.scene.spec))?;
         tessera_media::write_atomic(&a.out.join(format!("{stem}.json")), &json)?;
@@ -142,8 +215,9 @@ fn prompts(a: PromptsArgs) -> Result<()> {
     let opts = SceneOptions { seconds: a.seconds, ..Default::default() };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut sampler = Sampler::new(&a.split);
     for i in 0..a.count {
-        let clip = tessera_world::sample_clip(a.seed, i, &opts);
+        let clip = sampler.clip(a.seed, i, &opts);
         writeln!(out, "{}", line(&clip.prompt, &clip.caption, &clip.scene.spec))?;
     }
     Ok(())
@@ -179,6 +253,24 @@ pub struct EvalArgs {
     /// Frame rate of PNG-folder videos (files carry their own).
     #[arg(long, default_value_t = 12.0)]
     fps: f64,
+    /// The evaluator's calibration: score corrupted copies of the videos (ground-truth
+    /// renders) instead of the videos: flood, blank, static, shuffle, reverse, hue,
+    /// fragments, or `all` (the videos as they are, then each corruption; the report holds
+    /// one report per kind). blank and fragments need suite lines with a `spec`.
+    #[arg(long, value_name = "KIND")]
+    corrupt: Option<String>,
+    /// With --corrupt KIND: also write the corrupted videos (mp4) into this folder.
+    #[arg(long, value_name = "DIR", requires = "corrupt")]
+    write_corrupted: Option<PathBuf>,
+    /// The world-model test: each video's first --given seconds were given to a model and
+    /// the rest generated; it is compared with the simulator's continuation of the suite
+    /// line's `spec` (masks, positions, velocities, events), in-distribution and held-out
+    /// clips reported apart.
+    #[arg(long, conflicts_with = "corrupt")]
+    continuation: bool,
+    /// With --continuation: seconds at the start of each video that were given.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    given: f64,
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -189,6 +281,8 @@ struct SuiteLine {
     prompt: String,
     desc: Description,
     spec: Option<Spec>,
+    /// "in_distribution" or "held_out": the line's own, else from its spec.
+    split: Option<String>,
 }
 
 fn read_suite(path: &Path) -> Result<Vec<SuiteLine>> {
@@ -216,7 +310,12 @@ fn read_suite(path: &Path) -> Result<Vec<SuiteLine>> {
             }
             (None, None) => bail!("{} has neither `prompt` nor `spec`", at()),
         };
-        out.push(SuiteLine { prompt, desc, spec });
+        let split = v
+            .get("split")
+            .and_then(|s| s.as_str())
+            .map(str::to_string)
+            .or_else(|| spec.as_ref().map(|s| tessera_world::holdout::split_of(s).to_string()));
+        out.push(SuiteLine { prompt, desc, spec, split });
     }
     Ok(out)
 }
@@ -267,6 +366,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if !(a.fps.is_finite() && a.fps > 0.0) {
         bail!("--fps {} is not a positive number", a.fps);
     }
+    let kinds: Vec<Option<Corruption>> = match a.corrupt.as_deref() {
+        None => vec![None],
+        Some("all") => std::iter::once(None).chain(Corruption::ALL.into_iter().map(Some)).collect(),
+        Some(k) => match Corruption::parse(k) {
+            Some(c) => vec![Some(c)],
+            None => bail!(
+                "--corrupt {k:?} is not one of all, {}",
+                Corruption::ALL.iter().map(|c| c.word()).collect::<Vec<_>>().join(", ")
+            ),
+        },
+    };
+    if a.continuation && !(a.given.is_finite() && a.given > 0.0) {
+        bail!("--given {} is not a positive number of seconds", a.given);
+    }
     let suite = read_suite(&a.suite)?;
     let videos = list_videos(&a.videos)?;
     if suite.len() != videos.len() {
@@ -278,34 +391,107 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             videos.len()
         );
     }
+    for (n, line) in suite.iter().enumerate() {
+        let needs = a.continuation || kinds.iter().flatten().any(|k| k.needs_spec());
+        if needs && line.spec.is_none() {
+            bail!(
+                "{} line {} has no `spec`: {} needs each clip's spec (render the suite with `tessera world render`)",
+                a.suite.display(),
+                n + 1,
+                if a.continuation { "--continuation" } else { "this corruption" }
+            );
+        }
+    }
+    if let Some(dir) = &a.write_corrupted {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let mut progress = Reporter::new(a.quiet);
-    let mut reports = Vec::new();
+    let mut reports: Vec<Vec<VideoReport>> = vec![Vec::new(); kinds.len()];
+    let mut continuations = Vec::new();
     let mut thumbs = Vec::new();
     for (i, (line, path)) in suite.iter().zip(&videos).enumerate() {
         let (frames, fps) = load_video(path, a.fps).with_context(|| format!("cannot read video {}", path.display()))?;
-        let video = VideoRef {
-            width: frames[0].width,
-            height: frames[0].height,
-            frames: frames.iter().map(|f| f.data.as_slice()).collect(),
-            fps,
-        };
-        let e = evaluate(&video, &line.desc, line.spec.as_ref());
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        reports.push(VideoReport::new(name, line.prompt.clone(), e.scores, e.checks));
-        if a.html.is_some() {
-            thumbs.push(tessera_world::report::thumbnail_frames(&frames));
+        if a.continuation {
+            let spec = line.spec.as_ref().expect("checked above");
+            let c = score_continuation(&video_ref(&frames, fps), spec, a.given);
+            continuations.push(ContinuationVideo {
+                file: name,
+                prompt: line.prompt.clone(),
+                split: line.split.clone().unwrap_or_else(|| "in_distribution".into()),
+                continuation: c,
+            });
+            progress.count("eval", "video", i + 1, suite.len());
+            continue;
+        }
+        for (k, kind) in kinds.iter().enumerate() {
+            let frames = match kind {
+                None => frames.clone(),
+                Some(c) => corrupt(*c, &frames, line.spec.as_ref(), fps, i as u64)
+                    .with_context(|| format!("cannot corrupt {}", path.display()))?,
+            };
+            if let (Some(dir), Some(c)) = (&a.write_corrupted, kind) {
+                let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let out = dir.join(format!("{stem}.{}.mp4", c.word()));
+                tessera_media::write_video(&out, &frames, fps, &WriteOptions::default())?;
+            }
+            let e = evaluate(&video_ref(&frames, fps), &line.desc, line.spec.as_ref());
+            reports[k].push(VideoReport::new(name.clone(), line.prompt.clone(), e.scores, e.checks));
+            if a.html.is_some() && k == 0 {
+                thumbs.push(tessera_world::report::thumbnail_frames(&frames));
+            }
         }
         progress.count("eval", "video", i + 1, suite.len());
     }
-    let report = Report::new(reports);
-    let json = serde_json::to_vec_pretty(&report)?;
+    if a.continuation {
+        let report = ContinuationReport::new(continuations);
+        tessera_media::write_atomic(&a.out, &serde_json::to_vec_pretty(&report)?)?;
+        print!("{}", report.summary());
+        progress.done(&format!("report in {}", a.out.display()));
+        return Ok(());
+    }
+    let reports: Vec<Report> = reports.into_iter().map(Report::new).collect();
+    let json = if a.corrupt.as_deref() == Some("all") {
+        let mut map = serde_json::Map::new();
+        for (kind, r) in kinds.iter().zip(&reports) {
+            map.insert(kind.map_or("as_given", |c| c.word()).to_string(), serde_json::to_value(r)?);
+        }
+        serde_json::to_vec_pretty(&map)?
+    } else {
+        serde_json::to_vec_pretty(&reports[0])?
+    };
     tessera_media::write_atomic(&a.out, &json)?;
     if let Some(dir) = &a.html {
-        report
+        reports[0]
             .write_html(dir, &thumbs)
             .with_context(|| format!("cannot write the HTML report in {}", dir.display()))?;
     }
-    print!("{}", report.summary());
+    if kinds.len() > 1 {
+        // The calibration table: one row per kind, the means of every dimension.
+        print!("{:<12}", "video");
+        for n in Scores::NAMES {
+            print!(" {n:>11}");
+        }
+        println!();
+        for (kind, r) in kinds.iter().zip(&reports) {
+            print!("{:<12}", kind.map_or("as given", |c| c.word()));
+            for v in r.mean.values() {
+                print!(" {v:>11.3}");
+            }
+            println!();
+        }
+    } else {
+        print!("{}", reports[0].summary());
+    }
     progress.done(&format!("report in {}", a.out.display()));
     Ok(())
+}
+
+fn video_ref(frames: &[Frame], fps: f64) -> VideoRef<'_> {
+    VideoRef {
+        width: frames[0].width,
+        height: frames[0].height,
+        frames: frames.iter().map(|f| f.data.as_slice()).collect(),
+        fps,
+    }
 }

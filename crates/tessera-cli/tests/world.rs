@@ -221,3 +221,125 @@ fn eval_bad_input_is_a_clear_error() {
     let err = fails(&["world", "render", "--size", "97x64", "--out", v]);
     assert!(err.contains("even"), "{err}");
 }
+
+#[test]
+fn eval_corrupt_all_prints_the_calibration_table() {
+    let dir = scratch("corrupt");
+    let videos = dir.join("videos");
+    render(&videos, "2", "4");
+    let suite = dir.join("suite.jsonl");
+    let o = run(&["world", "prompts", "--count", "2", "--seed", "4", "--seconds", "3"]);
+    std::fs::write(&suite, &o.stdout).unwrap();
+    let report = dir.join("report.json");
+    let bad = dir.join("corrupted");
+    let (s, v, r) = (suite.to_str().unwrap(), videos.to_str().unwrap(), report.to_str().unwrap());
+    let o = run(&["eval", "--suite", s, "--videos", v, "--out", r, "--corrupt", "all", "-q"]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    for k in ["as given", "flood", "blank", "static", "shuffle", "reverse", "hue", "fragments"] {
+        assert!(table.contains(k), "{k} missing from\n{table}");
+    }
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let truth = j["as_given"]["mean"]["overall"].as_f64().unwrap();
+    let flood = j["flood"]["mean"]["overall"].as_f64().unwrap();
+    assert!(truth >= 0.9 && flood <= 0.3, "truth {truth}, flood {flood}");
+    // Flooded objects are reported as what they are.
+    let checks = j["flood"]["videos"][0]["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["what"].as_str().unwrap().contains("band")), "{checks:?}");
+    run(&[
+        "eval",
+        "--suite",
+        s,
+        "--videos",
+        v,
+        "--out",
+        r,
+        "--corrupt",
+        "blank",
+        "--write-corrupted",
+        bad.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(bad.join("000000.blank.mp4").exists());
+    let err = fails(&["eval", "--suite", s, "--videos", v, "--out", r, "--corrupt", "melt"]);
+    assert!(err.contains("melt") && err.contains("fragments"), "{err}");
+    // Without specs, blank cannot render the background.
+    let prompts = dir.join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"a red ball\"}\n{\"prompt\": \"a box\"}\n").unwrap();
+    let err = fails(&["eval", "--suite", prompts.to_str().unwrap(), "--videos", v, "--out", r, "--corrupt", "blank"]);
+    assert!(err.contains("spec"), "{err}");
+}
+
+#[test]
+fn eval_continuation_scores_the_truth_and_splits_held_out_clips() {
+    let dir = scratch("continuation");
+    let truth = dir.join("truth");
+    let given = dir.join("given");
+    for (split, out) in [("in-distribution", truth.join("a")), ("held-out", truth.join("b"))] {
+        run(&[
+            "world",
+            "render",
+            "--count",
+            "2",
+            "--seed",
+            "5",
+            "--seconds",
+            "2",
+            "--fps",
+            "12",
+            "--split",
+            split,
+            "--given",
+            "1",
+            "--given-out",
+            given.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+    }
+    // Given clips hold the first second.
+    let (g, _) = tessera_media::read_video(&given.join("000000.mp4")).unwrap();
+    assert_eq!(g.len(), 12);
+    // One suite, one videos folder: the truth itself as the "generated" continuation.
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    let mut suite = String::new();
+    for (k, sub) in ["a", "b"].iter().enumerate() {
+        for i in 0..2 {
+            let stem = format!("{i:06}");
+            let j: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(truth.join(sub).join(format!("{stem}.json"))).unwrap()).unwrap();
+            let want = if k == 0 { "in_distribution" } else { "held_out" };
+            assert_eq!(j["split"], want, "{j}");
+            assert_eq!(j["held_out"].as_array().unwrap().is_empty(), k == 0, "{j}");
+            suite += &format!("{}\n", serde_json::to_string(&j).unwrap());
+            std::fs::copy(truth.join(sub).join(format!("{stem}.mp4")), videos.join(format!("{k}{stem}.mp4"))).unwrap();
+        }
+    }
+    let suite_path = dir.join("suite.jsonl");
+    std::fs::write(&suite_path, suite).unwrap();
+    let report = dir.join("continuation.json");
+    let o = run(&[
+        "eval",
+        "--continuation",
+        "--given",
+        "1",
+        "--suite",
+        suite_path.to_str().unwrap(),
+        "--videos",
+        videos.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "-q",
+    ]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.contains("held_out") && table.contains("in_distribution"), "{table}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(j["in_distribution"]["clips"], 2);
+    assert_eq!(j["held_out"]["clips"], 2);
+    // Through H.264 the truth still matches itself closely.
+    let iou = j["all"]["iou"].as_f64().unwrap();
+    assert!(iou >= 0.85, "{iou}");
+    let err = fails(&["world", "render", "--given", "1", "--out", dir.join("x").to_str().unwrap()]);
+    assert!(err.contains("given-out"), "{err}");
+}

@@ -227,6 +227,7 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
         let opts = tessera_world::scene::SceneOptions {
             seconds: spec.frames.saturating_sub(1) as f64 / spec.fps,
             cut_probability: 0.0,
+            hold_out: false,
         };
         tessera_world::expand(&spec.prompt, spec.seed, &opts).map(|c| c.caption).unwrap_or_else(|_| spec.prompt.clone())
     } else {

@@ -41,7 +41,7 @@ pub fn world_batch(
     let mut rng = Rng::derive(seed ^ 0xDA7A, step as u64);
     let bucket = *rng.pick(buckets);
     let seconds = (bucket.frames.saturating_sub(1)) as f64 / fps;
-    let opts = SceneOptions { seconds, cut_probability: 0.1 };
+    let opts = SceneOptions { seconds, cut_probability: 0.1, hold_out: false };
     let (w, h, t) = (bucket.width, bucket.height, bucket.frames);
     let mut data = Vec::with_capacity(size * 3 * t * h * w);
     let mut captions = Vec::with_capacity(size);

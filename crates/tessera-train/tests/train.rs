@@ -180,7 +180,7 @@ fn trains_on_a_folder_of_captioned_videos() {
         let clip = tessera_world::sample_clip(
             3,
             i,
-            &tessera_world::scene::SceneOptions { seconds: 1.0, cut_probability: 0.0 },
+            &tessera_world::scene::SceneOptions { seconds: 1.0, cut_probability: 0.0, hold_out: false },
         );
         let mut r = clip.scene.renderer(64, 48, 24.0);
         let frames: Vec<_> = (0..r.frame_count()).map(|k| r.frame(k)).collect();

@@ -18,7 +18,7 @@ fn main() {
         .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))
         .unwrap_or((128usize, 128usize));
     let clips: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
-    let opts = SceneOptions { seconds: 3.0, cut_probability: 0.12 };
+    let opts = SceneOptions { seconds: 3.0, cut_probability: 0.12, hold_out: false };
     let (mut sim_time, mut frames) = (0f64, [0usize; 2]);
     let mut times = [0f64; 2];
     for i in 0..clips {

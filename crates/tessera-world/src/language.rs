@@ -1050,7 +1050,12 @@ mod tests {
             .map(|i| {
                 let mut rng = Rng::derive(77, i);
                 let desc = random_description(&mut rng);
-                Scene::new(realize(&desc, &mut rng, &SceneOptions { seconds: 2.5, cut_probability: 0.3 })).spec
+                Scene::new(realize(
+                    &desc,
+                    &mut rng,
+                    &SceneOptions { seconds: 2.5, cut_probability: 0.3, hold_out: false },
+                ))
+                .spec
             })
             .collect()
     }

@@ -5,6 +5,7 @@
 //! Library only: no command-line parsing or progress bars (DESIGN.md).
 
 pub mod eval;
+pub mod holdout;
 pub mod language;
 pub mod render;
 pub mod rng;
@@ -29,8 +30,30 @@ pub struct Clip {
 /// (and the same rendered bytes) everywhere.
 pub fn sample_clip(seed: u64, index: u64, opts: &SceneOptions) -> Clip {
     let mut rng = Rng::derive(seed, index);
-    let desc = random_description(&mut rng);
+    let mut desc = random_description(&mut rng);
+    // Training holds out some pairs (holdout.rs): redraw until none is combined.
+    while opts.hold_out && holdout::description_held_out(&desc) {
+        desc = random_description(&mut rng);
+    }
     let scene = Scene::new(realize(&desc, &mut rng, opts));
+    let prompt = language::prompt(&scene.spec, &mut rng);
+    let caption = language::caption(&scene.spec, &mut rng);
+    Clip { scene, prompt, caption }
+}
+
+/// Clip `index` of the held-out suite drawn from `seed`: a clip of [`sample_clip`]'s kind
+/// made held out in one way ([`holdout::HeldOut`], cycling with the index), for testing
+/// on what training never shows.
+pub fn sample_held_out_clip(seed: u64, index: u64, opts: &SceneOptions) -> Clip {
+    let mut rng = Rng::derive(seed ^ 0x6865_6c64_6f75_7421, index);
+    let mut desc = random_description(&mut rng);
+    let kind = holdout::HeldOut::ALL[(index % 3) as usize];
+    holdout::make_held_out(&mut desc, kind, &mut rng);
+    let mut spec = realize(&desc, &mut rng, opts);
+    if kind == holdout::HeldOut::Speed {
+        holdout::speed_up(&mut spec);
+    }
+    let scene = Scene::new(spec);
     let prompt = language::prompt(&scene.spec, &mut rng);
     let caption = language::caption(&scene.spec, &mut rng);
     Clip { scene, prompt, caption }

@@ -13,11 +13,14 @@ pub struct SceneOptions {
     pub seconds: f64,
     /// Probability of a multi-shot clip (when the description does not say).
     pub cut_probability: f64,
+    /// Draw no clip that combines a held-out pair ([`crate::holdout`]): what training
+    /// sets, so the benchmark's held-out split is never seen.
+    pub hold_out: bool,
 }
 
 impl Default for SceneOptions {
     fn default() -> Self {
-        SceneOptions { seconds: 3.0, cut_probability: 0.12 }
+        SceneOptions { seconds: 3.0, cut_probability: 0.12, hold_out: false }
     }
 }
 

@@ -7,7 +7,7 @@ use tessera_world::spec::*;
 fn scene(seed: u64, i: u64, seconds: f64) -> Scene {
     let mut rng = Rng::derive(seed, i);
     let desc = random_description(&mut rng);
-    Scene::new(realize(&desc, &mut rng, &SceneOptions { seconds, cut_probability: 0.3 }))
+    Scene::new(realize(&desc, &mut rng, &SceneOptions { seconds, cut_probability: 0.3, hold_out: false }))
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! From frames to facts: shots (cuts), camera motion, the floor line, and object tracks in
 //! the coordinates of each shot's first frame (camera motion removed), in metres.
 
-use super::segment::{blobs, classify, Blob, Image, NONE};
+use super::segment::{classify, regions, Blob, Image, Specks, NONE};
 use crate::spec::{CameraMotion, Color, Framing, FLOOR_ROW};
 
 /// One object seen in one frame, in the shot's reference coordinates.
@@ -59,6 +59,8 @@ pub struct Analysis {
     pub transform: Vec<(f32, f32)>,
     /// Per frame: the blobs found.
     pub blobs: Vec<Vec<Blob>>,
+    /// Per frame: each colour's pixels outside blobs (specks) and full rows (bands).
+    pub specks: Vec<Specks>,
     pub tracks: Vec<Track>,
     /// Net camera motion: pan (view widths, + right) and zoom (view width end / start).
     pub pan: f32,
@@ -148,12 +150,20 @@ pub fn median(mut v: Vec<f32>) -> Option<f32> {
 const MAX_WIDTH: usize = 256;
 
 pub fn analyse(frames: &[(usize, usize, &[u8])], fps: f64) -> Analysis {
+    analyse_with(frames, fps, false)
+}
+
+/// [`analyse`]; with `world_floor` the floor line is the world's own (`FLOOR_ROW`), as it
+/// is in every clip whose spec is known, instead of estimated from the first frame (the
+/// estimate can settle on a darker band of sky just above it).
+pub fn analyse_with(frames: &[(usize, usize, &[u8])], fps: f64, world_floor: bool) -> Analysis {
     let images: Vec<Image> = frames.iter().map(|&(w, h, d)| Image::from_rgb(w, h, d, MAX_WIDTH)).collect();
     let (w, h) = (images[0].width, images[0].height);
     let labels: Vec<Vec<u8>> = images.iter().map(classify).collect();
     let lumas: Vec<Vec<f32>> = images.iter().map(Image::luma).collect();
     let min_area = ((w as f32 / 40.0).powi(2) * 0.6).max(4.0) as usize;
-    let blobs_per_frame: Vec<Vec<Blob>> = images.iter().zip(&labels).map(|(i, l)| blobs(i, l, min_area)).collect();
+    let (blobs_per_frame, specks): (Vec<Vec<Blob>>, Vec<Specks>) =
+        images.iter().zip(&labels).map(|(i, l)| regions(i, l, min_area)).unzip();
     let brightness: Vec<f32> = lumas.iter().map(|l| l.iter().sum::<f32>() / l.len() as f32).collect();
 
     // Structural change between frames (brightness change removed), and cuts.
@@ -166,7 +176,8 @@ pub fn analyse(frames: &[(usize, usize, &[u8])], fps: f64) -> Analysis {
         repeated[t] = images[t].data == images[t - 1].data
             || images[t].data.iter().zip(&images[t - 1].data).all(|(a, b)| a.abs_diff(*b) <= 2);
     }
-    let floor_row = find_floor_row(&images[0], &labels[0]);
+    let floor_row =
+        if world_floor { h as f32 * (1.0 - FLOOR_ROW as f32) } else { find_floor_row(&images[0], &labels[0]) };
 
     // Camera: horizontal shift of the floor's texture in the left and right halves, from
     // each frame to the next. A cut shows as a frame whose floor matches the previous one
@@ -305,6 +316,7 @@ pub fn analyse(frames: &[(usize, usize, &[u8])], fps: f64) -> Analysis {
         ppm,
         transform,
         blobs: blobs_per_frame,
+        specks,
         tracks,
         pan,
         zoom,

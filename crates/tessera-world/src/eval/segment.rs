@@ -164,13 +164,44 @@ pub fn size_of_radius(r: f32) -> Size {
     }
 }
 
+/// What of each palette colour a frame holds beyond its blobs: components smaller than a
+/// blob (specks), how many pixels they hold, and the colour's pixels in all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Specks {
+    pub count: [u32; 8],
+    pub pixels: [u32; 8],
+    pub total: [u32; 8],
+    /// Rows at least 80% this colour (a band across the frame).
+    pub full_rows: [u32; 8],
+}
+
 /// Connected regions (4-connected) of each colour with at least `min_area` pixels.
 pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
+    regions(img, labels, min_area).0
+}
+
+/// [`blobs`], and what the frame holds of each colour besides (for the report's "what was
+/// seen": a flood, a band, scattered specks).
+pub fn regions(img: &Image, labels: &[u8], min_area: usize) -> (Vec<Blob>, Specks) {
     let (w, h) = (img.width, img.height);
     let mut seen = vec![false; w * h];
     let mut out = Vec::new();
     let mut stack = Vec::new();
     let mut pixels = Vec::new();
+    let mut specks = Specks::default();
+    for row in labels.chunks_exact(w) {
+        let mut n = [0u32; 8];
+        for &l in row {
+            if l != NONE {
+                n[l as usize] += 1;
+            }
+        }
+        for k in 0..8 {
+            if n[k] * 5 >= w as u32 * 4 {
+                specks.full_rows[k] += 1;
+            }
+        }
+    }
     for start in 0..w * h {
         if seen[start] || labels[start] == NONE {
             continue;
@@ -201,7 +232,10 @@ pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
                 visit(i + w);
             }
         }
+        specks.total[k as usize] += pixels.len() as u32;
         if pixels.len() < min_area {
+            specks.count[k as usize] += 1;
+            specks.pixels[k as usize] += pixels.len() as u32;
             continue;
         }
         let n = pixels.len() as f32;
@@ -245,5 +279,5 @@ pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
             mean: mean.map(|m| m / n),
         });
     }
-    out
+    (out, specks)
 }
