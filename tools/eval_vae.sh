@@ -11,8 +11,10 @@ model=$1 out=$2 count=${3:-30} seed=${4:-777} seconds=${5:-2}
 bin=${TESSERA:-target/release/tessera}
 rm -rf "$out" && mkdir -p "$out/clips" "$out/roundtrip"
 "$bin" world render --count "$count" --seed "$seed" --seconds "$seconds" --fps 12 --out "$out/clips" -q
+# Each clip is scored against its own spec: the simulator says where and when every object
+# is in view.
 python3 -c 'import json,sys,glob
-for f in sorted(glob.glob(sys.argv[1] + "/*.json")): print(json.dumps({"prompt": json.load(open(f))["prompt"]}))' "$out/clips" > "$out/suite.jsonl"
+for f in sorted(glob.glob(sys.argv[1] + "/*.json")): print(json.dumps(json.load(open(f))))' "$out/clips" > "$out/suite.jsonl"
 for clip in "$out"/clips/*.mp4; do
   "$bin" generate x --no-expand --model "$model" --edit "$clip" --strength 0 --no-provenance -q \
     -o "$out/roundtrip/$(basename "$clip")" 2>/dev/null

@@ -281,8 +281,10 @@ struct SuiteLine {
     prompt: String,
     desc: Description,
     spec: Option<Spec>,
-    /// "in_distribution" or "held_out": the line's own, else from its spec.
+    /// "in_distribution" or "held_out": the line's own, else from its spec; and which
+    /// held-out properties it has.
     split: Option<String>,
+    held_out: Vec<String>,
 }
 
 fn read_suite(path: &Path) -> Result<Vec<SuiteLine>> {
@@ -315,7 +317,14 @@ fn read_suite(path: &Path) -> Result<Vec<SuiteLine>> {
             .and_then(|s| s.as_str())
             .map(str::to_string)
             .or_else(|| spec.as_ref().map(|s| tessera_world::holdout::split_of(s).to_string()));
-        out.push(SuiteLine { prompt, desc, spec, split });
+        let held_out = match v.get("held_out").and_then(|h| h.as_array()) {
+            Some(h) => h.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            None => spec
+                .as_ref()
+                .map(|s| tessera_world::holdout::held_out(s).iter().map(|h| h.word().to_string()).collect())
+                .unwrap_or_default(),
+        };
+        out.push(SuiteLine { prompt, desc, spec, split, held_out });
     }
     Ok(out)
 }
@@ -419,6 +428,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 file: name,
                 prompt: line.prompt.clone(),
                 split: line.split.clone().unwrap_or_else(|| "in_distribution".into()),
+                held_out: line.held_out.clone(),
                 continuation: c,
             });
             progress.count("eval", "video", i + 1, suite.len());

@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     let mask = mask_channels(&vec![false; bucket.frames], 1, h, w, &dev, DType::F32)?;
     let empty_ctx = encode_prompts(&tok, &text, &[""], max_tokens, &dev)?;
     for c in 0..clips {
-        let batch = tessera_train::data::world_batch(9999, c, 1, &[bucket], 12.0, 0.0, &dev)?;
+        let batch = tessera_train::data::world_batch(9999, c, 1, &[bucket], 12.0, 0.0, false, &dev)?;
         let x0 = vae.normalize_latents(&vae.encode(&batch.video)?)?;
         let caption_ctx = encode_prompts(&tok, &text, &[batch.captions[0].as_str()], max_tokens, &dev)?;
         println!("clip {c}: {}", batch.captions[0]);

@@ -57,7 +57,8 @@ fn main() -> anyhow::Result<()> {
         let first = |v: &candle_core::Tensor| v.narrow(2, 0, 1).and_then(|f| f.squeeze(2)?.squeeze(0));
         for i in 0..clips {
             // Steps far past any training run: clips the VAE has not seen.
-            let batch = tessera_train::data::world_batch(99, 1_000_000 + i, 1, &[bucket], 12.0, 0.5, &Device::Cpu)?;
+            let batch =
+                tessera_train::data::world_batch(99, 1_000_000 + i, 1, &[bucket], 12.0, 0.5, false, &Device::Cpu)?;
             let z = vae.encode(&batch.video)?;
             let rec = vae.decode(&z)?;
             total += psnr(&rec, &batch.video)?;

@@ -205,6 +205,11 @@ pub struct DataConfig {
     /// buys steps for the same compute; 1 draws new clips every step.
     #[serde(default = "d_reuse")]
     pub reuse: usize,
+    /// World data: draw no clip that combines a colour-shape or size-shape pair the
+    /// benchmark holds out (tessera-world's holdout.rs), so its held-out split is never
+    /// seen in training. Off by default: runs before 2026-12-07 trained on every pair.
+    #[serde(default)]
+    pub hold_out: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,7 +375,14 @@ fn d_tokens() -> usize {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { buckets: d_buckets(), fps: d_fps(), prompt_probability: d_half(), folder: None, reuse: d_reuse() }
+        DataConfig {
+            buckets: d_buckets(),
+            fps: d_fps(),
+            prompt_probability: d_half(),
+            folder: None,
+            reuse: d_reuse(),
+            hold_out: false,
+        }
     }
 }
 impl Default for FlowConfig {

@@ -28,7 +28,9 @@ fn push_clip(data: &mut Vec<f32>, frames: &[Frame]) {
 }
 
 /// The batch of `step`: a bucket drawn from `buckets`, `size` world clips rendered at it,
-/// each captioned with its prompt or its detailed caption.
+/// each captioned with its prompt or its detailed caption. `hold_out`: no clip combines a
+/// pair the benchmark holds out.
+#[allow(clippy::too_many_arguments)]
 pub fn world_batch(
     seed: u64,
     step: usize,
@@ -36,12 +38,13 @@ pub fn world_batch(
     buckets: &[Bucket],
     fps: f64,
     prompt_probability: f64,
+    hold_out: bool,
     device: &Device,
 ) -> Result<Batch> {
     let mut rng = Rng::derive(seed ^ 0xDA7A, step as u64);
     let bucket = *rng.pick(buckets);
     let seconds = (bucket.frames.saturating_sub(1)) as f64 / fps;
-    let opts = SceneOptions { seconds, cut_probability: 0.1, hold_out: false };
+    let opts = SceneOptions { seconds, cut_probability: 0.1, hold_out };
     let (w, h, t) = (bucket.width, bucket.height, bucket.frames);
     let mut data = Vec::with_capacity(size * 3 * t * h * w);
     let mut captions = Vec::with_capacity(size);
@@ -141,7 +144,10 @@ impl Folder {
 
 /// Where a run's batches come from: the world, or the user's folder (`[data] folder`).
 pub enum Source {
-    World,
+    /// `hold_out`: `[data] hold_out`, no clip combines a pair the benchmark holds out.
+    World {
+        hold_out: bool,
+    },
     Folder(Folder),
 }
 
@@ -149,7 +155,7 @@ impl Source {
     pub fn open(cfg: &crate::config::DataConfig) -> anyhow::Result<Source> {
         Ok(match &cfg.folder {
             Some(dir) => Source::Folder(Folder::open(dir)?),
-            None => Source::World,
+            None => Source::World { hold_out: cfg.hold_out },
         })
     }
 
@@ -165,7 +171,9 @@ impl Source {
         device: &Device,
     ) -> anyhow::Result<Batch> {
         match self {
-            Source::World => Ok(world_batch(seed, step, size, buckets, fps, prompt_probability, device)?),
+            Source::World { hold_out } => {
+                Ok(world_batch(seed, step, size, buckets, fps, prompt_probability, *hold_out, device)?)
+            }
             Source::Folder(f) => f.batch(seed, step, size, buckets, fps, prompt_probability, device),
         }
     }

@@ -378,7 +378,16 @@ fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, devic
     // latents with a mean square of about 5 instead of 1. Now at least 64 clips.
     let batches = STAT_CLIPS.div_ceil(cfg.batch.max(1));
     for k in 0..batches {
-        let batch = world_batch(cfg.seed ^ 0x57A7, cfg.steps + k, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?;
+        let batch = world_batch(
+            cfg.seed ^ 0x57A7,
+            cfg.steps + k,
+            cfg.batch,
+            &buckets,
+            cfg.data.fps,
+            0.5,
+            cfg.data.hold_out,
+            device,
+        )?;
         let lat = model.encode(&batch.video)?.transpose(0, 1)?.flatten_from(1)?.to_dtype(DType::F64)?; // (z, N)
         let s: Vec<f64> = lat.sum(1)?.to_vec1()?;
         let q: Vec<f64> = lat.sqr()?.sum(1)?.to_vec1()?;

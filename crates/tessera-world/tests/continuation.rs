@@ -43,7 +43,7 @@ fn specs() -> Vec<Spec> {
         spec(Action::Roll, Shape::Ball, Color::Red, 1),
         spec(Action::Drop, Shape::Ball, Color::Blue, 2),
         spec(Action::Throw, Shape::Box, Color::Orange, 3),
-        spec(Action::Slide, Shape::Triangle, Color::Yellow, 4),
+        spec(Action::Throw, Shape::Ball, Color::Green, 4),
     ]
 }
 

@@ -262,6 +262,8 @@ pub struct ContinuationVideo {
     pub prompt: String,
     /// "in_distribution" or "held_out" (holdout.rs).
     pub split: String,
+    /// Which held-out properties the clip has ("color_shape", "size_shape", "speed").
+    pub held_out: Vec<String>,
     #[serde(flatten)]
     pub continuation: Continuation,
 }
@@ -305,6 +307,8 @@ pub struct ContinuationReport {
     pub all: ContinuationMean,
     pub in_distribution: ContinuationMean,
     pub held_out: ContinuationMean,
+    /// The held-out clips by what they hold out.
+    pub held_out_by_kind: std::collections::BTreeMap<String, ContinuationMean>,
 }
 
 impl ContinuationReport {
@@ -315,7 +319,16 @@ impl ContinuationReport {
         let all = ContinuationMean::of(&pick(None));
         let in_distribution = ContinuationMean::of(&pick(Some("in_distribution")));
         let held_out = ContinuationMean::of(&pick(Some("held_out")));
-        ContinuationReport { videos, all, in_distribution, held_out }
+        let held_out_by_kind = crate::holdout::HeldOut::ALL
+            .iter()
+            .map(|k| {
+                let v: Vec<&ContinuationVideo> =
+                    videos.iter().filter(|v| v.held_out.iter().any(|h| h == k.word())).collect();
+                (k.word().to_string(), ContinuationMean::of(&v))
+            })
+            .filter(|(_, m)| m.clips > 0)
+            .collect();
+        ContinuationReport { videos, all, in_distribution, held_out, held_out_by_kind }
     }
 
     /// A table: one row per split.

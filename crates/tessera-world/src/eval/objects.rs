@@ -249,5 +249,5 @@ pub fn what_was_seen(a: &Analysis, color: Color, size: Option<Size>) -> String {
     };
     let scale =
         if ratio_n > 0 { format!(", {:.1}x the described area", ratio_sum / ratio_n as f32) } else { String::new() };
-    format!("saw {what} of {color}{scale} (in {n} of {} frames)", a.frames)
+    format!("saw {what} ({color}{scale}, in {n} of {} frames)", a.frames)
 }
