@@ -28,6 +28,7 @@ fn main() {
     let (w, h, fps) = (128, 128, 12.0);
     let opts = SceneOptions { seconds, ..Default::default() };
     let mut rows: Vec<(String, Vec<Scores>)> = vec![("ground truth".into(), vec![]), ("H.264".into(), vec![])];
+    let mut prompt_only = Vec::new();
     for c in Corruption::ALL {
         rows.push((c.word().into(), vec![]));
     }
@@ -53,6 +54,17 @@ fn main() {
             }
         }
         rows[0].1.push(gt);
+        // The same clip scored against its prompt alone (no spec), as a model's output is.
+        let desc = tessera_world::language::parse(&clip.prompt).unwrap();
+        let video = VideoRef { width: w, height: h, frames: frames.iter().map(|f| f.data.as_slice()).collect(), fps };
+        let po = evaluate(&video, &desc, None);
+        if verbose || po.scores.overall < 0.8 {
+            println!("  prompt only {:.3}", po.scores.overall);
+            for c in po.checks.iter().filter(|c| c.score < 0.99) {
+                println!("    {:?} {} {:.2} {}", c.dimension, c.law, c.score, c.what);
+            }
+        }
+        prompt_only.push(po.scores);
         rows[1].1.push(hs);
         for (k, c) in Corruption::ALL.into_iter().enumerate() {
             let bad = corrupt(c, &frames, Some(spec), fps, i).unwrap();
@@ -78,6 +90,7 @@ fn main() {
         }
     }
     let _ = std::fs::remove_file(&tmp);
+    rows.insert(1, ("ground truth, prompt only".into(), prompt_only));
     println!("\n| video | adherence | motion | physics | permanence | consistency | overall |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for (name, all) in &rows {

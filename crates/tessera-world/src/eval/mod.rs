@@ -132,7 +132,13 @@ pub fn evaluate(video: &VideoRef, desc: &Description, spec: Option<&Spec>) -> Ev
     adherence(desc, &a, &chains, &assignment, &presence, &mut checks);
     motion(desc, spec, &a, &chains, &assignment, &weights, &mut checks);
     physics(desc, spec, &a, &mut checks);
-    permanence(&a, &chains, &mut checks);
+    // With a spec, each colour's visibility per frame (its object's), which excuses an
+    // appearance or disappearance the simulation itself has (a zoom uncovering an object).
+    let seen_by_colour: Vec<(Color, &[objects::Visibility])> = match (spec_matches, &vis) {
+        (Some(s), Some(v)) => s.objects.iter().zip(v).map(|(o, v)| (o.color, v.as_slice())).collect(),
+        _ => Vec::new(),
+    };
+    permanence(&a, &chains, &seen_by_colour, &mut checks);
     consistency(&a, &mut checks);
     // No credit without the thing: physics, permanence and consistency judge what was
     // tracked, scaled by how much of their expected on-screen time the described objects
@@ -737,9 +743,9 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
         if dead > 0 {
             law_check(checks, D, "support", 0.0, format!("{label}: stops dead from speed {dead} time(s)"));
         }
-        // Inertia: nothing at rest starts moving by itself (played backwards, everything
-        // that came to rest does): still for 0.3 s, then 0.8 m/s or more within a quarter
-        // second, with nothing near to push it.
+        // Inertia: nothing at rest on the floor starts moving by itself (played backwards,
+        // everything that came to rest does): still for 0.3 s, then 0.8 m/s or more within
+        // a quarter second without its centre coming down, with nothing near to push it.
         let still_n = ((0.3 / a.dt()).round() as usize).max(3);
         let go_n = ((0.25 / a.dt()).round() as usize).max(2);
         let mut starts = Vec::new();
@@ -752,8 +758,14 @@ fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, checks: &mut V
             let tol = (0.75 * px).max(0.03);
             let still = w[..still_n].iter().all(|r| (r.x - p.x).hypot(r.y - p.y) < tol);
             let moved = (q.x - p.x).hypot(q.y - p.y) >= 0.8 * go_n as f32 * a.dt();
-            let pushed = w[still_n - 1..].iter().any(|r| near_another(a, tr, r, 1, 1.6) || r.blob.touches_border);
-            if still && moved && !pushed && starts.last().is_none_or(|&f| p.frame > f + go_n) {
+            // At rest on the floor, and it gains speed without coming down (a box balanced
+            // on an edge may topple: its centre drops, so the energy was there).
+            let resting = p.bottom < (0.15f32).max(3.0 * px);
+            let from_nowhere = q.y >= p.y - 0.02;
+            // (A blob partly hidden or cut by the edge moves its centroid without moving.)
+            let pushed = w[still_n - 1..].iter().any(|r| near_another(a, tr, r, 1, 1.6) || r.blob.touches_border)
+                || w.iter().any(|r| r.blob.area < 0.8 * full);
+            if still && moved && resting && from_nowhere && !pushed && starts.last().is_none_or(|&f| p.frame > f + go_n) {
                 starts.push(p.frame);
             }
         }
@@ -837,10 +849,16 @@ fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> [f64; 3] {
     [v[0] / m[0][0], v[1] / m[1][1], v[2] / m[2][2]]
 }
 
-fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
+fn permanence(a: &Analysis, chains: &[Chain], vis: &[(Color, &[objects::Visibility])], checks: &mut Vec<Check>) {
     use Dimension::Permanence as D;
     for c in chains {
         let label = format!("{} object", c.color);
+        // Fully in view at a frame, as the simulation says (true without a spec).
+        let in_view = |f: usize| {
+            vis.iter()
+                .find(|(col, _)| *col == c.color)
+                .is_none_or(|(_, v)| v.get(f).is_none_or(|x| *x == objects::Visibility::Full))
+        };
         for (n, &ti) in c.tracks.iter().enumerate() {
             let t = &a.tracks[ti];
             let full = t.sightings.iter().map(|q| q.blob.area).fold(0f32, f32::max);
@@ -861,6 +879,7 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
                 gap <= step
             };
             let popped = first.frame > shot.start
+                && in_view(first.frame - 1)
                 && !near_edge(first, t.sightings.get(1))
                 && first.blob.area >= 0.85 * full
                 && !beside_other(first);
@@ -870,6 +889,7 @@ fn permanence(a: &Analysis, chains: &[Chain], checks: &mut Vec<Check>) {
             // Leaving: the same, at the end.
             let before_last = t.sightings.len().checked_sub(2).map(|k| &t.sightings[k]);
             let vanished = last.frame + 1 < shot.end
+                && in_view(last.frame + 1)
                 && !near_edge(last, before_last)
                 && last.blob.area >= 0.85 * full
                 && !beside_other(last);

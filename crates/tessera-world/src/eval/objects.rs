@@ -20,8 +20,13 @@ pub const MAX_SPREAD: f32 = 0.95;
 /// With a spec the frames where an object is fully in view are known: tracked in this
 /// fraction of them earns full weight (edges of occluders and contacts take a few frames).
 const FULL_WEIGHT_SPEC: f64 = 0.8;
-/// From a prompt alone every frame is expected, though objects may leave the frame.
-const FULL_WEIGHT_PROMPT: f64 = 0.5;
+/// From a prompt alone every frame is expected, though objects may leave the frame or
+/// pass behind an occluder (the world lays scenes out so the action happens in view).
+const FULL_WEIGHT_PROMPT: f64 = 0.7;
+/// A region is the object only where it holds most of its colour in the frame: a compact
+/// piece of a flood or a band is not an object (the colour's pixels, anti-aliased edges and
+/// specks included, at most this many times the region's area).
+pub const MAX_CLUTTER: f32 = 2.0;
 
 /// Radius range (metres, the disc of the region's area) of an object of `size`, or of any
 /// size.
@@ -154,7 +159,7 @@ pub struct Presence {
     pub expected: usize,
     pub tracked: usize,
     /// What scales its credit in the other dimensions: tracked / expected, full at 80%
-    /// (with a spec) or 50% (from a prompt alone).
+    /// (with a spec) or 70% (from a prompt alone).
     pub weight: f64,
     /// The median radius (metres) of its object sightings, at the spec's scale when known.
     pub radius: Option<f32>,
@@ -171,7 +176,14 @@ pub fn presence(
     vis: Option<&[Visibility]>,
     ppm: Option<&[f32]>,
 ) -> Presence {
-    let expected_at = |f: usize| vis.is_none_or(|v| v.get(f) == Some(&Visibility::Full));
+    let excused = match vis {
+        Some(_) => vec![false; a.frames],
+        None => out_of_sight(a, tracks),
+    };
+    let expected_at = |f: usize| match vis {
+        Some(v) => v.get(f) == Some(&Visibility::Full),
+        None => !excused[f],
+    };
     let expected = (0..a.frames).filter(|&f| expected_at(f)).count();
     let mut hit = vec![false; a.frames];
     let mut radii = Vec::new();
@@ -179,7 +191,8 @@ pub fn presence(
         for q in &t.sightings {
             let r = ppm.map_or(q.radius, |p| q.blob.radius() / p[q.frame]);
             let v = judge(&q.blob, r, o.size);
-            if matches!(v, Verdict::Object | Verdict::Partial) {
+            let clutter = a.specks[q.frame].total[q.blob.color as usize] as f32 / q.blob.area.max(1.0);
+            if matches!(v, Verdict::Object | Verdict::Partial) && clutter <= MAX_CLUTTER {
                 hit[q.frame] = true;
             }
             if matches!(judge(&q.blob, r, None), Verdict::Object) {
@@ -196,6 +209,49 @@ pub fn presence(
         (tracked as f64 / expected as f64 / full).min(1.0)
     };
     Presence { expected, tracked, weight, radius: super::analysis::median(radii) }
+}
+
+/// From a prompt alone: the frames where the object is out of sight for a reason the video
+/// shows: before it enters or after it leaves through the frame's edge, and while it is
+/// behind something (its region shrank or reached the edge just before the gap). At most
+/// half of the frames are excused.
+fn out_of_sight(a: &Analysis, tracks: &[&Track]) -> Vec<bool> {
+    let mut seen: Vec<Option<&Sighting>> = vec![None; a.frames];
+    let full = tracks.iter().flat_map(|t| &t.sightings).map(|q| q.blob.area).fold(0f32, f32::max);
+    for t in tracks {
+        for q in &t.sightings {
+            seen[q.frame] = Some(q);
+        }
+    }
+    let partial = |q: &Sighting| q.blob.touches_border || q.blob.area < 0.8 * full;
+    let mut out = vec![false; a.frames];
+    let first = seen.iter().position(|s| s.is_some());
+    let last = seen.iter().rposition(|s| s.is_some());
+    let (Some(first), Some(last)) = (first, last) else { return out };
+    if seen[first].is_some_and(partial) {
+        out[..first].iter_mut().for_each(|x| *x = true);
+    }
+    if seen[last].is_some_and(partial) {
+        out[last + 1..].iter_mut().for_each(|x| *x = true);
+    }
+    let mut f = first;
+    while f < last {
+        if seen[f + 1].is_none() {
+            let end = (f + 1..=last).find(|&g| seen[g].is_some()).unwrap_or(last);
+            if seen[f].is_some_and(partial) {
+                out[f + 1..end].iter_mut().for_each(|x| *x = true);
+            }
+            f = end;
+        } else {
+            f += 1;
+        }
+    }
+    let n = out.iter().filter(|&&x| x).count();
+    if n * 2 > a.frames {
+        // Too much to excuse: expect it in every frame.
+        out.iter_mut().for_each(|x| *x = false);
+    }
+    out
 }
 
 /// What the frames show of a colour when no object of it was tracked (or too little): the
