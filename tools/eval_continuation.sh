@@ -11,6 +11,8 @@ model=$1 out=$2 count=${3:-20} seed=${4:-778} seconds=${5:-3} given=${6:-1}
 bin=${TESSERA:-target/release/tessera}
 rm -rf "$out" && mkdir -p "$out/videos"
 : > "$out/suite.jsonl"
+# Videos are paired with suite lines in name order: in-distribution ones first.
+k=0
 for split in in-distribution held-out; do
   "$bin" world render --count "$count" --seed "$seed" --seconds "$seconds" --fps 12 --cuts 0 --split "$split" \
     --given "$given" --given-out "$out/given-$split" --out "$out/truth-$split" -q
@@ -20,8 +22,9 @@ for split in in-distribution held-out; do
     prompt=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt"])' "$json")
     rest=$(python3 -c "print($seconds - $given)")
     "$bin" generate "$prompt" --model "$model" --video "$out/given-$split/$name.mp4" --extend forward \
-      --seconds "$rest" --seed "$((10#$name))" -q -o "$out/videos/$split-$name.mp4"
+      --seconds "$rest" --seed "$((10#$name))" -q -o "$out/videos/$k-$split-$name.mp4"
   done
+  k=$((k + 1))
 done
 "$bin" eval --continuation --given "$given" --suite "$out/suite.jsonl" --videos "$out/videos" \
   --out "$out/continuation.json" -q

@@ -338,8 +338,9 @@ impl ContinuationReport {
             "{:<16} {:>5} {:>8} {:>10} {:>10} {:>10} {:>12}\n",
             "split", "clips", "IoU", "IoU/frame", "pos err m", "vel err m/s", "events"
         );
-        for (name, m) in [("all", &self.all), ("in_distribution", &self.in_distribution), ("held_out", &self.held_out)]
-        {
+        let splits = [("all", &self.all), ("in_distribution", &self.in_distribution), ("held_out", &self.held_out)];
+        let kinds = self.held_out_by_kind.iter().map(|(k, m)| (format!("  {k}"), m));
+        for (name, m) in splits.into_iter().map(|(k, m)| (k.to_string(), m)).chain(kinds) {
             out += &format!(
                 "{:<16} {:>5} {:>8.3} {:>10.3} {:>10} {:>10} {:>12}\n",
                 name,
