@@ -195,15 +195,7 @@ pub fn score_continuation(generated: &VideoRef, spec: &Spec, given_seconds: f64)
 /// Per frame, the position (metres, the shot's reference frame) of the largest object-like
 /// sighting of a colour.
 fn positions(a: &Analysis, color: Color) -> Vec<Option<(f32, f32)>> {
-    let mut out: Vec<Option<(f32, f32, f32)>> = vec![None; a.frames];
-    for t in a.tracks.iter().filter(|t| t.color == color) {
-        for q in &t.sightings {
-            if out[q.frame].is_none_or(|p| p.2 < q.blob.area) {
-                out[q.frame] = Some((q.x, q.y, q.blob.area));
-            }
-        }
-    }
-    out.into_iter().map(|p| p.map(|p| (p.0, p.1))).collect()
+    sizes(a, color).into_iter().map(|p| p.map(|p| (p.0, p.1))).collect()
 }
 
 /// Events the tracking sees: (kind, objects (spec indices), time).

@@ -26,7 +26,8 @@ pub enum Corruption {
     Reverse,
     /// Hues rotated 180 degrees (red becomes cyan; white and black stay).
     Hue,
-    /// Each object's pixels scattered as one-pixel specks over its bounding box.
+    /// Each object's pixels scattered as one-pixel specks over its bounding box (as many
+    /// as fit on every other row and column, so no two specks touch).
     Fragments,
 }
 
