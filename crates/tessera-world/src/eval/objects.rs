@@ -213,14 +213,18 @@ pub fn presence(
 
 /// From a prompt alone: the frames where the object is out of sight for a reason the video
 /// shows: before it enters or after it leaves through the frame's edge, and while it is
-/// behind something (its region shrank or reached the edge just before the gap). At most
-/// half of the frames are excused.
+/// behind something (its region shrank or reached the edge just before the gap). Only
+/// regions that hold most of their colour count (a piece of a flood explains nothing),
+/// and at most three quarters of the frames are excused.
 fn out_of_sight(a: &Analysis, tracks: &[&Track]) -> Vec<bool> {
     let mut seen: Vec<Option<&Sighting>> = vec![None; a.frames];
     let full = tracks.iter().flat_map(|t| &t.sightings).map(|q| q.blob.area).fold(0f32, f32::max);
     for t in tracks {
         for q in &t.sightings {
-            seen[q.frame] = Some(q);
+            let clutter = a.specks[q.frame].total[q.blob.color as usize] as f32 / q.blob.area.max(1.0);
+            if clutter <= MAX_CLUTTER {
+                seen[q.frame] = Some(q);
+            }
         }
     }
     let partial = |q: &Sighting| q.blob.touches_border || q.blob.area < 0.8 * full;
@@ -247,7 +251,7 @@ fn out_of_sight(a: &Analysis, tracks: &[&Track]) -> Vec<bool> {
         }
     }
     let n = out.iter().filter(|&&x| x).count();
-    if n * 2 > a.frames {
+    if n * 4 > a.frames * 3 {
         // Too much to excuse: expect it in every frame.
         out.iter_mut().for_each(|x| *x = false);
     }

@@ -138,7 +138,8 @@ pub(super) fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, che
         // instant; nothing stops a slide or a
         // flight dead.)
         let mut dead = 0;
-        let before = ((0.1 / a.dt()).round() as usize).max(1);
+        // (Over at least two frames: one frame's step can be compression moving an edge.)
+        let before = ((0.1 / a.dt()).round() as usize).max(2);
         let after = ((0.25 / a.dt()).round() as usize).max(3);
         for w in s.windows(before + after + 1) {
             let contiguous = w.windows(2).all(|p| p[1].frame == p[0].frame + 1);
