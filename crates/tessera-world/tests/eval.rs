@@ -171,3 +171,25 @@ fn a_video_without_the_objects_earns_no_free_points() {
     assert!(s.physics <= 0.1 && s.permanence <= 0.1 && s.motion <= 0.1, "{s:?}");
     assert!(s.overall <= 0.35, "{s:?}");
 }
+
+#[test]
+fn motion_in_bursts_breaks_consistency() {
+    // What a decoder with 4x temporal compression can do: each group of four frames shows
+    // its first frame's objects (the frames not exactly repeated, so it is not a freeze).
+    let spec = roll_spec();
+    let (_, frames) = render(&spec);
+    let good = score(&frames, &spec).scores;
+    let bursts: Vec<Frame> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let mut f = frames[i - i % 4].clone();
+            f.data[0] = f.data[0].wrapping_add(3 * (i % 4) as u8);
+            f
+        })
+        .collect();
+    let bad = score(&bursts, &spec).scores;
+    eprintln!("good {good:?}\nbad {bad:?}");
+    assert!(good.consistency >= 0.95);
+    assert!(bad.consistency <= 0.6, "{bad:?}");
+}

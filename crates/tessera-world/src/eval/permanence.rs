@@ -155,6 +155,52 @@ pub(super) fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
                 format!("{label}: {jumps} jump(s) in {} steps", steps.len()),
             );
         }
+        // Jerks: moving at 1 m/s or more, stalling for one to four frames, then moving at
+        // that speed again, with nothing near: motion in bursts (a decoder that repeats
+        // frames within a latent's span), not motion the world makes.
+        let s = &t.sightings;
+        let whole = |q: &Sighting| !q.blob.touches_border && q.blob.area >= 0.8 * full_area(t);
+        let step = |i: usize| -> Option<f32> {
+            let (p, q) = (s.get(i)?, s.get(i + 1)?);
+            (q.frame == p.frame + 1 && whole(p) && whole(q)).then(|| (q.x - p.x).hypot(q.y - p.y))
+        };
+        let fast = a.dt();
+        let (mut stalls, mut moving) = (0, 0);
+        let mut i = 1;
+        while i + 1 < s.len() {
+            let Some(before) = step(i - 1).filter(|&d| d >= fast) else {
+                i += 1;
+                continue;
+            };
+            moving += 1;
+            let mut j = i;
+            while j < i + 4 && step(j).is_some_and(|d| d < 0.25 * before) {
+                j += 1;
+            }
+            let after = step(j);
+            // The same way on both sides (a bounce also stalls for a frame, and turns).
+            let same_way = after.is_some() && {
+                let (u, v) = ((s[i].x - s[i - 1].x, s[i].y - s[i - 1].y), (s[j + 1].x - s[j].x, s[j + 1].y - s[j].y));
+                u.0 * v.0 + u.1 * v.1 > 0.5 * u.0.hypot(u.1) * v.0.hypot(v.1)
+            };
+            if j > i
+                && same_way
+                && after.is_some_and(|d| d >= fast && d >= 4.0 * step(j - 1).unwrap_or(0.0))
+                && !s[i..=j].iter().any(|q| near_another(a, t, q, 1, 1.6))
+            {
+                stalls += 1;
+            }
+            i = j.max(i + 1);
+        }
+        if stalls > 0 {
+            law_check(
+                checks,
+                D,
+                "jerks",
+                (1.0 - 4.0 * stalls as f64 / moving.max(1) as f64).max(0.0),
+                format!("{label}: stalls and starts again {stalls} time(s) while moving fast"),
+            );
+        }
     }
     // Flicker: the frame's brightness jumping and coming back.
     let b = &a.brightness;
@@ -206,4 +252,8 @@ pub(super) fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
         let frac = stuck as f64 / (a.frames - 1) as f64;
         law_check(checks, D, "stutter", 1.0 - 3.0 * frac, format!("{stuck} frame(s) repeat while things move"));
     }
+}
+
+fn full_area(t: &super::analysis::Track) -> f32 {
+    t.sightings.iter().map(|q| q.blob.area).fold(0f32, f32::max)
 }

@@ -135,8 +135,9 @@ pub(super) fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, che
         }
         // Nothing stops dead: moving at 1 m/s or more over a tenth of a second, then not at
         // all for a quarter. (Landing can stop a fall dead, and an apex is still for an
-        // instant; nothing stops a slide or a
-        // flight dead.)
+        // instant; nothing stops a slide or a flight dead. A box that tips over and lands
+        // flat stops dead too: its centre moves up or down as it tips, so on the floor each
+        // step must be level.)
         let mut dead = 0;
         // (Over at least two frames: one frame's step can be compression moving an edge.)
         let before = ((0.1 / a.dt()).round() as usize).max(2);
@@ -148,7 +149,11 @@ pub(super) fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, che
             let vx = (p1.x - p0.x).abs() / span;
             let vy = (p1.y - p0.y).abs() / span;
             let airborne = p1.bottom > (0.15f32).max(3.0 * px);
-            let moving = (vx >= 1.0 && vx > 2.0 * vy) || (airborne && vx.hypot(vy) >= 1.0);
+            let level = w[..=before].windows(2).all(|p| {
+                let (dx, dy) = ((p[1].x - p[0].x).abs(), (p[1].y - p[0].y).abs());
+                dx >= a.dt() && dx > 2.0 * dy
+            });
+            let moving = (vx >= 1.0 && vx > 2.0 * vy && level) || (airborne && vx.hypot(vy) >= 1.0);
             let still = w[before..].iter().all(|q| (q.x - p1.x).hypot(q.y - p1.y) < 0.5 * px);
             if contiguous && moving && still && !near_other(p1) && !p1.blob.touches_border {
                 dead += 1;
