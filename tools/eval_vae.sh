@@ -4,7 +4,7 @@
 # loses the objects cannot score more than its round trips do.
 #
 #   tools/eval_vae.sh MODEL_DIR OUT_DIR [COUNT=30] [SEED=777] [SECONDS=2]
-# MODEL_DIR is a model folder (the round trip is `generate --edit CLIP --strength 0`, which
+# Prints both means and the objects kept. MODEL_DIR is a model folder (the round trip is `generate --edit CLIP --strength 0`, which
 # encodes and decodes without denoising).
 set -euo pipefail
 model=$1 out=$2 count=${3:-30} seed=${4:-777} seconds=${5:-2}
@@ -23,3 +23,19 @@ echo "clips:"
 "$bin" eval --suite "$out/suite.jsonl" --videos "$out/clips" --out "$out/clips.json" -q | tail -1
 echo "round trips:"
 "$bin" eval --suite "$out/suite.jsonl" --videos "$out/roundtrip" --out "$out/roundtrip.json" -q | tail -1
+# Objects kept (issue 28's VAE gate: >= 95%): described objects shown as an object for at
+# least half of the time they should be on screen, in the clips and in their round trips.
+python3 - "$out" <<'PY'
+import json, re, sys
+out = sys.argv[1]
+for name in ("clips", "roundtrip"):
+    kept = total = 0
+    for v in json.load(open(f"{out}/{name}.json"))["videos"]:
+        for c in v["checks"]:
+            if c["dimension"] == "adherence" and c["what"].startswith("object"):
+                total += 1
+                m = re.search(r"tracked in (\d+) of the (\d+) frames", c["what"])
+                found = " found" in c["what"] and c["score"] > 0
+                kept += found and (m is None or int(m.group(1)) * 2 >= int(m.group(2)))
+    print(f"objects kept ({name}): {kept} of {total} ({100 * kept / max(total, 1):.1f}%)")
+PY
