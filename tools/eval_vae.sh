@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The ceiling a VAE sets on a model: world clips through decode(encode(clip)) alone, scored
-# with `tessera eval` against their prompts, beside the clips themselves. A model whose VAE
-# loses the objects cannot score more than its round trips do.
+# with `tessera eval` against their specs, beside the clips themselves, and the share of
+# objects kept. A model whose VAE loses the objects cannot score more than its round
+# trips do.
 #
 #   tools/eval_vae.sh MODEL_DIR OUT_DIR [COUNT=30] [SEED=777] [SECONDS=2]
-# Prints both means and the objects kept. MODEL_DIR is a model folder (the round trip is `generate --edit CLIP --strength 0`, which
+# MODEL_DIR is a model folder (the round trip is `generate --edit CLIP --strength 0`, which
 # encodes and decodes without denoising).
 set -euo pipefail
 model=$1 out=$2 count=${3:-30} seed=${4:-777} seconds=${5:-2}
