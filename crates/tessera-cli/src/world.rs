@@ -400,9 +400,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             videos.len()
         );
     }
+    let needs_spec = a.continuation || kinds.iter().flatten().any(|k| k.needs_spec());
     for (n, line) in suite.iter().enumerate() {
-        let needs = a.continuation || kinds.iter().flatten().any(|k| k.needs_spec());
-        if needs && line.spec.is_none() {
+        if needs_spec && line.spec.is_none() {
             bail!(
                 "{} line {} has no `spec`: {} needs each clip's spec (render the suite with `tessera world render`)",
                 a.suite.display(),
@@ -423,7 +423,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if a.continuation {
             let spec = line.spec.as_ref().expect("checked above");
-            let c = score_continuation(&video_ref(&frames, fps), spec, a.given);
+            let c = score_continuation(&VideoRef::of(&frames, fps), spec, a.given);
             continuations.push(ContinuationVideo {
                 file: name,
                 prompt: line.prompt.clone(),
@@ -435,20 +435,24 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             continue;
         }
         for (k, kind) in kinds.iter().enumerate() {
+            let corrupted;
             let frames = match kind {
-                None => frames.clone(),
-                Some(c) => corrupt(*c, &frames, line.spec.as_ref(), fps, i as u64)
-                    .with_context(|| format!("cannot corrupt {}", path.display()))?,
+                None => &frames,
+                Some(c) => {
+                    corrupted = corrupt(*c, &frames, line.spec.as_ref(), fps, i as u64)
+                        .with_context(|| format!("cannot corrupt {}", path.display()))?;
+                    &corrupted
+                }
             };
             if let (Some(dir), Some(c)) = (&a.write_corrupted, kind) {
                 let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let out = dir.join(format!("{stem}.{}.mp4", c.word()));
-                tessera_media::write_video(&out, &frames, fps, &WriteOptions::default())?;
+                tessera_media::write_video(&out, frames, fps, &WriteOptions::default())?;
             }
-            let e = evaluate(&video_ref(&frames, fps), &line.desc, line.spec.as_ref());
+            let e = evaluate(&VideoRef::of(frames, fps), &line.desc, line.spec.as_ref());
             reports[k].push(VideoReport::new(name.clone(), line.prompt.clone(), e.scores, e.checks));
             if a.html.is_some() && k == 0 {
-                thumbs.push(tessera_world::report::thumbnail_frames(&frames));
+                thumbs.push(tessera_world::report::thumbnail_frames(frames));
             }
         }
         progress.count("eval", "video", i + 1, suite.len());
@@ -495,13 +499,4 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     progress.done(&format!("report in {}", a.out.display()));
     Ok(())
-}
-
-fn video_ref(frames: &[Frame], fps: f64) -> VideoRef<'_> {
-    VideoRef {
-        width: frames[0].width,
-        height: frames[0].height,
-        frames: frames.iter().map(|f| f.data.as_slice()).collect(),
-        fps,
-    }
 }

@@ -9,13 +9,7 @@ use tessera_world::eval::{evaluate, Scores, VideoRef};
 use tessera_world::scene::SceneOptions;
 
 fn score(frames: &[Frame], spec: &tessera_world::Spec, fps: f64) -> (Scores, Vec<tessera_world::eval::Check>) {
-    let video = VideoRef {
-        width: frames[0].width,
-        height: frames[0].height,
-        frames: frames.iter().map(|f| f.data.as_slice()).collect(),
-        fps,
-    };
-    let e = evaluate(&video, &spec.describe(), Some(spec));
+    let e = evaluate(&VideoRef::of(frames, fps), &spec.describe(), Some(spec));
     (e.scores, e.checks)
 }
 
@@ -56,8 +50,7 @@ fn main() {
         rows[0].1.push(gt);
         // The same clip scored against its prompt alone (no spec), as a model's output is.
         let desc = tessera_world::language::parse(&clip.prompt).unwrap();
-        let video = VideoRef { width: w, height: h, frames: frames.iter().map(|f| f.data.as_slice()).collect(), fps };
-        let po = evaluate(&video, &desc, None);
+        let po = evaluate(&VideoRef::of(&frames, fps), &desc, None);
         if verbose || po.scores.overall < 0.8 {
             println!("  prompt only {:.3}", po.scores.overall);
             for c in po.checks.iter().filter(|c| c.score < 0.99) {

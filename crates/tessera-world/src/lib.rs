@@ -35,9 +35,14 @@ pub fn sample_clip(seed: u64, index: u64, opts: &SceneOptions) -> Clip {
     while opts.hold_out && holdout::description_held_out(&desc) {
         desc = random_description(&mut rng);
     }
-    let scene = Scene::new(realize(&desc, &mut rng, opts));
-    let prompt = language::prompt(&scene.spec, &mut rng);
-    let caption = language::caption(&scene.spec, &mut rng);
+    captioned(realize(&desc, &mut rng, opts), &mut rng)
+}
+
+/// A spec simulated, with a prompt and a caption drawn from `rng`.
+fn captioned(spec: Spec, rng: &mut Rng) -> Clip {
+    let scene = Scene::new(spec);
+    let prompt = language::prompt(&scene.spec, rng);
+    let caption = language::caption(&scene.spec, rng);
     Clip { scene, prompt, caption }
 }
 
@@ -53,10 +58,7 @@ pub fn sample_held_out_clip(seed: u64, index: u64, opts: &SceneOptions) -> Clip 
     if kind == holdout::HeldOut::Speed {
         holdout::speed_up(&mut spec);
     }
-    let scene = Scene::new(spec);
-    let prompt = language::prompt(&scene.spec, &mut rng);
-    let caption = language::caption(&scene.spec, &mut rng);
-    Clip { scene, prompt, caption }
+    captioned(spec, &mut rng)
 }
 
 /// Prompt expansion: parses a prompt in the world's vocabulary, fills in everything it

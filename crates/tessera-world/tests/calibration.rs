@@ -13,13 +13,7 @@ const CLIPS: u64 = 12;
 const FPS: f64 = 12.0;
 
 fn score(frames: &[Frame], spec: &Spec) -> Scores {
-    let video = VideoRef {
-        width: frames[0].width,
-        height: frames[0].height,
-        frames: frames.iter().map(|f| f.data.as_slice()).collect(),
-        fps: FPS,
-    };
-    evaluate(&video, &spec.describe(), Some(spec)).scores
+    evaluate(&VideoRef::of(frames, FPS), &spec.describe(), Some(spec)).scores
 }
 
 fn suite() -> Vec<(Spec, Vec<Frame>)> {

@@ -33,9 +33,7 @@ fn render(spec: &Spec) -> Vec<Frame> {
 }
 
 fn score(frames: &[Frame], spec: &Spec) -> Continuation {
-    let video =
-        VideoRef { width: 128, height: 128, frames: frames.iter().map(|f| f.data.as_slice()).collect(), fps: FPS };
-    score_continuation(&video, spec, 1.0)
+    score_continuation(&VideoRef::of(frames, FPS), spec, 1.0)
 }
 
 fn specs() -> Vec<Spec> {

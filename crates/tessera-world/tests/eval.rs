@@ -19,8 +19,7 @@ fn render(spec: &Spec) -> (Scene, Vec<Frame>) {
 }
 
 fn score(frames: &[Frame], spec: &Spec) -> Evaluation {
-    let video = VideoRef { width: W, height: H, frames: frames.iter().map(|f| f.data.as_slice()).collect(), fps: FPS };
-    evaluate(&video, &spec.describe(), Some(spec))
+    evaluate(&VideoRef::of(frames, FPS), &spec.describe(), Some(spec))
 }
 
 fn clip(seed: u64, i: u64) -> Spec {

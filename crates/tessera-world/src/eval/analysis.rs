@@ -39,8 +39,12 @@ impl Track {
     }
     /// Sightings whose blob is whole: off the border and not much smaller than usual.
     pub fn clean(&self) -> impl Iterator<Item = &Sighting> {
-        let full = self.sightings.iter().map(|s| s.blob.area).fold(0f32, f32::max);
+        let full = self.full_area();
         self.sightings.iter().filter(move |s| !s.blob.touches_border && s.blob.area >= 0.8 * full)
+    }
+    /// The largest area (pixels) it shows: its whole size.
+    pub fn full_area(&self) -> f32 {
+        self.sightings.iter().map(|s| s.blob.area).fold(0f32, f32::max)
     }
 }
 

@@ -89,9 +89,12 @@ pub fn score_continuation(generated: &VideoRef, spec: &Spec, given_seconds: f64)
     let mut at = analyse_with(&truth_frames, fps, true);
     ag.tracks.retain(super::objects::object_like);
     at.tracks.retain(super::objects::object_like);
+    // Each object's largest sighting per frame, in both videos.
+    let track_t: Vec<Vec<Spot>> = spec.objects.iter().map(|o| largest(&at, o.color)).collect();
+    let track_g: Vec<Vec<Spot>> = spec.objects.iter().map(|o| largest(&ag, o.color)).collect();
 
     let mut objects = Vec::new();
-    for o in &spec.objects {
+    for (n, o) in spec.objects.iter().enumerate() {
         let k = o.color as u8;
         let (mut inter, mut union) = (0usize, 0usize);
         let mut per_frame = Vec::new();
@@ -106,8 +109,7 @@ pub fn score_continuation(generated: &VideoRef, spec: &Spec, given_seconds: f64)
             union += u;
             per_frame.push((u > 0).then(|| i as f64 / u as f64));
         }
-        let pt = positions(&at, o.color);
-        let pg = positions(&ag, o.color);
+        let (pt, pg) = (&track_t[n], &track_g[n]);
         let dt = 1.0 / fps;
         let (mut perr, mut verr, mut truth_n, mut both_n) = (Vec::new(), Vec::new(), 0, 0);
         for f in window.clone() {
@@ -117,19 +119,15 @@ pub fn score_continuation(generated: &VideoRef, spec: &Spec, given_seconds: f64)
             if let (Some(a), Some(b)) = (pt[f], pg[f]) {
                 both_n += 1;
                 perr.push((a.0 - b.0).hypot(a.1 - b.1) as f64);
-                let vel = |p: &[Option<(f32, f32)>]| match (
-                    f.checked_sub(1).and_then(|g| p[g]),
-                    p.get(f + 1).copied().flatten(),
-                ) {
+                let vel = |p: &[Spot]| match (f.checked_sub(1).and_then(|g| p[g]), p.get(f + 1).copied().flatten()) {
                     (Some(x), Some(y)) => Some(((y.0 - x.0) as f64 / (2.0 * dt), (y.1 - x.1) as f64 / (2.0 * dt))),
                     _ => None,
                 };
-                if let (Some(va), Some(vb)) = (vel(&pt), vel(&pg)) {
+                if let (Some(va), Some(vb)) = (vel(pt), vel(pg)) {
                     verr.push((va.0 - vb.0).hypot(va.1 - vb.1));
                 }
             }
         }
-        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         objects.push(ObjectContinuation {
             object: format!("{} {} {}", o.size, o.color, o.shape),
             iou: if union == 0 { 1.0 } else { inter as f64 / union as f64 },
@@ -143,8 +141,8 @@ pub fn score_continuation(generated: &VideoRef, spec: &Spec, given_seconds: f64)
     // Events of the continuation the truth's own tracking can see, and whether the
     // generated video shows each in time.
     let (t0, t1) = (window.start as f64 / fps, window.end as f64 / fps);
-    let seen_truth = detect(&at, spec);
-    let seen_gen = detect(&ag, spec);
+    let seen_truth = detect(&at, spec, &track_t);
+    let seen_gen = detect(&ag, spec, &track_g);
     let mut events = Vec::new();
     for e in &spec.events {
         let (kind, objects, t) = match *e {
@@ -177,29 +175,32 @@ pub fn score_continuation(generated: &VideoRef, spec: &Spec, given_seconds: f64)
     }
     let n = objects.len().max(1) as f64;
     let frame_ious: Vec<f64> = objects.iter().flat_map(|o| o.iou_per_frame.iter().flatten().copied()).collect();
-    let mean_opt = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     Continuation {
         given_frames: given,
         compared_frames: window.len(),
         iou: if objects.is_empty() { 1.0 } else { objects.iter().map(|o| o.iou).sum::<f64>() / n },
-        iou_frame_mean: mean_opt(frame_ious.clone()).unwrap_or(1.0),
-        position_error: mean_opt(objects.iter().filter_map(|o| o.position_error).collect()),
-        velocity_error: mean_opt(objects.iter().filter_map(|o| o.velocity_error).collect()),
-        events_on_time: (!events.is_empty())
-            .then(|| events.iter().filter(|e| e.on_time).count() as f64 / events.len() as f64),
+        iou_frame_mean: mean(&frame_ious).unwrap_or(1.0),
+        position_error: mean(&objects.iter().filter_map(|o| o.position_error).collect::<Vec<_>>()),
+        velocity_error: mean(&objects.iter().filter_map(|o| o.velocity_error).collect::<Vec<_>>()),
+        events_on_time: on_time(events.iter()),
         objects,
         events,
     }
 }
 
-/// Per frame, the position (metres, the shot's reference frame) of the largest object-like
-/// sighting of a colour.
-fn positions(a: &Analysis, color: Color) -> Vec<Option<(f32, f32)>> {
-    sizes(a, color).into_iter().map(|p| p.map(|p| (p.0, p.1))).collect()
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// Events the tracking sees: (kind, objects (spec indices), time).
-fn detect(a: &Analysis, spec: &Spec) -> Vec<(&'static str, Vec<usize>, f64)> {
+/// The fraction of events on time (none: no events).
+fn on_time<'a>(events: impl ExactSizeIterator<Item = &'a EventCheck>) -> Option<f64> {
+    let n = events.len();
+    (n > 0).then(|| events.filter(|e| e.on_time).count() as f64 / n as f64)
+}
+
+/// Events the tracking sees: (kind, objects (spec indices), time). `spots`: each spec
+/// object's [`largest`] sightings.
+fn detect(a: &Analysis, spec: &Spec, spots: &[Vec<Spot>]) -> Vec<(&'static str, Vec<usize>, f64)> {
     let dt = 1.0 / a.fps;
     let mut out = Vec::new();
     let index = |c: Color| spec.objects.iter().position(|o| o.color == c);
@@ -217,7 +218,7 @@ fn detect(a: &Analysis, spec: &Spec) -> Vec<(&'static str, Vec<usize>, f64)> {
     // Collisions: two objects within 1.3 radii sums, the first frame of each contact.
     for i in 0..spec.objects.len() {
         for j in i + 1..spec.objects.len() {
-            let (pi, pj) = (sizes(a, spec.objects[i].color), sizes(a, spec.objects[j].color));
+            let (pi, pj) = (&spots[i], &spots[j]);
             let mut touching = false;
             for f in 0..a.frames {
                 let now = match (pi[f], pj[f]) {
@@ -234,8 +235,11 @@ fn detect(a: &Analysis, spec: &Spec) -> Vec<(&'static str, Vec<usize>, f64)> {
     out
 }
 
-/// Per frame: (x, y, radius) of the largest sighting of a colour.
-fn sizes(a: &Analysis, color: Color) -> Vec<Option<(f32, f32, f32)>> {
+/// Where an object is in one frame: (x, y, radius), metres in the shot's reference frame.
+type Spot = Option<(f32, f32, f32)>;
+
+/// Per frame, the largest object-like sighting of a colour.
+fn largest(a: &Analysis, color: Color) -> Vec<Spot> {
     let mut out: Vec<Option<(f32, f32, f32, f32)>> = vec![None; a.frames];
     for t in a.tracks.iter().filter(|t| t.color == color) {
         for q in &t.sightings {
@@ -276,16 +280,14 @@ pub struct ContinuationMean {
 impl ContinuationMean {
     pub fn of(videos: &[&ContinuationVideo]) -> ContinuationMean {
         let n = videos.len().max(1) as f64;
-        let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let events: Vec<&EventCheck> = videos.iter().flat_map(|v| &v.continuation.events).collect();
         ContinuationMean {
             clips: videos.len(),
             iou: videos.iter().map(|v| v.continuation.iou).sum::<f64>() / n,
             iou_frame_mean: videos.iter().map(|v| v.continuation.iou_frame_mean).sum::<f64>() / n,
-            position_error: mean(videos.iter().filter_map(|v| v.continuation.position_error).collect()),
-            velocity_error: mean(videos.iter().filter_map(|v| v.continuation.velocity_error).collect()),
-            events_on_time: (!events.is_empty())
-                .then(|| events.iter().filter(|e| e.on_time).count() as f64 / events.len() as f64),
+            position_error: mean(&videos.iter().filter_map(|v| v.continuation.position_error).collect::<Vec<_>>()),
+            velocity_error: mean(&videos.iter().filter_map(|v| v.continuation.velocity_error).collect::<Vec<_>>()),
+            events_on_time: on_time(events.iter().copied()),
             events: events.len(),
         }
     }

@@ -102,6 +102,18 @@ pub struct VideoRef<'a> {
     pub fps: f64,
 }
 
+impl<'a> VideoRef<'a> {
+    /// A video of frames (at least one, all of the first one's size).
+    pub fn of(frames: &'a [tessera_media::Frame], fps: f64) -> Self {
+        VideoRef {
+            width: frames[0].width,
+            height: frames[0].height,
+            frames: frames.iter().map(|f| f.data.as_slice()).collect(),
+            fps,
+        }
+    }
+}
+
 /// Scores a video against a description. `spec`, when the clip came from the world, adds
 /// the simulation's own events (how many bounces) to the motion checks and says in which
 /// frames each object should be in view.

@@ -71,6 +71,11 @@ fn judge_sighting(q: &Sighting, size: Option<Size>) -> Verdict {
     judge(&q.blob, q.radius, size)
 }
 
+/// Whether a sighting's region holds most of its colour in its frame ([`MAX_CLUTTER`]).
+fn holds_its_colour(a: &Analysis, q: &Sighting) -> bool {
+    a.specks[q.frame].total[q.blob.color as usize] as f32 / q.blob.area.max(1.0) <= MAX_CLUTTER
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,8 +196,7 @@ pub fn presence(
         for q in &t.sightings {
             let r = ppm.map_or(q.radius, |p| q.blob.radius() / p[q.frame]);
             let v = judge(&q.blob, r, o.size);
-            let clutter = a.specks[q.frame].total[q.blob.color as usize] as f32 / q.blob.area.max(1.0);
-            if matches!(v, Verdict::Object | Verdict::Partial) && clutter <= MAX_CLUTTER {
+            if matches!(v, Verdict::Object | Verdict::Partial) && holds_its_colour(a, q) {
                 hit[q.frame] = true;
             }
             if matches!(judge(&q.blob, r, None), Verdict::Object) {
@@ -221,8 +225,7 @@ fn out_of_sight(a: &Analysis, tracks: &[&Track]) -> Vec<bool> {
     let full = tracks.iter().flat_map(|t| &t.sightings).map(|q| q.blob.area).fold(0f32, f32::max);
     for t in tracks {
         for q in &t.sightings {
-            let clutter = a.specks[q.frame].total[q.blob.color as usize] as f32 / q.blob.area.max(1.0);
-            if clutter <= MAX_CLUTTER {
+            if holds_its_colour(a, q) {
                 seen[q.frame] = Some(q);
             }
         }

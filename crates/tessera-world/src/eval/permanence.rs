@@ -24,7 +24,7 @@ pub(super) fn permanence(
         };
         for (n, &ti) in c.tracks.iter().enumerate() {
             let t = &a.tracks[ti];
-            let full = t.sightings.iter().map(|q| q.blob.area).fold(0f32, f32::max);
+            let full = t.full_area();
             let first = &t.sightings[0];
             let last = t.sightings.last().unwrap();
             let shot = &a.shots[t.shot];
@@ -159,7 +159,8 @@ pub(super) fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
         // that speed again, with nothing near: motion in bursts (a decoder that repeats
         // frames within a latent's span), not motion the world makes.
         let s = &t.sightings;
-        let whole = |q: &Sighting| !q.blob.touches_border && q.blob.area >= 0.8 * full_area(t);
+        let full = t.full_area();
+        let whole = |q: &Sighting| !q.blob.touches_border && q.blob.area >= 0.8 * full;
         let step = |i: usize| -> Option<f32> {
             let (p, q) = (s.get(i)?, s.get(i + 1)?);
             (q.frame == p.frame + 1 && whole(p) && whole(q)).then(|| (q.x - p.x).hypot(q.y - p.y))
@@ -252,8 +253,4 @@ pub(super) fn consistency(a: &Analysis, checks: &mut Vec<Check>) {
         let frac = stuck as f64 / (a.frames - 1) as f64;
         law_check(checks, D, "stutter", 1.0 - 3.0 * frac, format!("{stuck} frame(s) repeat while things move"));
     }
-}
-
-fn full_area(t: &super::analysis::Track) -> f32 {
-    t.sightings.iter().map(|q| q.blob.area).fold(0f32, f32::max)
 }

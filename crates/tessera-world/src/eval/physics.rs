@@ -17,7 +17,7 @@ pub(super) fn physics(desc: &Description, spec: Option<&Spec>, a: &Analysis, che
         let label = format!("{} object", tr.color);
         let near_other = |q: &Sighting| near_another(a, tr, q, 0, 1.6);
         // Free flight: runs of consecutive clean airborne frames, split at local minima.
-        let full = s.iter().map(|q| q.blob.area).fold(0f32, f32::max);
+        let full = tr.full_area();
         let airborne = |q: &Sighting| {
             q.bottom > (0.1f32).max(2.0 * px) && !q.blob.touches_border && q.blob.area >= 0.8 * full && !near_other(q)
         };

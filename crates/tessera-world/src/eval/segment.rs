@@ -175,13 +175,9 @@ pub struct Specks {
     pub full_rows: [u32; 8],
 }
 
-/// Connected regions (4-connected) of each colour with at least `min_area` pixels.
-pub fn blobs(img: &Image, labels: &[u8], min_area: usize) -> Vec<Blob> {
-    regions(img, labels, min_area).0
-}
-
-/// [`blobs`], and what the frame holds of each colour besides (for the report's "what was
-/// seen": a flood, a band, scattered specks).
+/// Connected regions (4-connected) of each colour with at least `min_area` pixels, and
+/// what the frame holds of each colour besides (for the report's "what was seen": a flood,
+/// a band, scattered specks).
 pub fn regions(img: &Image, labels: &[u8], min_area: usize) -> (Vec<Blob>, Specks) {
     let (w, h) = (img.width, img.height);
     let mut seen = vec![false; w * h];
