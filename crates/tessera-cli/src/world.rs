@@ -271,9 +271,34 @@ pub struct EvalArgs {
     /// With --continuation: seconds at the start of each video that were given.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     given: f64,
+    /// Score each video's round trip through this VAE (decode(encode(video)), the
+    /// posterior mean, no transformer) instead of the video: the ceiling a VAE sets on a
+    /// model (issue 28's VAE gate; `tools/eval_vae.sh`). A model folder or a VAE folder
+    /// (config.json and weights). Videos are cut to the VAE's frame form (tf k + 1).
+    #[arg(long, value_name = "DIR", conflicts_with = "corrupt")]
+    vae: Option<PathBuf>,
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+/// The VAE of `--vae`: `dir/vae` when `dir` is a model folder, else `dir` itself.
+fn load_vae(dir: &Path) -> Result<tessera_models::wan::vae::AutoencoderKLWan> {
+    let vae_dir = if dir.join("vae").join("config.json").is_file() { dir.join("vae") } else { dir.to_path_buf() };
+    tessera_models::wan::vae::AutoencoderKLWan::load(&vae_dir, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .with_context(|| format!("cannot load a VAE from {}", vae_dir.display()))
+}
+
+/// decode(encode(frames)) with the posterior mean, the frames cut to tf k + 1.
+fn round_trip(vae: &tessera_models::wan::vae::AutoencoderKLWan, frames: &[Frame]) -> Result<Vec<Frame>> {
+    let tf = vae.temporal_factor();
+    let keep = (frames.len().max(1) - 1) / tf * tf + 1;
+    let video = tessera_pipeline::tasks::video_tensor(&frames[..keep], &candle_core::Device::Cpu)?;
+    let out = vae.decode(&vae.encode(&video)?)?; // (1, 3, T, H, W) in [-1, 1]
+    let (_, _, t, h, w) = out.dims5()?;
+    let hwc: Vec<f32> =
+        ((out.squeeze(0)?.permute((1, 2, 3, 0))? + 1.0)? * 0.5)?.clamp(0f32, 1f32)?.flatten_all()?.to_vec1()?;
+    Ok(tessera_media::frames_from_f32(&hwc, t, h, w)?)
 }
 
 /// A line of the suite: the prompt and, when the clip came from the world, its spec.
@@ -414,12 +439,17 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if let Some(dir) = &a.write_corrupted {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let vae = a.vae.as_deref().map(load_vae).transpose()?;
     let mut progress = Reporter::new(a.quiet);
     let mut reports: Vec<Vec<VideoReport>> = vec![Vec::new(); kinds.len()];
     let mut continuations = Vec::new();
     let mut thumbs = Vec::new();
     for (i, (line, path)) in suite.iter().zip(&videos).enumerate() {
         let (frames, fps) = load_video(path, a.fps).with_context(|| format!("cannot read video {}", path.display()))?;
+        let frames = match &vae {
+            Some(v) => round_trip(v, &frames).with_context(|| format!("cannot round-trip {}", path.display()))?,
+            None => frames,
+        };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if a.continuation {
             let spec = line.spec.as_ref().expect("checked above");

@@ -79,22 +79,25 @@ pub fn latent_known(mask: &[bool], tf: usize) -> Vec<bool> {
     (0..f).map(|j| if j == 0 { mask[0] } else { mask[tf * (j - 1) + 1..=tf * j].iter().all(|&x| x) }).collect()
 }
 
-/// Wan's mask channels for a pixel-frame mask (WanImageToVideoPipeline.prepare_latents):
-/// the first frame's entry repeated four times, then the entries grouped by four per latent
-/// frame: (4, F) with F = (T - 1) / 4 + 1, broadcast to (B, 4, F, h, w).
+/// Wan's mask channels for a pixel-frame mask (WanImageToVideoPipeline.prepare_latents),
+/// for a VAE that compresses time by `tf` (diffusers' `vae_scale_factor_temporal`, 4 for
+/// Wan): the first frame's entry repeated `tf` times, then the entries grouped by `tf` per
+/// latent frame: (tf, F) with F = (T - 1) / tf + 1, broadcast to (B, tf, F, h, w).
+#[allow(clippy::too_many_arguments)]
 pub fn mask_channels(
     mask: &[bool],
+    tf: usize,
     b: usize,
     h: usize,
     w: usize,
     device: &Device,
     dtype: DType,
 ) -> candle_core::Result<Tensor> {
-    let mut rep: Vec<f32> = vec![mask[0] as u8 as f32; 4];
+    let mut rep: Vec<f32> = vec![mask[0] as u8 as f32; tf];
     rep.extend(mask[1..].iter().map(|&x| x as u8 as f32));
-    let f = rep.len() / 4;
-    let t = Tensor::from_vec(rep, (f, 4), device)?.t()?.contiguous()?; // (4, F)
-    t.reshape((1, 4, f, 1, 1))?.broadcast_as((b, 4, f, h, w))?.to_dtype(dtype)?.contiguous()
+    let f = rep.len() / tf;
+    let t = Tensor::from_vec(rep, (f, tf), device)?.t()?.contiguous()?; // (tf, F)
+    t.reshape((1, tf, f, 1, 1))?.broadcast_as((b, tf, f, h, w))?.to_dtype(dtype)?.contiguous()
 }
 
 /// Zeroes the frames that are not given: the video the conditioning latents are encoded
@@ -154,7 +157,7 @@ mod tests {
         let mut m = vec![false; 5];
         m[0] = true;
         m[4] = true;
-        let t = mask_channels(&m, 1, 1, 1, &Device::Cpu, DType::F32).unwrap();
+        let t = mask_channels(&m, 4, 1, 1, 1, &Device::Cpu, DType::F32).unwrap();
         let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
         // (1, 4, 2, 1, 1): channel-major.
         assert_eq!(v, vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]);

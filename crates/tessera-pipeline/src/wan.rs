@@ -258,10 +258,10 @@ impl WanPipeline {
         }
     }
 
-    /// Whether the transformer has the image-to-video layout (in_channels = 2 z + 4): it
-    /// reads a frame mask and conditioning latents.
+    /// Whether the transformer has the image-to-video layout (in_channels = 2 z + tf, tf
+    /// the VAE's temporal factor: 4 for Wan): it reads a frame mask and conditioning latents.
     pub fn has_mask_channels(&self) -> bool {
-        self.transformer_config.in_channels == 2 * self.transformer_config.out_channels() + 4
+        self.transformer_config.in_channels == 2 * self.transformer_config.out_channels() + self.temporal_factor()
     }
 
     /// Encodes a (1, 3, T, H, W) video in [-1, 1] to normalised latents (f32).
@@ -303,7 +303,7 @@ impl WanPipeline {
             };
             let cond = self.encode_latents(&vae, &video)?.to_dtype(self.dtype)?;
             let (_, _, _, h, w) = cond.dims5()?;
-            let m = mask_channels(&mask, 1, h, w, &self.device, self.dtype)?;
+            let m = mask_channels(&mask, self.temporal_factor(), 1, h, w, &self.device, self.dtype)?;
             out.extra = Some(Tensor::cat(&[&m, &cond], 1)?);
         } else if let (true, Some(g)) = (ti2v_first, &p.given) {
             out.first_frame = Some(self.encode_latents(&vae, &g.video.narrow(2, 0, 1)?)?);

@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let zeros = Tensor::zeros((1, 3, bucket.frames, bucket.height, bucket.width), DType::F32, &dev)?;
     let empty = vae.normalize_latents(&vae.encode(&zeros)?)?;
     let (_, _, f, h, w) = empty.dims5()?;
-    let mask = mask_channels(&vec![false; bucket.frames], 1, h, w, &dev, DType::F32)?;
+    let mask = mask_channels(&vec![false; bucket.frames], vae.config().temporal_factor(), 1, h, w, &dev, DType::F32)?;
     let empty_ctx = encode_prompts(&tok, &text, &[""], max_tokens, &dev)?;
     for c in 0..clips {
         let batch = tessera_train::data::world_batch(9999, c, 1, &[bucket], 12.0, 0.0, false, &dev)?;

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let zeros = Tensor::zeros((1, 3, 1, 128, 128), DType::F32, &dev)?;
     let empty = vae.normalize_latents(&vae.encode(&zeros)?)?;
     let (_, z, f, h, w) = empty.dims5()?;
-    let mask = mask_channels(&[false], 1, h, w, &dev, DType::F32)?;
+    let mask = mask_channels(&[false], 4, 1, h, w, &dev, DType::F32)?;
     let mut rng = Rng::new(7);
     let mut out = Vec::new();
     // Shifted sigmas as the flow schedulers: s * sigma / (1 + (s - 1) sigma).

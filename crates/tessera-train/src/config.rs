@@ -43,6 +43,10 @@ pub struct TrainConfig {
     pub ema: f64,
     #[serde(default = "d_ckpt")]
     pub checkpoint_every: usize,
+    /// Every this many steps (and at the end) a contact sheet of the EMA weights' output
+    /// goes to `out/samples/` (the VAE stage: round trips of four held-out clips). 0: none.
+    #[serde(default = "d_sample_every")]
+    pub sample_every: usize,
     /// The precision of the exported transformer and text encoder weights: "f32", "f16"
     /// or "bf16" (training is always f32). Half precision halves the folder, which is what
     /// lets a wider built-in model fit the repository's 40 MB; the engine and diffusers
@@ -147,6 +151,29 @@ pub struct VaeSize {
     /// shortcuts. Needs `residual = true`. false: the plain random start.
     #[serde(default)]
     pub carry_init: bool,
+    /// Which downsampling levels also halve time (diffusers' `temperal_downsample`, one
+    /// entry per level after the first). Unset: the last two, 4x temporal compression as
+    /// Wan's [false, true, true]. `[false, true]` on a [1, 2, 2] VAE compresses time 2x: a
+    /// ball that crosses its own width in two frames at 12 fps stays two latent frames
+    /// apart instead of smearing across one (issue 28).
+    #[serde(default)]
+    pub temporal_downsample: Option<Vec<bool>>,
+}
+
+impl VaeSize {
+    /// The levels that halve time (see `temporal_downsample`).
+    pub fn temporal(&self) -> Vec<bool> {
+        let downs = self.dim_mult.len().saturating_sub(1);
+        match &self.temporal_downsample {
+            Some(t) => t.clone(),
+            None => (0..downs).map(|i| i + 2 >= downs).collect(),
+        }
+    }
+
+    /// Frames per latent frame after the first.
+    pub fn temporal_factor(&self) -> usize {
+        1 << self.temporal().iter().filter(|&&t| t).count()
+    }
 }
 
 fn d_vae_base() -> usize {
@@ -179,6 +206,7 @@ impl Default for VaeSize {
             decoder_noise: 0.0,
             chroma_weight: 0.0,
             carry_init: false,
+            temporal_downsample: None,
         }
     }
 }
@@ -210,6 +238,14 @@ pub struct DataConfig {
     /// seen in training. Off by default: runs before 2026-12-07 trained on every pair.
     #[serde(default)]
     pub hold_out: bool,
+    /// Train on CROP x CROP windows of each clip instead of the whole frame (the VAE stage:
+    /// it is convolutional, so a window costs a fraction of a frame and teaches the same
+    /// kernels). The clip is rendered at its bucket's size, so objects keep the size in
+    /// pixels they have there, and each window is centred near a pixel of an object (a
+    /// palette colour, as the evaluator segments them), so the windows are mostly about the
+    /// objects, which are 1-3% of a frame. Unset: whole frames.
+    #[serde(default)]
+    pub crop: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -324,6 +360,9 @@ fn d_ema() -> f64 {
 fn d_ckpt() -> usize {
     500
 }
+fn d_sample_every() -> usize {
+    250
+}
 fn d_buckets() -> Vec<String> {
     ["128x128x17", "160x96x17", "96x160x17", "128x128x1"].map(String::from).to_vec()
 }
@@ -382,6 +421,7 @@ impl Default for DataConfig {
             folder: None,
             reuse: d_reuse(),
             hold_out: false,
+            crop: None,
         }
     }
 }
@@ -537,11 +577,27 @@ impl TrainConfig {
                 path.display()
             );
         }
+        if let Some(t) = &cfg.autoencoder.temporal_downsample {
+            if t.len() + 1 != cfg.autoencoder.dim_mult.len() {
+                anyhow::bail!(
+                    "{}: [autoencoder] temporal_downsample needs one entry per downsampling level ({} for dim_mult {:?}), not {}",
+                    path.display(),
+                    cfg.autoencoder.dim_mult.len().saturating_sub(1),
+                    cfg.autoencoder.dim_mult,
+                    t.len()
+                );
+            }
+        }
         let m = &cfg.autoencoder.dim_mult;
         if cfg.stage == Stage::Vae && cfg.autoencoder.residual && m.len() >= 2 && m[m.len() - 1] != m[m.len() - 2] {
             // The last block has no resampler, so its shortcut can only average groups of
             // channels: diffusers' AvgDown3D asserts in * factor % out == 0.
             anyhow::bail!("{}: [autoencoder] residual = true needs the last two dim_mult equal (as Wan 2.2's [1, 2, 4, 4]; 4x: [1, 2, 2]), not {m:?}", path.display());
+        }
+        if let Some(c) = cfg.data.crop {
+            if c == 0 || c % 16 != 0 {
+                anyhow::bail!("{}: data.crop must be a positive multiple of 16, not {c}", path.display());
+            }
         }
         cfg.buckets()?;
         if cfg.data.reuse == 0 {

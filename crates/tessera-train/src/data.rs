@@ -147,6 +147,7 @@ pub enum Source {
     /// `hold_out`: `[data] hold_out`, no clip combines a pair the benchmark holds out.
     World {
         hold_out: bool,
+        crop: Option<usize>,
     },
     Folder(Folder),
 }
@@ -155,7 +156,7 @@ impl Source {
     pub fn open(cfg: &crate::config::DataConfig) -> anyhow::Result<Source> {
         Ok(match &cfg.folder {
             Some(dir) => Source::Folder(Folder::open(dir)?),
-            None => Source::World { hold_out: cfg.hold_out },
+            None => Source::World { hold_out: cfg.hold_out, crop: cfg.crop },
         })
     }
 
@@ -171,10 +172,54 @@ impl Source {
         device: &Device,
     ) -> anyhow::Result<Batch> {
         match self {
-            Source::World { hold_out } => {
-                Ok(world_batch(seed, step, size, buckets, fps, prompt_probability, *hold_out, device)?)
+            Source::World { hold_out, crop } => {
+                let batch = world_batch(seed, step, size, buckets, fps, prompt_probability, *hold_out, device)?;
+                match crop {
+                    Some(c) => Ok(crop_to_objects(batch, *c, &mut Rng::derive(seed ^ 0xC209, step as u64))?),
+                    None => Ok(batch),
+                }
             }
             Source::Folder(f) => f.batch(seed, step, size, buckets, fps, prompt_probability, device),
         }
     }
+}
+
+/// Crops every clip of `batch` to a `c` x `c` window (`[data] crop`; a side the bucket
+/// does not exceed is kept whole), centred within a quarter window of a random object
+/// pixel of the clip's middle frame (a palette colour, as the evaluator segments them), or
+/// anywhere when the frame shows no object.
+pub fn crop_to_objects(batch: Batch, c: usize, rng: &mut Rng) -> Result<Batch> {
+    use tessera_world::eval::segment::{classify, Image, NONE};
+    let (b, _, t, h, w) = batch.video.dims5()?;
+    let (cw, ch) = (c.min(w), c.min(h));
+    if (cw, ch) == (w, h) {
+        return Ok(batch);
+    }
+    let mid = t / 2;
+    let mut clips = Vec::with_capacity(b);
+    for i in 0..b {
+        let clip = batch.video.narrow(0, i, 1)?;
+        // The middle frame as bytes, (H, W, 3).
+        let frame = clip.narrow(2, mid, 1)?.squeeze(0)?.squeeze(1)?.permute((1, 2, 0))?;
+        let data: Vec<u8> = ((frame.flatten_all()? + 1.0)? * 127.5)?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
+        let class = classify(&Image { width: w, height: h, data });
+        let objects: Vec<usize> = (0..h * w).filter(|&k| class[k] != NONE).collect();
+        let (cx, cy) = if objects.is_empty() {
+            (rng.below(w), rng.below(h))
+        } else {
+            let k = objects[rng.below(objects.len())];
+            let jitter = |r: &mut Rng, n: usize| r.below(n / 2 + 1) as isize - (n / 4) as isize;
+            let x = (k % w) as isize + jitter(rng, cw);
+            let y = (k / w) as isize + jitter(rng, ch);
+            (x.max(0) as usize, y.max(0) as usize)
+        };
+        let x0 = cx.saturating_sub(cw / 2).min(w - cw);
+        let y0 = cy.saturating_sub(ch / 2).min(h - ch);
+        clips.push(clip.narrow(3, y0, ch)?.narrow(4, x0, cw)?);
+    }
+    Ok(Batch { bucket: batch.bucket, video: Tensor::cat(&clips, 0)?, captions: batch.captions })
 }

@@ -112,7 +112,7 @@ mod tests {
         // channels and 0 elsewhere.
         let mut m = vec![false; 9];
         m[0] = true;
-        let c = mask_channels(&m, 1, 1, 1, &Device::Cpu, DType::F32).unwrap();
+        let c = mask_channels(&m, 4, 1, 1, 1, &Device::Cpu, DType::F32).unwrap();
         assert_eq!(c.dims(), &[1, 4, 3, 1, 1]);
         let v: Vec<f32> = c.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v, vec![1., 0., 0., 1., 0., 0., 1., 0., 0., 1., 0., 0.]);
@@ -120,7 +120,7 @@ mod tests {
         let mut m = vec![false; 9];
         m[8] = true;
         let v: Vec<f32> =
-            mask_channels(&m, 1, 1, 1, &Device::Cpu, DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            mask_channels(&m, 4, 1, 1, 1, &Device::Cpu, DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v, vec![0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1.]);
     }
 

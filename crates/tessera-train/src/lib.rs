@@ -10,6 +10,7 @@ pub mod flow;
 pub mod optim;
 pub mod plot;
 mod run;
+pub mod samples;
 pub mod text;
 pub mod train;
 pub mod vae;

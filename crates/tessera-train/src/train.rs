@@ -21,14 +21,20 @@ use crate::flow::{mask_channels, masked_video, noise, noised, sample_t, MaskKind
 use crate::run::{init, profiling, sorted_vars, Run};
 
 /// The configs of the two trained models, derived from the run's config and the VAE.
-pub fn model_configs(cfg: &TrainConfig, z_dim: usize, vocab: usize) -> Result<(serde_json::Value, serde_json::Value)> {
+/// `tf`: the VAE's temporal factor, the number of Wan's mask channels.
+pub fn model_configs(
+    cfg: &TrainConfig,
+    z_dim: usize,
+    tf: usize,
+    vocab: usize,
+) -> Result<(serde_json::Value, serde_json::Value)> {
     let t = &cfg.transformer;
     let transformer = serde_json::json!({
         "_class_name": "WanTransformer3DModel",
         "patch_size": [1, t.patch, t.patch],
         "num_attention_heads": t.heads,
         "attention_head_dim": t.head_dim,
-        "in_channels": 2 * z_dim + 4,
+        "in_channels": 2 * z_dim + tf,
         "out_channels": z_dim,
         "text_dim": cfg.text.dim,
         "freq_dim": 256,
@@ -102,7 +108,7 @@ fn train_transformer(
     let tok = crate::text::world_tokenizer()?;
     crate::text::save_tokenizer(&tok, &model_dir.join("tokenizer"))?;
     let tokenizer = WanTokenizer::from_file(&model_dir.join("tokenizer/tokenizer.json"))?;
-    let (tcfg_json, xcfg_json) = model_configs(cfg, z_dim, tok.get_vocab_size(true))?;
+    let (tcfg_json, xcfg_json) = model_configs(cfg, z_dim, vae.config().temporal_factor(), tok.get_vocab_size(true))?;
     let tcfg: WanTransformerConfig = serde_json::from_value(tcfg_json.clone())?;
     let xcfg: UMT5Config = serde_json::from_value(xcfg_json.clone())?;
 
@@ -172,6 +178,13 @@ fn train_transformer(
 
         // Step.
         let (backward, update) = run.step(step, &loss, &mse, on_step)?;
+        if cfg.sample_every > 0 && ((step + 1) % cfg.sample_every == 0 || step + 1 == cfg.steps) {
+            // The EMA weights exported as a model folder and run as `tessera generate` runs it.
+            let dir = cfg.out.join("samples").join("model");
+            export(cfg, &dir, &run, &tcfg_json, &xcfg_json)?;
+            crate::text::save_tokenizer(&tok, &dir.join("tokenizer"))?;
+            crate::samples::transformer_sheet(&dir, &cfg.out, step + 1, cfg.data.fps, device)?;
+        }
         if profiling() {
             let mut parts: Vec<String> =
                 marks.windows(2).map(|w| format!("{} {:.2}s", w[1].0, (w[1].1 - w[0].1).as_secs_f64())).collect();
@@ -228,7 +241,7 @@ fn encode_group(
             vae.normalize_latents(&vae.encode(&given)?)?
         };
         conds.push(c);
-        masks.push(mask_channels(&m, 1, h, w, device, DType::F32)?);
+        masks.push(mask_channels(&m, vae.config().temporal_factor(), 1, h, w, device, DType::F32)?);
     }
     let weights = if cfg.flow.object_weight > 0.0 {
         let px = crate::vae::object_weights(&batch.video, cfg.flow.object_weight)?;

@@ -21,10 +21,10 @@ use crate::run::{init, profiling, sorted_vars, Run, StepReport};
 /// The diffusers config of the run's VAE (latent statistics as given).
 pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_json::Value {
     let v = &cfg.autoencoder;
-    // One 2x spatial downsampling per level after the first; the last two also halve time
-    // (4x temporal compression, as Wan's [false, true, true]).
+    // One 2x spatial downsampling per level after the first; by default the last two also
+    // halve time (4x temporal compression, as Wan's [false, true, true]).
     let downs = v.dim_mult.len().saturating_sub(1);
-    let temporal: Vec<bool> = (0..downs).map(|i| i + 2 >= downs).collect();
+    let temporal = v.temporal();
     serde_json::json!({
         "_class_name": "AutoencoderKLWan",
         "base_dim": v.base_dim,
@@ -40,7 +40,7 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
         "in_channels": 3,
         "out_channels": 3,
         "patch_size": null,
-        "scale_factor_temporal": 4,
+        "scale_factor_temporal": v.temporal_factor(),
         "scale_factor_spatial": 1usize << downs,
         "clip_output": true
     })
@@ -76,6 +76,7 @@ pub fn train_vae(
         run.sync_ema()?;
     }
     let source = Source::open(&cfg.data)?;
+    let sample_clips = crate::samples::sample_clips(cfg.data.fps, device)?;
     for step in run.start..cfg.steps {
         let mut srng = Rng::derive(cfg.seed ^ 0x0AE5, step as u64);
         let batch = source.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?;
@@ -104,6 +105,11 @@ pub fn train_vae(
         let loss = (&rec + (kl * cfg.autoencoder.kl)?)?;
         let t2 = Instant::now();
         let (backward, _) = run.step(step, &loss, &mse, on_step)?;
+        if cfg.sample_every > 0 && ((step + 1) % cfg.sample_every == 0 || step + 1 == cfg.steps) {
+            let ema =
+                AutoencoderKLWan::new(&vcfg, VarBuilder::from_tensors(run.ema_weights("vae."), DType::F32, device))?;
+            crate::samples::vae_sheet(&ema, &sample_clips, &cfg.out, step + 1)?;
+        }
         if profiling() {
             eprintln!(
                 "step {}: encode {:.2}s, decode {:.2}s, backward {:.2}s",
