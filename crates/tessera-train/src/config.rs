@@ -158,6 +158,13 @@ pub struct VaeSize {
     /// apart instead of smearing across one (issue 28).
     #[serde(default)]
     pub temporal_downsample: Option<Vec<bool>>,
+    /// Weight of a second reconstruction term on the frame-to-frame differences, mean of
+    /// ((x̂[t+1] - x̂[t]) - (x[t+1] - x[t]))^2 (with the object weights of the later
+    /// frame). A decoder that starts by repeating each latent frame (the carry start)
+    /// shows frames that repeat while things move; squared error on the frames barely
+    /// notices a small object one frame late, this term counts it twice over. 0: off.
+    #[serde(default)]
+    pub motion_weight: f64,
 }
 
 impl VaeSize {
@@ -207,6 +214,7 @@ impl Default for VaeSize {
             chroma_weight: 0.0,
             carry_init: false,
             temporal_downsample: None,
+            motion_weight: 0.0,
         }
     }
 }

@@ -94,13 +94,26 @@ pub fn train_vae(
         let plain = err.sqr()?;
         let mse = plain.mean_all()?;
         let sq = with_chroma_error(plain, &err, cfg.autoencoder.chroma_weight)?;
-        let rec = if cfg.autoencoder.object_weight > 0.0 {
-            // Weighted mean: sum(w * e^2) / sum(w) over all values, so the scale stays MSE's.
-            let w = object_weights(&batch.video, cfg.autoencoder.object_weight)?;
-            (sq.broadcast_mul(&w)?.sum_all()? / (w.sum_all()?.to_scalar::<f32>()? as f64 * 3.0))?
+        let w = if cfg.autoencoder.object_weight > 0.0 {
+            Some(object_weights(&batch.video, cfg.autoencoder.object_weight)?)
         } else {
-            sq.mean_all()?
+            None
         };
+        // Weighted mean: sum(w * e^2) / sum(w) over all values, so the scale stays MSE's.
+        let weighted = |sq: &Tensor, w: Option<&Tensor>| -> Result<Tensor> {
+            Ok(match w {
+                Some(w) => (sq.broadcast_mul(w)?.sum_all()? / (w.sum_all()?.to_scalar::<f32>()? as f64 * 3.0))?,
+                None => sq.mean_all()?,
+            })
+        };
+        let mut rec = weighted(&sq, w.as_ref())?;
+        let t = err.dim(2)?;
+        if cfg.autoencoder.motion_weight > 0.0 && t > 1 {
+            // The error of each frame-to-frame difference: e[t+1] - e[t].
+            let de = (err.narrow(2, 1, t - 1)? - err.narrow(2, 0, t - 1)?)?;
+            let wl = w.as_ref().map(|w| w.narrow(2, 1, t - 1)).transpose()?;
+            rec = (rec + (weighted(&de.sqr()?, wl.as_ref())? * cfg.autoencoder.motion_weight)?)?;
+        }
         let kl = ((mean.sqr()? + logvar.exp()?)? - 1.0)?.sub(&logvar)?.mean_all()?.affine(0.5, 0.0)?;
         let loss = (&rec + (kl * cfg.autoencoder.kl)?)?;
         let t2 = Instant::now();
