@@ -161,6 +161,12 @@ mod tests {
         let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
         // (1, 4, 2, 1, 1): channel-major.
         assert_eq!(v, vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]);
+        // A VAE that compresses time 2x: two channels, latent 0 = [1, 1], latent 1 = frames
+        // 1..=2 = [0, 0], latent 2 = frames 3..=4 = [0, 1].
+        let t = mask_channels(&m, 2, 1, 1, 1, &Device::Cpu, DType::F32).unwrap();
+        assert_eq!(t.dims(), &[1, 2, 3, 1, 1]);
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(v, vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
     }
 
     #[test]

@@ -685,6 +685,24 @@ mod tests {
     }
 
     #[test]
+    fn temporal_downsample_sets_the_temporal_factor() {
+        let dir = std::env::temp_dir().join(format!("tessera-config-temporal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let vae = |extra: &str| format!("stage = \"vae\"\nout = \"x\"\n[autoencoder]\ndim_mult = [1, 2, 2]\n{extra}");
+        // Unset: the last two levels halve time, as Wan (4x).
+        let cfg = TrainConfig::load(&write(&dir, "a.toml", &vae(""))).unwrap();
+        assert_eq!((cfg.autoencoder.temporal(), cfg.autoencoder.temporal_factor()), (vec![true, true], 4));
+        let cfg = TrainConfig::load(&write(&dir, "b.toml", &vae("temporal_downsample = [false, true]"))).unwrap();
+        assert_eq!((cfg.autoencoder.temporal(), cfg.autoencoder.temporal_factor()), (vec![false, true], 2));
+        // One entry per downsampling level, and crops in multiples of 16.
+        let e = TrainConfig::load(&write(&dir, "c.toml", &vae("temporal_downsample = [true]"))).unwrap_err();
+        assert!(e.to_string().contains("one entry per downsampling level"), "{e}");
+        let e = TrainConfig::load(&write(&dir, "d.toml", "out = \"x\"\nvae = \"v\"\n[data]\ncrop = 40\n")).unwrap_err();
+        assert!(e.to_string().contains("data.crop"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn extends_errors_name_the_file() {
         let dir = std::env::temp_dir().join(format!("tessera-config-extends-err-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -223,3 +223,40 @@ pub fn crop_to_objects(batch: Batch, c: usize, rng: &mut Rng) -> Result<Batch> {
     }
     Ok(Batch { bucket: batch.bucket, video: Tensor::cat(&clips, 0)?, captions: batch.captions })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_are_centred_near_an_object() {
+        // A grey 64x64 clip with one square of a palette colour at (40..48, 8..16): every 32x32
+        // window holds some of it, and the clip's size and captions are kept.
+        let (t, h, w) = (3, 64, 64);
+        let colour = tessera_world::eval::segment::palette_shades()[0].1;
+        let mut v = vec![0f32; 3 * t * h * w];
+        for c in 0..3 {
+            for f in 0..t {
+                for y in 0..h {
+                    for x in 0..w {
+                        let on = (40..48).contains(&x) && (8..16).contains(&y);
+                        let byte = if on { colour[c] } else { 128.0 };
+                        v[((c * t + f) * h + y) * w + x] = byte / 127.5 - 1.0;
+                    }
+                }
+            }
+        }
+        let video = Tensor::from_vec(v, (1, 3, t, h, w), &Device::Cpu).unwrap();
+        let bucket = Bucket { width: w, height: h, frames: t };
+        for seed in 0..8 {
+            let batch = Batch { bucket, video: video.clone(), captions: vec!["x".into()] };
+            let out = crop_to_objects(batch, 32, &mut Rng::new(seed)).unwrap();
+            assert_eq!(out.video.dims(), &[1, 3, t, 32, 32]);
+            assert_eq!(out.captions, vec!["x".to_string()]);
+            // Some pixel of the window is far from the grey: the object's.
+            let off: f32 =
+                (out.video - (128.0 / 127.5 - 1.0)).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(off > 0.2, "seed {seed}: the window misses the object");
+        }
+    }
+}
