@@ -19,3 +19,20 @@ while IFS= read -r line; do
   i=$((i + 1))
 done < "$out/suite.jsonl"
 "$bin" eval --suite "$out/suite.jsonl" --videos "$out/videos" --out "$out/report.json" --html "$out/html" -q
+# Issue 28: the named colour visibly present as an object (a compact region of it the size
+# described, not a band or flood) in >= 90% of videos. A video counts when every object its
+# prompt describes is found as an object in some frame ("object: ... found" in the report).
+python3 - "$out/report.json" <<'PY'
+import json, sys
+videos = json.load(open(sys.argv[1]))["videos"]
+shown = objects = found = 0
+for v in videos:
+    checks = [c for c in v["checks"] if c["dimension"] == "adherence" and c["what"].startswith("object")]
+    hits = [" found" in c["what"] and "not found" not in c["what"] for c in checks]
+    objects += len(hits)
+    found += sum(hits)
+    shown += bool(hits) and all(hits)
+n = max(len(videos), 1)
+print(f"named colours shown as objects: {shown} of {len(videos)} videos ({100 * shown / n:.1f}%); "
+      f"{found} of {objects} described objects found in some frame")
+PY
