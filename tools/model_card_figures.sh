@@ -63,4 +63,7 @@ an orange box slides to the left on a stone floor in dim light
 a small white ball bounces twice on the grass
 a red triangle and a blue box sit still in daylight
 PROMPTS
-cargo run --release -q -p tessera-train --example contact_sheet -- docs/model-card/contact-sheet.png 4 "${sheet[@]}"
+# Built beside the CLI so the features match its build (a lone `-p tessera-train` build
+# resolves other features and recompiles candle).
+cargo build --release -q -p tessera-cli -p tessera-train --example contact_sheet
+target/release/examples/contact_sheet docs/model-card/contact-sheet.png 4 "${sheet[@]}"
