@@ -221,7 +221,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let (width, height) = args.size.or(defaults.size).unwrap_or((832, 480));
     // World models expand short prompts into a detailed caption first.
     let prompt = if defaults.expand_prompts && !args.no_expand {
-        let clip = tessera_world::expand(
+        // Prompts as people write them: words outside the world's vocabulary are skipped
+        // with a warning, never refused (issue 28).
+        let (clip, understanding) = tessera_world::expand_lenient(
             &prompt,
             args.seed,
             &tessera_world::scene::SceneOptions {
@@ -229,8 +231,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 cut_probability: 0.0,
                 hold_out: false,
             },
-        )
-        .map_err(|e| anyhow!("{e} (or pass --no-expand to use the prompt as it is)"))?;
+        );
+        crate::world::warn_understanding(&understanding, " (pass --no-expand to give the model the prompt as it is)");
         reporter.message(&format!("prompt expanded: {}", clip.caption));
         clip.caption
     } else {

@@ -1,5 +1,6 @@
-//! `tessera world ...` (render captioned clips, print prompt suites, expand prompts) and
-//! `tessera eval` (score videos against a suite). Wiring only: the world crate does the work.
+//! `tessera world ...` (render captioned clips, print prompt suites, expand prompts, report
+//! what the parser understands of prompts) and `tessera eval` (score videos against a
+//! suite). Wiring only: the world crate does the work.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use tessera_media::{read_video, Frame, VideoWriter, WriteOptions};
 use tessera_world::eval::continuation::{score_continuation, ContinuationReport, ContinuationVideo};
 use tessera_world::eval::corrupt::{corrupt, Corruption};
 use tessera_world::eval::{evaluate, Scores, VideoRef};
+use tessera_world::language::Understanding;
 use tessera_world::report::{Report, VideoReport};
 use tessera_world::scene::SceneOptions;
 use tessera_world::spec::{Description, Spec};
@@ -23,8 +25,12 @@ pub enum WorldCommand {
     Render(RenderArgs),
     /// Print a prompt suite as JSON Lines (prompt, caption, spec), one clip per line.
     Prompts(PromptsArgs),
-    /// Expand a short prompt into a detailed caption of a full scene.
+    /// Expand a short prompt into a detailed caption of a full scene (words outside the
+    /// world's vocabulary are skipped, with a warning).
     Expand(ExpandArgs),
+    /// Report what the world's parser understands of a file of prompts, one a line: each
+    /// prompt's ignored words, then the share of all words understood.
+    Understand(UnderstandArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +101,17 @@ pub struct ExpandArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct UnderstandArgs {
+    /// The prompts, one a line (blank lines and lines starting with # are skipped); `-`
+    /// reads standard input.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Fail unless at least this percentage of the words is understood.
+    #[arg(long, value_name = "PERCENT")]
+    min: Option<f64>,
+}
+
 fn check_seconds(seconds: f64) -> Result<()> {
     if !(seconds.is_finite() && (0.0..=3600.0).contains(&seconds)) {
         bail!("--seconds {seconds} is not between 0 and 3600");
@@ -107,6 +124,7 @@ pub fn run(cmd: WorldCommand) -> Result<()> {
         WorldCommand::Render(a) => render(a),
         WorldCommand::Prompts(a) => prompts(a),
         WorldCommand::Expand(a) => expand(a),
+        WorldCommand::Understand(a) => understand(a),
     }
 }
 
@@ -223,15 +241,76 @@ fn prompts(a: PromptsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Warns on stderr of what the lenient reading of a prompt left out: its words outside the
+/// world's vocabulary (`hint` follows them), and a missing object.
+pub fn warn_understanding(u: &Understanding, hint: &str) {
+    let ignored = u.ignored_words();
+    if !ignored.is_empty() {
+        eprintln!("warning: ignored words outside the world's vocabulary: {}{hint}", ignored.join(", "));
+    }
+    if u.description.objects.is_empty() {
+        eprintln!(
+            "warning: the prompt names no object (a ball, box or triangle): the scene gets one drawn from the seed"
+        );
+    }
+}
+
 fn expand(a: ExpandArgs) -> Result<()> {
     check_seconds(a.seconds)?;
     let opts = SceneOptions { seconds: a.seconds, ..Default::default() };
-    let clip =
-        tessera_world::expand(&a.prompt, a.seed, &opts).with_context(|| format!("cannot expand {:?}", a.prompt))?;
+    let (clip, understanding) = tessera_world::expand_lenient(&a.prompt, a.seed, &opts);
+    warn_understanding(&understanding, "");
     if a.json {
         println!("{}", line(&clip.prompt, &clip.caption, &clip.scene.spec));
     } else {
         println!("{}", clip.caption);
+    }
+    Ok(())
+}
+
+fn understand(a: UnderstandArgs) -> Result<()> {
+    if let Some(m) = a.min {
+        if !(m.is_finite() && (0.0..=100.0).contains(&m)) {
+            bail!("--min {m} is not a percentage between 0 and 100");
+        }
+    }
+    let text = if a.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the prompts from standard input")?
+    } else {
+        std::fs::read_to_string(&a.file).with_context(|| format!("cannot read prompts {}", a.file.display()))?
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let (mut prompts, mut partly, mut known, mut total) = (0, 0, 0, 0);
+    for (n, line) in text.lines().enumerate() {
+        let prompt = line.trim();
+        if prompt.is_empty() || prompt.starts_with('#') {
+            continue;
+        }
+        let u = tessera_world::language::understand(prompt);
+        prompts += 1;
+        known += u.understood.len();
+        total += u.understood.len() + u.ignored.len();
+        let mut notes = Vec::new();
+        if !u.ignored.is_empty() {
+            partly += 1;
+            notes.push(format!("ignored: {}", u.ignored_words().join(", ")));
+        }
+        if u.description.objects.is_empty() {
+            notes.push("no object".to_string());
+        }
+        let notes = if notes.is_empty() { String::new() } else { format!("  [{}]", notes.join("; ")) };
+        writeln!(out, "{:>4} {:>5.1}%  {prompt}{notes}", n + 1, 100.0 * u.share_understood())?;
+    }
+    let share = if total == 0 { 100.0 } else { 100.0 * known as f64 / total as f64 };
+    writeln!(
+        out,
+        "{known} of {total} words understood ({share:.1}%) in {prompts} prompts; {partly} with ignored words"
+    )?;
+    if let Some(m) = a.min {
+        if share < m {
+            bail!("{share:.1}% of the words understood, less than --min {m}%");
+        }
     }
     Ok(())
 }
@@ -331,9 +410,22 @@ fn read_suite(path: &Path) -> Result<Vec<SuiteLine>> {
         let (prompt, desc) = match (prompt, &spec) {
             (p, Some(s)) => (p.unwrap_or_default(), s.describe()),
             (Some(p), None) => {
-                let d = tessera_world::language::parse(&p)
-                    .with_context(|| format!("{}: cannot parse the prompt {p:?}", at()))?;
-                (p, d)
+                // Hand-written prompts are read leniently, as `tessera generate` reads them:
+                // a word outside the vocabulary is reported and skipped. Where the strict
+                // parse succeeds the description, and so every score, is the same.
+                let u = tessera_world::language::understand(&p);
+                if u.description.objects.is_empty() {
+                    bail!("{}: the prompt {p:?} names no object (a ball, box or triangle) to score", at());
+                }
+                let ignored = u.ignored_words();
+                if !ignored.is_empty() {
+                    eprintln!(
+                        "warning: {}: ignored words outside the world's vocabulary: {}",
+                        at(),
+                        ignored.join(", ")
+                    );
+                }
+                (p, u.description)
             }
             (None, None) => bail!("{} has neither `prompt` nor `spec`", at()),
         };

@@ -229,7 +229,9 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
             cut_probability: 0.0,
             hold_out: false,
         };
-        tessera_world::expand(&spec.prompt, spec.seed, &opts).map(|c| c.caption).unwrap_or_else(|_| spec.prompt.clone())
+        // As the CLI: words outside the world's vocabulary are skipped (issue 28: every
+        // prompt yields a video); reporting them in the API is issue 30's.
+        tessera_world::expand_lenient(&spec.prompt, spec.seed, &opts).0.caption
     } else {
         spec.prompt.clone()
     };

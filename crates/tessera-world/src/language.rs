@@ -7,11 +7,14 @@
 //! any generated text agrees with the spec. The parser is a small deterministic reader,
 //! not a grammar: noun phrases ("two small red balls") create objects, verbs ("rolls",
 //! "is thrown") give an action to the objects named since the last verb, and directions
-//! attach to the last verb (an object's motion or the camera's pan). Words it does not
-//! know are reported, all of them, never skipped.
+//! attach to the last verb (an object's motion or the camera's pan). [`parse`] reports
+//! every word it does not know, never skipping one; [`understand`], the lenient reading
+//! for prompts as people write them, skips them and says which (issue 28).
 
 use crate::rng::Rng;
 use crate::spec::*;
+
+mod lexicon;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
@@ -459,6 +462,50 @@ fn lookup<T: Copy>(table: &[(&str, T)], w: &str) -> Option<T> {
 // ---------------------------------------------------------------------------------------
 // The parser.
 
+/// Verbs of motion along the floor that do not say how: a ball rolls, anything else
+/// slides ("a box moves to the left", "the ball is kicked across the lawn"). Said of the
+/// camera ("the camera moves left"), they pan it.
+const MOVE: &[&str] = &["moves", "move", "moving", "travels", "goes", "going"];
+/// The camera follows an object: it pans the way the object moves.
+const FOLLOW: &[&str] = &["follows", "follow", "following", "followed", "tracks", "track", "tracking", "tracked"];
+/// Objects moving apart: "roll in opposite directions", "slide apart".
+const APART: &[&str] = &["opposite", "apart"];
+/// Nouns of the stage and of the video: an adjective just before one is not an object's
+/// ("on the big floor").
+const PLACE_NOUNS: &[&str] = &[
+    "floor",
+    "ground",
+    "scene",
+    "video",
+    "clip",
+    "background",
+    "view",
+    "surface",
+    "edge",
+    "corner",
+    "bottom",
+    "top",
+    "side",
+    "sides",
+    "middle",
+    "center",
+    "centre",
+    "air",
+    "sun",
+    "segment",
+    "screen",
+    "frame",
+    "picture",
+    "path",
+    "road",
+    "terrain",
+    "area",
+    "spot",
+    "animation",
+    "footage",
+    "movie",
+];
+
 /// What a verb or direction refers to.
 #[derive(Debug, Clone, PartialEq)]
 enum Target {
@@ -466,33 +513,129 @@ enum Target {
     Camera,
 }
 
-/// Parses English within the world's vocabulary into a description.
-pub fn parse(text: &str) -> Result<Description, ParseError> {
-    // Sentences end at . ! ? ; (a verb's reach ends there); words split at spaces and
-    // hyphens ("close-up", "3-second").
-    let lower = text.to_lowercase();
-    let mut tokens: Vec<String> = Vec::new();
+/// A verb said of objects: an action, or motion along the floor whose kind the shape
+/// decides ([`MOVE`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verb {
+    Act(Action),
+    Move,
+}
+
+impl Verb {
+    fn action(self, shape: Option<Shape>) -> Action {
+        match self {
+            Verb::Act(a) => a,
+            Verb::Move if matches!(shape, None | Some(Shape::Ball)) => Action::Roll,
+            Verb::Move => Action::Slide,
+        }
+    }
+}
+
+/// One word of a text: as written (lower case) and the word the parser reads it as
+/// ([`lexicon::canonical`]). Sentence ends are the word ".".
+struct Word {
+    text: String,
+    canon: String,
+}
+
+/// Sentences end at . ! ? ; (a verb's reach ends there); words split at spaces and
+/// hyphens ("close-up", "3-second").
+fn words(text: &str) -> Vec<Word> {
+    let lower = text.to_lowercase().replace(['\u{2019}', '\u{2018}'], "'");
+    let mut out: Vec<Word> = Vec::new();
+    let mut push = |w: &str| out.push(Word { text: w.to_string(), canon: lexicon::canonical(w).to_string() });
     for raw in lower.split_whitespace() {
         let ends = raw.ends_with(['.', '!', '?', ';']);
         let bare = raw.trim_matches(|c: char| !c.is_alphanumeric());
         if bare.parse::<f64>().is_ok() {
-            tokens.push(bare.to_string());
+            push(bare);
         } else {
             for part in raw.split(['-', '/']) {
                 let w: String = part.chars().filter(|c| c.is_alphanumeric() || *c == '\'').collect();
+                let w = w.trim_matches('\'');
                 if !w.is_empty() {
-                    tokens.push(w);
+                    push(w);
                 }
             }
         }
         if ends {
-            tokens.push(".".into());
+            push(".");
         }
     }
+    out
+}
+
+/// What the parser understood of a text, as [`understand`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Understanding {
+    /// What the understood words state. It may name no object: [`crate::expand_lenient`]
+    /// then draws one, as it draws every detail left unstated.
+    pub description: Description,
+    /// The words (lower case, in order, repeats kept) the parser read or knows as function
+    /// words ("the", "of", "please").
+    pub understood: Vec<String>,
+    /// The other words (lower case, in order, repeats kept): what the description leaves
+    /// out. A word the world has no picture for (a material, "shiny", a giraffe) is here.
+    pub ignored: Vec<String>,
+}
+
+impl Understanding {
+    /// The share of the text's words understood; 1 for a text with no words.
+    pub fn share_understood(&self) -> f64 {
+        let n = self.understood.len() + self.ignored.len();
+        if n == 0 {
+            1.0
+        } else {
+            self.understood.len() as f64 / n as f64
+        }
+    }
+
+    /// The ignored words, each once, in order of first appearance.
+    pub fn ignored_words(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for w in &self.ignored {
+            if !out.contains(w) {
+                out.push(w.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Parses English within the world's vocabulary into a description; any word outside it
+/// is an error (all of them listed), as is a text that names no object. [`understand`]
+/// reads the same way but skips what it does not know.
+pub fn parse(text: &str) -> Result<Description, ParseError> {
+    let u = understand(text);
+    if !u.ignored.is_empty() {
+        return Err(ParseError::UnknownWords(u.ignored_words()));
+    }
+    if u.description.objects.is_empty() {
+        return Err(ParseError::NoObject);
+    }
+    Ok(u.description)
+}
+
+/// The lenient parse, for prompts as people write them: reads `text` as [`parse`] does,
+/// skipping the words it does not know and reporting them in
+/// [`Understanding::ignored`]; never fails. Where [`parse`] succeeds, the description is
+/// the same. Beyond the captions' vocabulary it reads synonyms and inflections
+/// (language/lexicon.rs: "orb", "skids", "hurled"), motion verbs that leave the kind to the shape
+/// ("moves", "is pushed"), verbs before their object ("someone throws a ball"), "toward
+/// each other" and "in opposite directions", a camera that follows an object, an
+/// adjective after its noun ("two balls, one red and one blue"), and a floor word before
+/// a shape as the object's material ("a wooden box": ignored, the world draws no
+/// materials).
+pub fn understand(text: &str) -> Understanding {
+    let words = words(text);
+    let tokens: Vec<&str> = words.iter().map(|w| w.canon.as_str()).collect();
+    let mut known = vec![true; tokens.len()];
     let mut d = Description::default();
-    let mut unknown: Vec<String> = Vec::new();
-    // The noun phrase being built.
+    // The noun phrase being built; `stale` when a word that is not an object's came after
+    // its adjectives (an unknown word, a place noun): they then attach to no earlier
+    // object.
     let (mut count, mut color, mut size) = (None::<usize>, None::<Color>, None::<Size>);
+    let mut stale = false;
     // Objects named since the last verb, and the last verb's target.
     let mut subjects: Vec<usize> = Vec::new();
     let mut last_subjects: Vec<usize> = Vec::new();
@@ -500,6 +643,9 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
     let mut camera_context = false;
     let mut from_direction: Option<Direction> = None;
     let mut number_pending: Option<f64> = None;
+    // A verb before any object ("someone throws a ball"): it acts on the next ones named.
+    let mut pending_verb: Option<Verb> = None;
+    let mut follow = false;
 
     let set_direction = |d: &mut Description, target: &Option<Target>, dir: Direction| match target {
         Some(Target::Objects(ids)) => {
@@ -521,19 +667,50 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             set_direction(d, target, dir);
         }
     };
+    // Adjectives with no noun after them ("two balls, one red and one blue", "the ball is
+    // red") describe the objects just named, in order; with none to take them they wait
+    // for a noun ("a red bouncing ball").
+    let attach =
+        |d: &mut Description, who: &[usize], color: &mut Option<Color>, size: &mut Option<Size>, stale: bool| {
+            if stale {
+                return;
+            }
+            if let (Some(c), Some(&k)) = (*color, who.iter().find(|&&k| d.objects[k].color.is_none())) {
+                d.objects[k].color = Some(c);
+                *color = None;
+            }
+            if let (Some(s), Some(&k)) = (*size, who.iter().find(|&&k| d.objects[k].size.is_none())) {
+                d.objects[k].size = Some(s);
+                *size = None;
+            }
+        };
+    // Directions that alternate over a group of objects, starting with `first`.
+    let alternate = |d: &mut Description, target: &Option<Target>, first: Direction| {
+        if let Some(Target::Objects(ids)) = target {
+            if ids.len() >= 2 {
+                for (n, &k) in ids.iter().enumerate() {
+                    let other = if first == Direction::Left { Direction::Right } else { Direction::Left };
+                    d.objects[k].direction.get_or_insert(if n % 2 == 0 { first } else { other });
+                }
+            }
+        }
+    };
 
     let mut i = 0;
     while i < tokens.len() {
-        let w = tokens[i].as_str();
-        let prev = if i > 0 { tokens[i - 1].as_str() } else { "" };
-        let next = tokens.get(i + 1).map(String::as_str).unwrap_or("");
+        let w = tokens[i];
+        let at = i;
+        let prev = if i > 0 { tokens[i - 1] } else { "" };
+        let next = tokens.get(i + 1).copied().unwrap_or("");
         i += 1;
         if w == "." {
+            let who = if subjects.is_empty() { last_subjects.clone() } else { subjects.clone() };
+            attach(&mut d, &who, &mut color, &mut size, stale);
             resolve_from(&mut d, &target, &mut from_direction);
             target = None;
             camera_context = false;
             subjects.clear();
-            (count, color, size) = (None, None, None);
+            (count, color, size, stale, pending_verb) = (None, None, None, false, None);
             continue;
         }
         if let Ok(n) = w.parse::<f64>() {
@@ -541,7 +718,7 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             count = Some(n.max(0.0) as usize);
             continue;
         }
-        if let Some(n) = lookup(NUMBERS, w) {
+        if let Some(n) = lookup(NUMBERS, w).or_else(|| lexicon::number(w)) {
             // "one continuous shot", "three times", "a ball": resolved by the next noun.
             if !(w == "one" && OBJECT_NOUNS.contains(&next)) {
                 count = Some(n);
@@ -583,11 +760,18 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
         if let Some(shape) = lookup(SHAPES, w) {
             let plural = w.ends_with('s') && w != "ball" || w.ends_with("es");
             let n = count.take().unwrap_or(if plural { 2 } else { 1 }).clamp(1, 8);
+            let first = d.objects.len();
             for _ in 0..n {
-                d.objects.push(ObjectDescription { shape: Some(shape), color, size, action: None, direction: None });
+                let action = pending_verb.map(|v| v.action(Some(shape)));
+                d.objects.push(ObjectDescription { shape: Some(shape), color, size, action, direction: None });
                 subjects.push(d.objects.len() - 1);
             }
-            (color, size, number_pending) = (None, None, None);
+            if pending_verb.is_some() {
+                let named: Vec<usize> = (first..d.objects.len()).collect();
+                last_subjects = named.clone();
+                target = Some(Target::Objects(named));
+            }
+            (color, size, number_pending, stale) = (None, None, None, false);
             continue;
         }
         if OBJECT_NOUNS.contains(&w) {
@@ -595,11 +779,21 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             continue;
         }
         if let Some(c) = lookup(COLORS, w) {
+            if color.is_some() {
+                // A second colour before any noun: the first described an object named
+                // already ("one red and one blue").
+                attach(&mut d, &subjects, &mut color, &mut None, stale);
+            }
             color = Some(c);
+            stale = false;
             continue;
         }
         if let Some(s) = lookup(SIZES, w) {
+            if size.is_some() {
+                attach(&mut d, &subjects, &mut None, &mut size, stale);
+            }
             size = Some(s);
+            stale = false;
             continue;
         }
         if w == "camera" || w == "lens" {
@@ -607,7 +801,7 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             target = Some(Target::Camera);
             continue;
         }
-        if PAN.contains(&w) {
+        if PAN.contains(&w) || (MOVE.contains(&w) && camera_context && subjects.is_empty()) {
             camera_context = true;
             target = Some(Target::Camera);
             // The direction follows: "pans left", "pans to the left".
@@ -618,16 +812,19 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
         }
         if ZOOM.contains(&w)
             || (w == "close" && next == "in")
-            || (w == "pulls" && next == "back")
-            || (w == "pull" && next == "back")
+            || (matches!(w, "pulls" | "pull") && matches!(next, "back" | "out"))
         {
             camera_context = true;
             target = Some(Target::Camera);
-            let dir_word = tokens[i..].iter().take(2).find(|t| matches!(t.as_str(), "in" | "out" | "back"));
-            d.camera = Some(match dir_word.map(String::as_str) {
+            let dir_word = tokens[i..].iter().take(2).find(|t| matches!(**t, "in" | "out" | "back"));
+            d.camera = Some(match dir_word.copied() {
                 Some("out") | Some("back") => CameraMotion::ZoomOut,
                 _ => CameraMotion::ZoomIn,
             });
+            continue;
+        }
+        if FOLLOW.contains(&w) && camera_context {
+            follow = true;
             continue;
         }
         if (STATIC.contains(&w) || (w == "still" && camera_context))
@@ -646,14 +843,17 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             }
             continue;
         }
-        if let Some(a) = lookup(ACTIONS, w) {
+        let verb = lookup(ACTIONS, w).map(Verb::Act).or(MOVE.contains(&w).then_some(Verb::Move));
+        if let Some(v) = verb {
             // "comes to rest" and "rest" as a noun are not the resting action.
             let who = if subjects.is_empty() { last_subjects.clone() } else { std::mem::take(&mut subjects) };
+            attach(&mut d, &who, &mut color, &mut size, stale);
             resolve_from(&mut d, &target, &mut from_direction);
+            pending_verb = who.is_empty().then_some(v);
             for &k in &who {
                 let o = &mut d.objects[k];
                 if o.action.is_none() {
-                    o.action = Some(a);
+                    o.action = Some(v.action(o.shape));
                 }
             }
             last_subjects = who.clone();
@@ -677,6 +877,7 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
         if COLLIDE.contains(&w) {
             d.collide = true;
             let who = if subjects.is_empty() { last_subjects.clone() } else { std::mem::take(&mut subjects) };
+            attach(&mut d, &who, &mut color, &mut size, stale);
             last_subjects = who.clone();
             target = Some(Target::Objects(who));
             continue;
@@ -694,7 +895,16 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             continue;
         }
         if let Some(f) = lookup(FLOORS, w) {
-            d.floor = Some(f);
+            // "a wooden box": the object's material, which the world does not draw.
+            let after = tokens[i..].iter().find(|t| lookup(COLORS, t).is_none() && lookup(SIZES, t).is_none());
+            if after.is_some_and(|t| lookup(SHAPES, t).is_some()) {
+                known[at] = false;
+                continue;
+            }
+            // "checkered tiles", "stone tiles": the compound's first word says which floor.
+            if at == 0 || lookup(FLOORS, prev).is_none() || !known[at - 1] {
+                d.floor = Some(f);
+            }
             (color, size, count) = (None, None, None);
             continue;
         }
@@ -707,6 +917,21 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             (color, size, count) = (None, None, None);
             continue;
         }
+        if (w == "toward" || w == "towards")
+            && matches!((next, tokens.get(i + 1).copied()), ("each", Some("other")) | ("one", Some("another")))
+        {
+            // "roll toward each other": the first from the left, the second from the right.
+            alternate(&mut d, &target, Direction::Right);
+            i += 2;
+            continue;
+        }
+        if APART.contains(&w) {
+            alternate(&mut d, &target, Direction::Left);
+            continue;
+        }
+        if PLACE_NOUNS.contains(&w) {
+            stale |= color.is_some() || size.is_some();
+        }
         // ("back" ends "pulls back"; "in" of "zooms in" is a stop word.)
         if w == "shown" || w == "back" || STOP.contains(&w) || w == "still" || STATIC.contains(&w) {
             if w == "still" && !camera_context {
@@ -718,17 +943,15 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             }
             continue;
         }
-        if !unknown.iter().any(|u| u == w) {
-            unknown.push(w.to_string());
+        if lexicon::is_function_word(w) {
+            continue;
         }
+        known[at] = false;
+        stale |= color.is_some() || size.is_some();
     }
+    let who = if subjects.is_empty() { last_subjects.clone() } else { subjects.clone() };
+    attach(&mut d, &who, &mut color, &mut size, stale);
     resolve_from(&mut d, &target, &mut from_direction);
-    if !unknown.is_empty() {
-        return Err(ParseError::UnknownWords(unknown));
-    }
-    if d.objects.is_empty() {
-        return Err(ParseError::NoObject);
-    }
     if d.collide {
         for o in &mut d.objects {
             if o.action.is_none() {
@@ -736,7 +959,24 @@ pub fn parse(text: &str) -> Result<Description, ParseError> {
             }
         }
     }
-    Ok(d)
+    if follow && d.camera.is_none() {
+        // "the camera follows it": it pans the way the first moving object goes.
+        if let Some(dir) = d.objects.iter().find_map(|o| o.direction) {
+            d.camera = Some(if dir == Direction::Left { CameraMotion::PanLeft } else { CameraMotion::PanRight });
+        }
+    }
+    let (mut understood, mut ignored) = (Vec::new(), Vec::new());
+    for (word, ok) in words.into_iter().zip(known) {
+        if word.text == "." {
+            continue;
+        }
+        if ok {
+            understood.push(word.text);
+        } else {
+            ignored.push(word.text);
+        }
+    }
+    Understanding { description: d, understood, ignored }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1196,5 +1436,106 @@ mod tests {
         let captions: std::collections::HashSet<String> = (0..20).map(|s| caption(spec, &mut Rng::new(s))).collect();
         assert!(prompts.len() >= 5, "{prompts:?}");
         assert!(captions.len() >= 5, "{captions:?}");
+    }
+
+    #[test]
+    fn the_lexicon_extends_the_vocabulary_without_changing_it() {
+        let vocab = vocabulary();
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in lexicon::aliases() {
+            assert!(!vocab.contains(k), "alias {k:?} is a word of the vocabulary already");
+            assert!(vocab.contains(v), "alias {k:?} means {v:?}, which is not a word of the vocabulary");
+            assert!(seen.insert(*k), "alias {k:?} twice");
+        }
+        for w in lexicon::function_words().iter().chain(lexicon::numbers().iter().map(|(w, _)| w)) {
+            assert!(!vocab.contains(w), "{w:?} is a word of the vocabulary already");
+            assert!(seen.insert(*w), "{w:?} is listed twice in the lexicon");
+        }
+        for w in MOVE.iter().chain(FOLLOW).chain(APART) {
+            assert!(!lexicon::function_words().contains(w), "{w:?} has a meaning: not a function word");
+        }
+    }
+
+    fn only(text: &str) -> ObjectDescription {
+        let u = understand(text);
+        assert!(u.ignored.is_empty(), "{text:?} ignores {:?}", u.ignored);
+        assert_eq!(u.description.objects.len(), 1, "{text:?}");
+        u.description.objects[0].clone()
+    }
+
+    #[test]
+    fn motion_verbs_leave_the_kind_to_the_shape() {
+        assert_eq!(only("a box moves to the left").action, Some(Action::Slide));
+        assert_eq!(only("the ball is kicked across the lawn").action, Some(Action::Roll));
+        assert_eq!(only("a triangle is shoved to the left").action, Some(Action::Slide));
+        // Said of the camera, a pan.
+        let d = understand("the camera moves to the right over a red ball").description;
+        assert_eq!((d.camera, d.objects[0].action), (Some(CameraMotion::PanRight), None));
+    }
+
+    #[test]
+    fn a_verb_before_its_object_acts_on_it() {
+        let o = only("someone throws a ball to the left");
+        assert_eq!((o.action, o.direction), (Some(Action::Throw), Some(Direction::Left)));
+        let d = understand("rolling across the grass, two blue balls").description;
+        assert!(d.objects.iter().all(|o| o.action == Some(Action::Roll)) && d.objects.len() == 2);
+        // Not past the sentence's end.
+        assert_eq!(understand("it falls. a box").description.objects[0].action, None);
+    }
+
+    #[test]
+    fn adjectives_after_their_noun() {
+        let d = understand("two balls, one red and one blue").description;
+        assert_eq!(d.objects.iter().map(|o| o.color).collect::<Vec<_>>(), vec![Some(Color::Red), Some(Color::Blue)]);
+        let d = understand("two boxes, one big and one small, slide").description;
+        assert_eq!(d.objects.iter().map(|o| o.size).collect::<Vec<_>>(), vec![Some(Size::Large), Some(Size::Small)]);
+        assert_eq!(only("a ball rolls. It is green.").color, Some(Color::Green));
+        // An adjective of something else is no object's.
+        assert_eq!(only("a ball rolls on the big floor").size, None);
+        assert_eq!(understand("a ball rolls under a pale blue moon").description.objects[0].color, None);
+        let o = only("a big red bouncing ball");
+        assert_eq!((o.size, o.color, o.action), (Some(Size::Large), Some(Color::Red), Some(Action::Drop)));
+    }
+
+    #[test]
+    fn directions_of_pairs_and_a_following_camera() {
+        let d = understand("a ball and a box roll toward one another").description;
+        assert_eq!(
+            d.objects.iter().map(|o| o.direction).collect::<Vec<_>>(),
+            vec![Some(Direction::Right), Some(Direction::Left)]
+        );
+        let d = understand("two cubes slide apart").description;
+        assert_eq!(
+            d.objects.iter().map(|o| o.direction).collect::<Vec<_>>(),
+            vec![Some(Direction::Left), Some(Direction::Right)]
+        );
+        let d = understand("the camera tracks a ball as it rolls to the left").description;
+        assert_eq!(d.camera, Some(CameraMotion::PanLeft));
+        // A stated camera motion stands.
+        let d = understand("the camera zooms in, following a ball rolling left").description;
+        assert_eq!(d.camera, Some(CameraMotion::ZoomIn));
+    }
+
+    #[test]
+    fn floor_words_in_compounds_and_as_materials() {
+        assert_eq!(understand("a ball on checkered tiles").description.floor, Some(Floor::Checker));
+        assert_eq!(understand("a ball on stone tiles in a grassy park").description.floor, Some(Floor::Grass));
+        let u = understand("two wooden boxes on the grass");
+        assert_eq!((u.description.objects.len(), u.description.floor), (2, Some(Floor::Grass)));
+        assert_eq!(u.ignored, vec!["wooden"], "the world draws no materials");
+    }
+
+    #[test]
+    fn numbers_synonyms_and_function_words() {
+        assert_eq!(understand("a pair of balls").description.objects.len(), 2);
+        assert_eq!(understand("seven tiny cubes").description.objects.len(), 7);
+        let o = only("Please show me a crimson orb hurled leftward");
+        assert_eq!(
+            (o.shape, o.color, o.action, o.direction),
+            (Some(Shape::Ball), Some(Color::Red), Some(Action::Throw), Some(Direction::Left))
+        );
+        // Typographic apostrophes are apostrophes.
+        assert_eq!(only("Let\u{2019}s see a red ball").color, Some(Color::Red));
+        assert!((understand("a ball dances").share_understood() - 2.0 / 3.0).abs() < 1e-9);
     }
 }

@@ -63,11 +63,30 @@ pub fn sample_held_out_clip(seed: u64, index: u64, opts: &SceneOptions) -> Clip 
 
 /// Prompt expansion: parses a prompt in the world's vocabulary, fills in everything it
 /// leaves unstated (from `seed`), and describes the result in a detailed caption, as
-/// Sora expands short prompts with a language model before generating.
+/// Sora expands short prompts with a language model before generating. Refuses a prompt
+/// with a word outside the vocabulary or no object ([`expand_lenient`] does not).
 pub fn expand(text: &str, seed: u64, opts: &SceneOptions) -> Result<Clip, language::ParseError> {
     let desc = language::parse(text)?;
+    Ok(expand_description(&desc, text, seed, opts))
+}
+
+/// Prompt expansion for prompts as people write them: as [`expand`], but it reads the
+/// prompt with [`language::understand`], so words outside the world's vocabulary are
+/// skipped (the understanding returned lists them, for the caller to report), and every
+/// prompt yields a clip. A prompt that names no object ("a sunny day on the grass",
+/// "hello") gets one object whose shape, colour, size and action are drawn from `seed`,
+/// as any unstated detail is, in the setting the prompt does state: a scene of the world
+/// without an object is not a clip it was ever trained or scored on. Where [`expand`]
+/// succeeds, the clip is the same.
+pub fn expand_lenient(text: &str, seed: u64, opts: &SceneOptions) -> (Clip, language::Understanding) {
+    let u = language::understand(text);
+    (expand_description(&u.description, text, seed, opts), u)
+}
+
+fn expand_description(desc: &Description, text: &str, seed: u64, opts: &SceneOptions) -> Clip {
     let mut rng = Rng::new(seed);
-    let scene = Scene::new(realize(&desc, &mut rng, opts));
+    // `realize` gives a description with no object one drawn from the seed.
+    let scene = Scene::new(realize(desc, &mut rng, opts));
     let caption = language::caption(&scene.spec, &mut rng);
-    Ok(Clip { scene, prompt: text.to_string(), caption })
+    Clip { scene, prompt: text.to_string(), caption }
 }

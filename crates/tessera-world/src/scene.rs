@@ -139,6 +139,22 @@ pub fn realize(desc: &Description, rng: &mut Rng, opts: &SceneOptions) -> Spec {
     if objects_desc.is_empty() {
         objects_desc.push(ObjectDescription::default());
     }
+    // Objects set to collide move toward each other: a direction the description leaves
+    // open opposes its neighbour's ("a ball and a box collide"; drawn suites state both).
+    let moves =
+        |o: &ObjectDescription| matches!(o.action, Some(Action::Roll | Action::Slide | Action::Throw | Action::Ramp));
+    if desc.collide && objects_desc.len() >= 2 && objects_desc.iter().any(|o| moves(o) && o.direction.is_none()) {
+        let (k0, d0) = match objects_desc.iter().position(|o| o.direction.is_some()) {
+            Some(k) => (k, objects_desc[k].direction.unwrap_or(Direction::Right)),
+            None => (0, *rng.pick(Direction::ALL)),
+        };
+        let other = if d0 == Direction::Left { Direction::Right } else { Direction::Left };
+        for (k, o) in objects_desc.iter_mut().enumerate() {
+            if moves(o) {
+                o.direction.get_or_insert(if k.abs_diff(k0) % 2 == 1 { other } else { d0 });
+            }
+        }
+    }
     let mut used: Vec<Color> = objects_desc.iter().filter_map(|o| o.color).collect();
     let background = desc.background.unwrap_or_else(|| *rng.pick(Background::ALL));
     let mut spec = Spec {
