@@ -19,7 +19,7 @@ pub struct Batch {
 }
 
 /// Appends a clip's frames, (T, H, W, 3) bytes, as (3, T, H, W) values in [-1, 1].
-fn push_clip(data: &mut Vec<f32>, frames: &[Frame]) {
+pub(crate) fn push_clip(data: &mut Vec<f32>, frames: &[Frame]) {
     for c in 0..3 {
         for f in frames {
             data.extend(f.data.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0));

@@ -63,11 +63,7 @@ pub fn sample_clips(fps: f64, device: &Device) -> Result<Tensor> {
         let clip = tessera_world::sample_held_out_clip(4242, i, &opts);
         let mut r = clip.scene.renderer(w, h, fps);
         let frames: Vec<Frame> = (0..t).map(|k| r.frame(k.min(r.frame_count() - 1))).collect();
-        for c in 0..3 {
-            for f in &frames {
-                data.extend(f.data.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0));
-            }
-        }
+        crate::data::push_clip(&mut data, &frames);
     }
     Ok(Tensor::from_vec(data, (4, 3, t, h, w), device)?)
 }
