@@ -165,6 +165,20 @@ pub struct VaeSize {
     /// notices a small object one frame late, this term counts it twice over. 0: off.
     #[serde(default)]
     pub motion_weight: f64,
+    /// Width of the decoder's first level (diffusers' `decoder_base_dim`, as Wan 2.2's
+    /// TI2V VAE): the decoder is 1x1 ... dim_mult times this, the encoder base_dim. The
+    /// decoder draws the shapes back from the latents and the encoder only has to keep
+    /// them, so width is worth more there (issue 28). Unset: base_dim.
+    #[serde(default)]
+    pub decoder_base_dim: Option<usize>,
+    /// Train only the decoder (and post_quant_conv) of this VAE against a fixed encoder: a
+    /// VAE folder (config.json and weights, e.g. a VAE run's out/model/vae) whose encoder
+    /// and quant_conv are loaded and frozen, and whose latents_mean / latents_std the export
+    /// keeps. Every latent is then what that VAE gives, so a transformer trained on that
+    /// VAE's latents works with this run's decoder. Its sizes (base_dim, z_dim, dim_mult,
+    /// num_res_blocks, temporal_downsample, residual) must match this section's.
+    #[serde(default)]
+    pub frozen_encoder: Option<PathBuf>,
 }
 
 impl VaeSize {
@@ -215,6 +229,8 @@ impl Default for VaeSize {
             carry_init: false,
             temporal_downsample: None,
             motion_weight: 0.0,
+            decoder_base_dim: None,
+            frozen_encoder: None,
         }
     }
 }
@@ -478,7 +494,8 @@ pub struct Bucket {
 }
 
 /// The keys holding paths, as (table, key); "" is the top level.
-const PATH_KEYS: [(&str, &str); 4] = [("", "out"), ("", "vae"), ("", "init"), ("data", "folder")];
+const PATH_KEYS: [(&str, &str); 5] =
+    [("", "out"), ("", "vae"), ("", "init"), ("data", "folder"), ("autoencoder", "frozen_encoder")];
 
 /// One line: where, and what (toml's own message spans several lines).
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
@@ -567,6 +584,7 @@ impl TrainConfig {
             .chain(cfg.vae.as_mut())
             .chain(cfg.init.as_mut())
             .chain(cfg.data.folder.as_mut())
+            .chain(cfg.autoencoder.frozen_encoder.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

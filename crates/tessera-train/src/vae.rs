@@ -25,7 +25,7 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
     // halve time (4x temporal compression, as Wan's [false, true, true]).
     let downs = v.dim_mult.len().saturating_sub(1);
     let temporal = v.temporal();
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "_class_name": "AutoencoderKLWan",
         "base_dim": v.base_dim,
         "z_dim": v.z_dim,
@@ -43,7 +43,84 @@ pub fn vae_config_json(cfg: &TrainConfig, mean: &[f64], std: &[f64]) -> serde_js
         "scale_factor_temporal": v.temporal_factor(),
         "scale_factor_spatial": 1usize << downs,
         "clip_output": true
-    })
+    });
+    if let Some(d) = v.decoder_base_dim {
+        json["decoder_base_dim"] = d.into();
+    }
+    json
+}
+
+/// Whether a VAE variable (name without the "vae." prefix) belongs to the encoder side,
+/// which `[autoencoder] frozen_encoder` loads and freezes.
+fn encoder_side(name: &str) -> bool {
+    name.starts_with("encoder.") || name.starts_with("quant_conv.")
+}
+
+/// The frozen encoder of `[autoencoder] frozen_encoder`: its encoder-side weights and its
+/// latent statistics, checked against the run's sizes.
+struct FrozenEncoder {
+    weights: std::collections::HashMap<String, Tensor>,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+}
+
+fn load_frozen_encoder(dir: &std::path::Path, vcfg: &AutoencoderKLWanConfig, device: &Device) -> Result<FrozenEncoder> {
+    use anyhow::{ensure, Context};
+    let text = std::fs::read_to_string(dir.join("config.json"))
+        .with_context(|| format!("[autoencoder] frozen_encoder: cannot read {}/config.json", dir.display()))?;
+    let theirs: AutoencoderKLWanConfig = serde_json::from_str(&text).with_context(|| {
+        format!("[autoencoder] frozen_encoder: {}/config.json is not a Wan VAE config", dir.display())
+    })?;
+    let same = theirs.base_dim == vcfg.base_dim
+        && theirs.z_dim == vcfg.z_dim
+        && theirs.dim_mult == vcfg.dim_mult
+        && theirs.num_res_blocks == vcfg.num_res_blocks
+        && theirs.temperal_downsample == vcfg.temperal_downsample
+        && theirs.is_residual == vcfg.is_residual;
+    ensure!(
+        same,
+        "[autoencoder] frozen_encoder: {} has base_dim {}, z_dim {}, dim_mult {:?}, num_res_blocks {}, temporal {:?}, residual {}; this run has {}, {}, {:?}, {}, {:?}, {}",
+        dir.display(),
+        theirs.base_dim,
+        theirs.z_dim,
+        theirs.dim_mult,
+        theirs.num_res_blocks,
+        theirs.temperal_downsample,
+        theirs.is_residual,
+        vcfg.base_dim,
+        vcfg.z_dim,
+        vcfg.dim_mult,
+        vcfg.num_res_blocks,
+        vcfg.temperal_downsample,
+        vcfg.is_residual
+    );
+    let file = dir.join("diffusion_pytorch_model.safetensors");
+    let all = candle_core::safetensors::load(&file, device)
+        .with_context(|| format!("[autoencoder] frozen_encoder: cannot read {}", file.display()))?;
+    let weights: std::collections::HashMap<String, Tensor> = all
+        .into_iter()
+        .filter(|(k, _)| encoder_side(k))
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+        .collect::<Result<_>>()?;
+    ensure!(!weights.is_empty(), "[autoencoder] frozen_encoder: {} holds no encoder weights", file.display());
+    let z = vcfg.z_dim;
+    let (mean, std) = (theirs.latents_mean.clone(), theirs.latents_std.clone());
+    ensure!(
+        mean.len() == z && std.len() == z,
+        "[autoencoder] frozen_encoder: {}/config.json needs latents_mean and latents_std of {z} values",
+        dir.display()
+    );
+    Ok(FrozenEncoder { weights, mean, std })
+}
+
+/// The run's VAE weights (EMA) without the "vae." prefix, with the frozen encoder's where
+/// there is one.
+fn full_weights(run: &Run, frozen: Option<&FrozenEncoder>) -> std::collections::HashMap<String, Tensor> {
+    let mut map = run.ema_weights("vae.");
+    if let Some(f) = frozen {
+        map.extend(f.weights.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    map
 }
 
 pub fn train_vae(
@@ -61,8 +138,33 @@ pub fn train_vae(
     if cfg.autoencoder.carry_init {
         init_carry(&vm, &vcfg)?;
     }
-    let mut run = Run::open(cfg, sorted_vars(&vm, "vae."), resume)?;
-    if let (Some(lv), 0) = (cfg.autoencoder.logvar_init, run.start) {
+    let frozen = match &cfg.autoencoder.frozen_encoder {
+        Some(dir) => Some(load_frozen_encoder(dir, &vcfg, device)?),
+        None => None,
+    };
+    let mut named = sorted_vars(&vm, "vae.");
+    if let Some(f) = &frozen {
+        // The encoder side takes the frozen VAE's weights and leaves the trained set.
+        for (name, var) in &named {
+            let short = &name["vae.".len()..];
+            if encoder_side(short) {
+                let w = f
+                    .weights
+                    .get(short)
+                    .ok_or_else(|| anyhow::anyhow!("[autoencoder] frozen_encoder: its weights lack {short}"))?;
+                anyhow::ensure!(
+                    w.dims() == var.dims(),
+                    "[autoencoder] frozen_encoder: {short} is {:?}, this run's is {:?}",
+                    w.dims(),
+                    var.dims()
+                );
+                var.set(w)?;
+            }
+        }
+        named.retain(|(name, _)| !encoder_side(&name["vae.".len()..]));
+    }
+    let mut run = Run::open(cfg, named, resume)?;
+    if let (Some(lv), 0, None) = (cfg.autoencoder.logvar_init, run.start, &frozen) {
         // quant_conv's output is (mean, log-variance) along channels.
         let bias = vm
             .data()
@@ -82,7 +184,11 @@ pub fn train_vae(
         let batch = source.batch(cfg.seed, step, cfg.batch, &buckets, cfg.data.fps, 0.5, device)?;
         let t0 = Instant::now();
         let model = AutoencoderKLWan::new(&vcfg, VarBuilder::from_varmap(&vm, DType::F32, device))?;
-        let (mean, logvar) = model.encode_posterior(&batch.video)?;
+        let (mut mean, mut logvar) = model.encode_posterior(&batch.video)?;
+        if frozen.is_some() {
+            // Nothing flows back into the frozen encoder.
+            (mean, logvar) = (mean.detach(), logvar.detach());
+        }
         let t1 = Instant::now();
         let eps = noise(&mut srng, mean.dims(), device, DType::F32)?;
         let mut zs = (&mean + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
@@ -119,8 +225,10 @@ pub fn train_vae(
         let t2 = Instant::now();
         let (backward, _) = run.step(step, &loss, &mse, on_step)?;
         if cfg.sample_every > 0 && ((step + 1) % cfg.sample_every == 0 || step + 1 == cfg.steps) {
-            let ema =
-                AutoencoderKLWan::new(&vcfg, VarBuilder::from_tensors(run.ema_weights("vae."), DType::F32, device))?;
+            let ema = AutoencoderKLWan::new(
+                &vcfg,
+                VarBuilder::from_tensors(full_weights(&run, frozen.as_ref()), DType::F32, device),
+            )?;
             crate::samples::vae_sheet(&ema, &sample_clips, &cfg.out, step + 1)?;
         }
         if profiling() {
@@ -133,7 +241,7 @@ pub fn train_vae(
             );
         }
     }
-    export_vae(cfg, &vcfg, &run, device)
+    export_vae(cfg, &vcfg, &run, frozen.as_ref(), device)
 }
 
 /// The per-value squared error `sq` (= err^2) of a (B, 3, ...) RGB error `err`, plus on the
@@ -276,7 +384,10 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
         emap = fold(&emap, out, factor, edims[i] * factor / out)?;
     }
     // Decoder: up block i takes ddims[i] to ddims[i + 1]; DupUp3D repeats each channel.
-    let ddims: Vec<usize> = std::iter::once(mult[n - 1]).chain(mult.iter().rev().copied()).map(|m| dim * m).collect();
+    // The decoder's width (`decoder_base_dim`) may differ from the encoder's.
+    let ddim = vcfg.decoder_base_dim.unwrap_or(dim);
+    ensure!(ddim >= 7, "[autoencoder] carry_init needs decoder_base_dim >= 7 (seven carry channels), not {ddim}");
+    let ddims: Vec<usize> = std::iter::once(mult[n - 1]).chain(mult.iter().rev().copied()).map(|m| ddim * m).collect();
     let tup: Vec<bool> = vcfg.temperal_downsample.iter().rev().copied().collect();
     let mut dmap = start;
     ensure!(ddims[0] >= 7, "carry_init: the decoder is too narrow");
@@ -380,12 +491,24 @@ pub fn init_carry(vm: &VarMap, vcfg: &AutoencoderKLWanConfig) -> Result<()> {
 const STAT_CLIPS: usize = 64;
 
 /// Writes out/model/vae with the EMA weights and measured latent statistics.
-fn export_vae(cfg: &TrainConfig, vcfg: &AutoencoderKLWanConfig, run: &Run, device: &Device) -> Result<PathBuf> {
+/// With a frozen encoder its weights and statistics are written as they were, so the
+/// latents are exactly those of the frozen VAE.
+fn export_vae(
+    cfg: &TrainConfig,
+    vcfg: &AutoencoderKLWanConfig,
+    run: &Run,
+    frozen: Option<&FrozenEncoder>,
+    device: &Device,
+) -> Result<PathBuf> {
     let dir = cfg.out.join("model").join("vae");
     std::fs::create_dir_all(&dir)?;
-    let map = run.ema_weights("vae.");
+    let map = full_weights(run, frozen);
     let weights = dir.join("diffusion_pytorch_model.safetensors");
     candle_core::safetensors::save(&map, &weights)?;
+    if let Some(f) = frozen {
+        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&vae_config_json(cfg, &f.mean, &f.std))?)?;
+        return Ok(dir);
+    }
     // Latent statistics over fresh clips (steps past the end of training).
     let model = AutoencoderKLWan::new(vcfg, VarBuilder::from_tensors(map, DType::F32, device))?;
     let buckets = cfg.buckets()?;
@@ -525,6 +648,17 @@ mod tests {
         let want = Tensor::from_vec(blocks, (3, 4, 4), &dev).unwrap();
         assert!(max_err(&l1, &want) < 0.02);
         assert!(logvar.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
+        // A decoder wider than the encoder (`decoder_base_dim`) starts the same way.
+        let wide = AutoencoderKLWanConfig { decoder_base_dim: Some(16), ..cfg.clone() };
+        let wvm = VarMap::new();
+        AutoencoderKLWan::new(&wide, VarBuilder::from_varmap(&wvm, DType::F32, &dev)).unwrap();
+        init(&wvm, &mut Rng::new(1), true).unwrap();
+        init_carry(&wvm, &wide).unwrap();
+        let wmodel = AutoencoderKLWan::new(&wide, VarBuilder::from_varmap(&wvm, DType::F32, &dev)).unwrap();
+        let wout = roundtrip(&wmodel);
+        let rest = max_err(&wout.narrow(2, 1, 4).unwrap(), &video.narrow(2, 1, 4).unwrap());
+        assert!(rest < 0.02, "wide decoder: frames 1..5 off by {rest}");
+        assert_eq!(wvm.data().lock().unwrap()["decoder.conv_in.weight"].dims()[0], 32, "16 x dim_mult's last 2");
         // Layouts it cannot carry through, and the plain layout, are refused clearly.
         let plain_cfg = AutoencoderKLWanConfig { is_residual: false, ..cfg.clone() };
         assert!(init_carry(&vm, &plain_cfg).unwrap_err().to_string().contains("residual = true"));

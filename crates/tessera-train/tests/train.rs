@@ -296,6 +296,64 @@ fn logvar_init_starts_the_vae_posterior_nearly_deterministic() {
 }
 
 #[test]
+fn a_frozen_encoder_run_trains_only_a_wider_decoder_and_keeps_the_latents() {
+    // Stage 1: a tiny residual VAE. Stage 2: a decoder twice as wide trained against its
+    // frozen encoder (issue 28's decoder leg).
+    let (a, b) = (scratch("frozen-a"), scratch("frozen-b"));
+    let layout = "base_dim = 8\nresidual = true\ncarry_init = true\ntemporal_downsample = [false, true]";
+    let config = |out: &Path, steps: usize, extra: &str| {
+        let text = format!(
+            "stage = \"vae\"\nout = \"{}\"\nsteps = {steps}\nbatch = 2\nlr = 1e-3\nwarmup = 1\ncheckpoint_every = 10\n[data]\nbuckets = [\"16x16x5\"]\n[autoencoder]\nz_dim = 4\ndim_mult = [1, 2, 2]\nnum_res_blocks = 1\n{extra}\n",
+            out.display()
+        );
+        std::fs::write(out.join("vae.toml"), text).unwrap();
+        TrainConfig::load(&out.join("vae.toml"))
+    };
+    let vae_a = train(&config(&a, 2, layout).unwrap(), false, &Device::Cpu, &mut |_| {}).unwrap();
+    let extra = format!("{layout}\ndecoder_base_dim = 16\nfrozen_encoder = \"{}\"", vae_a.display());
+    let cfg_b = config(&b, 3, &extra).unwrap();
+    let vae_b = train(&cfg_b, false, &Device::Cpu, &mut |_| {}).unwrap();
+    let wa = candle_core::safetensors::load(vae_a.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let wb = candle_core::safetensors::load(vae_b.join("diffusion_pytorch_model.safetensors"), &Device::Cpu).unwrap();
+    let diff = |x: &candle_core::Tensor, y: &candle_core::Tensor| {
+        (x - y).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    };
+    let mut encoder = 0;
+    for (k, t) in &wb {
+        if k.starts_with("encoder.") || k.starts_with("quant_conv.") {
+            assert_eq!(diff(t, &wa[k]), 0.0, "{k}: the frozen encoder changed");
+            encoder += 1;
+        }
+    }
+    assert!(encoder > 10);
+    assert_eq!(wb["decoder.conv_in.weight"].dims()[0], 32, "the decoder is twice as wide");
+    // Only the decoder is trained: the checkpoint holds no encoder variables.
+    let ck = candle_core::safetensors::load(b.join("checkpoints/step_00000003.safetensors"), &Device::Cpu).unwrap();
+    assert!(ck.keys().all(|k| !k.contains("vae.encoder.") && !k.contains("vae.quant_conv.")));
+    assert!(ck.keys().any(|k| k.contains("vae.decoder.")));
+    // The config keeps the frozen VAE's statistics and says the decoder's width, and the
+    // engine's latents are the frozen VAE's.
+    let ca: serde_json::Value = serde_json::from_slice(&std::fs::read(vae_a.join("config.json")).unwrap()).unwrap();
+    let cb: serde_json::Value = serde_json::from_slice(&std::fs::read(vae_b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(ca["latents_mean"], cb["latents_mean"]);
+    assert_eq!(ca["latents_std"], cb["latents_std"]);
+    assert_eq!(cb["decoder_base_dim"], 16);
+    let load = |d: &Path| tessera_models::wan::vae::AutoencoderKLWan::load(d, DType::F32, &Device::Cpu).unwrap();
+    let (va, vb) = (load(&vae_a), load(&vae_b));
+    let x = candle_core::Tensor::rand(0f32, 1f32, (1, 3, 5, 16, 16), &Device::Cpu).unwrap().affine(2.0, -1.0).unwrap();
+    assert_eq!(diff(&va.encode(&x).unwrap(), &vb.encode(&x).unwrap()), 0.0);
+    assert_eq!(vb.decode(&vb.encode(&x).unwrap()).unwrap().dims(), &[1, 3, 5, 16, 16]);
+    // An encoder of other sizes is refused, naming both.
+    let bad = format!(
+        "base_dim = 4\nresidual = true\ntemporal_downsample = [false, true]\nfrozen_encoder = \"{}\"",
+        vae_a.display()
+    );
+    let c = scratch("frozen-c");
+    let err = format!("{:#}", train(&config(&c, 1, &bad).unwrap(), false, &Device::Cpu, &mut |_| {}).unwrap_err());
+    assert!(err.contains("frozen_encoder") && err.contains("base_dim 8"), "{err}");
+}
+
+#[test]
 fn a_4x_vae_and_patch_4_transformer_train_and_generate() {
     // A VAE of three levels (4x spatial, 4x temporal) and a transformer with 4x4 patches:
     // the configs say so, and the engine loads and runs the result at a multiple of 16.
