@@ -53,6 +53,13 @@ pub fn frames_of(video: &Tensor, every: usize) -> Result<Vec<Frame>> {
         .collect()
 }
 
+/// Frames 0, every, ... (and the last) of what `WanPipeline::generate` returns, (T, H, W, 3)
+/// in [0, 1]. Until 2026-12-07 the sheets read it as (3, T, H, W) in [-1, 1], and every
+/// transformer contact sheet was a grey texture whatever the model drew.
+pub fn frames_of_generated(video: &Tensor, every: usize) -> Result<Vec<Frame>> {
+    frames_of(&video.permute((3, 0, 1, 2))?.affine(2.0, -1.0)?, every)
+}
+
 /// The clips a VAE run's sheets show: four held-out world clips (seed 4242, which no
 /// training run draws), 128x128, 25 frames at `fps`, as (4, 3, 25, 128, 128) in [-1, 1].
 pub fn sample_clips(fps: f64, device: &Device) -> Result<Tensor> {
@@ -117,8 +124,7 @@ pub fn transformer_sheet(model: &Path, out: &Path, step: usize, fps: f64, device
             seed: 0,
             ..Default::default()
         };
-        let video = pipe.generate(&p, &mut |_| {})?; // (1, 3, T, H, W) in [-1, 1]
-        rows.push(frames_of(&video.squeeze(0)?, 4)?);
+        rows.push(frames_of_generated(&pipe.generate(&p, &mut |_| {})?, 4)?);
     }
     save_sheet(&rows, out, &format!("step_{step:06}.png"))
 }
@@ -148,5 +154,23 @@ mod tests {
         // The second row's missing cell and the gaps stay grey.
         assert_eq!(at(6, 6), 128);
         assert_eq!(at(0, 0), 128);
+    }
+
+    #[test]
+    fn generated_frames_are_read_as_the_pipeline_writes_them() {
+        // (T, H, W, 3) in [0, 1], as WanPipeline::generate returns: frame 4, pixel (x 2, y 1)
+        // orange, the rest black.
+        let (t, h, w) = (5, 4, 6);
+        let mut v = vec![0f32; t * h * w * 3];
+        let at = ((4 * h + 1) * w + 2) * 3;
+        v[at..at + 3].copy_from_slice(&[1.0, 0.5, 0.0]);
+        let video = Tensor::from_vec(v, (t, h, w, 3), &Device::Cpu).unwrap();
+        let frames = frames_of_generated(&video, 4).unwrap();
+        assert_eq!(frames.len(), 2, "frames 0 and 4");
+        assert_eq!((frames[1].width, frames[1].height), (w, h));
+        let px = |f: &Frame, x: usize, y: usize| f.data[(y * w + x) * 3..][..3].to_vec();
+        assert_eq!(px(&frames[1], 2, 1), vec![255, 128, 0]);
+        assert_eq!(px(&frames[1], 3, 1), vec![0, 0, 0]);
+        assert_eq!(px(&frames[0], 2, 1), vec![0, 0, 0]);
     }
 }
