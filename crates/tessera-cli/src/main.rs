@@ -1,5 +1,5 @@
 //! `tessera`: the command-line front end. Argument parsing and wiring only; the work is
-//! done by the library crates (DESIGN.md).
+//! done by the library crates (docs/ARCHITECTURE.md, Conventions).
 
 mod generate;
 mod keys;

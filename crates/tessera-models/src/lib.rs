@@ -1,6 +1,6 @@
 //! Wan-family models on candle, loaded from diffusers-format folders.
 //!
-//! Data flow (see DESIGN.md): tokenizer -> UMT5 text encoder -> Wan transformer over
+//! Data flow (see docs/ARCHITECTURE.md): tokenizer -> UMT5 text encoder -> Wan transformer over
 //! spacetime patches of the Wan VAE's latents. Every size comes from the checkpoint's
 //! `config.json`; nothing here is hard-coded to one checkpoint.
 

@@ -11,7 +11,7 @@
 //!
 //! Weights are memory-mapped (f32, bf16 or f16 on disk) and converted to the requested
 //! dtype as each tensor is fetched; parameter names follow the checkpoint keys, so no
-//! renaming table is needed (the candle convention, see DESIGN.md).
+//! renaming table is needed (the candle convention, see docs/ARCHITECTURE.md, Conventions).
 
 use std::path::{Path, PathBuf};
 

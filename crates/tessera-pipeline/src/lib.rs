@@ -1,6 +1,6 @@
 //! The generation pipeline: text -> embeddings -> flow-matching sampler over the Wan
 //! transformer -> VAE decode -> frames. Library only: it reports progress through a
-//! callback and never prints (DESIGN.md).
+//! callback and never prints (docs/ARCHITECTURE.md, Conventions).
 
 pub mod conditioning;
 pub mod defaults;

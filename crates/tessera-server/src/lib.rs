@@ -1,7 +1,7 @@
 //! `tessera serve`: OpenAI's Videos API (`/v1/videos`) over tessera's pipeline.
 //!
 //! request ──> validate ──> database row ──> worker claims ──> pipeline (progress to the
-//! row) ──> storage ──> content endpoint (DESIGN.md). Any number of servers pointed at one
+//! row) ──> storage ──> content endpoint (docs/ARCHITECTURE.md, section 5). Any number of servers pointed at one
 //! PostgreSQL database and one S3 bucket form one service: any of them accepts requests,
 //! every one's workers claim jobs with leases.
 //!

@@ -2,7 +2,7 @@
 //! the world with rectified flow, conditioning masks trained in, AdamW with warm-up and
 //! clipping, EMA weights, checkpoints that resume exactly, a CSV log and a plot.
 //!
-//! Library only: the binary decides how to report progress (DESIGN.md).
+//! Library only: the binary decides how to report progress (docs/ARCHITECTURE.md, Conventions).
 
 pub mod config;
 pub mod data;

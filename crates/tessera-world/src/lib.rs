@@ -2,7 +2,7 @@
 //! size and length, the language that describes it (captions, prompts, a parser, prompt
 //! expansion), and an evaluator that scores any video against a prompt and the physics.
 //!
-//! Library only: no command-line parsing or progress bars (DESIGN.md).
+//! Library only: no command-line parsing or progress bars (docs/ARCHITECTURE.md, Conventions).
 
 pub mod eval;
 pub mod holdout;
