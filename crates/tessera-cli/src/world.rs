@@ -356,6 +356,10 @@ pub struct EvalArgs {
     /// (config.json and weights). Videos are cut to the VAE's frame form (tf k + 1).
     #[arg(long, value_name = "DIR", conflicts_with = "corrupt")]
     vae: Option<PathBuf>,
+    /// With --vae: also write each round trip (mp4, the video's name) into this folder, to
+    /// look at what the VAE draws.
+    #[arg(long, value_name = "DIR", requires = "vae")]
+    write_round_trips: Option<PathBuf>,
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -531,6 +535,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if let Some(dir) = &a.write_corrupted {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    if let Some(dir) = &a.write_round_trips {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let vae = a.vae.as_deref().map(load_vae).transpose()?;
     let mut progress = Reporter::new(a.quiet);
     let mut reports: Vec<Vec<VideoReport>> = vec![Vec::new(); kinds.len()];
@@ -543,6 +550,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             None => frames,
         };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(dir) = &a.write_round_trips {
+            let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            tessera_media::write_video(&dir.join(format!("{stem}.mp4")), &frames, fps, &WriteOptions::default())?;
+        }
         if a.continuation {
             let spec = line.spec.as_ref().expect("checked above");
             let c = score_continuation(&VideoRef::of(&frames, fps), spec, a.given);

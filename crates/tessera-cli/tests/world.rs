@@ -225,6 +225,68 @@ fn eval_scores_ground_truth_high_and_writes_reports() {
     assert!(r2["mean"]["overall"].as_f64().unwrap() >= 0.8, "{r2}");
 }
 
+/// The VAE gate's command (`tools/eval_vae.sh`): clips scored through decode(encode(clip)) of
+/// a VAE, here the built-in model's, and the round trips written to look at.
+#[test]
+fn eval_vae_scores_round_trips_and_writes_them() {
+    let dir = scratch("eval-vae");
+    let videos = dir.join("videos");
+    render(&videos, "2", "4");
+    let suite = dir.join("suite.jsonl");
+    let lines: Vec<String> = (0..2)
+        .map(|i| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(videos.join(format!("00000{i}.json"))).unwrap()).unwrap();
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&suite, lines.join("\n") + "\n").unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tessera-world");
+    let (truth, trips, rt) = (dir.join("truth.json"), dir.join("trips.json"), dir.join("rt"));
+    let args = |out: &Path| {
+        vec![
+            "eval".to_string(),
+            "--suite".into(),
+            suite.to_str().unwrap().into(),
+            "--videos".into(),
+            videos.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "-q".into(),
+        ]
+    };
+    let a = args(&truth);
+    run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut b = args(&trips);
+    b.extend(["--vae".into(), model.to_str().unwrap().into(), "--write-round-trips".into(), rt.to_str().unwrap().into()]);
+    run(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let (t, r) = (read(&truth), read(&trips));
+    assert_eq!(r["videos"].as_array().unwrap().len(), 2);
+    // The round trips are the VAE's drawing, not the clips: some check differs.
+    assert_ne!(t["videos"], r["videos"], "round trips scored exactly as the clips");
+    // A VAE compressing time tf-fold gives back tf k + 1 of the clip's frames.
+    let tf = read(&model.join("vae/config.json"))["scale_factor_temporal"].as_u64().unwrap() as usize;
+    for i in 0..2 {
+        let (clip, _) = tessera_media::read_video(&videos.join(format!("00000{i}.mp4"))).unwrap();
+        let (trip, _) = tessera_media::read_video(&rt.join(format!("00000{i}.mp4"))).unwrap();
+        assert_eq!(trip.len(), (clip.len() - 1) / tf * tf + 1);
+        assert_eq!((trip[0].width, trip[0].height), (clip[0].width, clip[0].height));
+    }
+    let err = fails(&[
+        "eval",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--videos",
+        videos.to_str().unwrap(),
+        "--out",
+        trips.to_str().unwrap(),
+        "--write-round-trips",
+        rt.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--vae"), "{err}");
+}
+
 #[test]
 fn eval_bad_input_is_a_clear_error() {
     let dir = scratch("eval-bad");
