@@ -258,7 +258,12 @@ fn eval_vae_scores_round_trips_and_writes_them() {
     let a = args(&truth);
     run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let mut b = args(&trips);
-    b.extend(["--vae".into(), model.to_str().unwrap().into(), "--write-round-trips".into(), rt.to_str().unwrap().into()]);
+    b.extend([
+        "--vae".into(),
+        model.to_str().unwrap().into(),
+        "--write-round-trips".into(),
+        rt.to_str().unwrap().into(),
+    ]);
     run(&b.iter().map(String::as_str).collect::<Vec<_>>());
     let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
     let (t, r) = (read(&truth), read(&trips));
