@@ -532,10 +532,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             );
         }
     }
-    if let Some(dir) = &a.write_corrupted {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    if let Some(dir) = &a.write_round_trips {
+    for dir in [&a.write_corrupted, &a.write_round_trips].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let vae = a.vae.as_deref().map(load_vae).transpose()?;
@@ -550,8 +547,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             None => frames,
         };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if let Some(dir) = &a.write_round_trips {
-            let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             tessera_media::write_video(&dir.join(format!("{stem}.mp4")), &frames, fps, &WriteOptions::default())?;
         }
         if a.continuation {
@@ -578,7 +575,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 }
             };
             if let (Some(dir), Some(c)) = (&a.write_corrupted, kind) {
-                let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let out = dir.join(format!("{stem}.{}.mp4", c.word()));
                 tessera_media::write_video(&out, frames, fps, &WriteOptions::default())?;
             }

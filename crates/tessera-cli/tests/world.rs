@@ -232,39 +232,28 @@ fn eval_vae_scores_round_trips_and_writes_them() {
     let dir = scratch("eval-vae");
     let videos = dir.join("videos");
     render(&videos, "2", "4");
+    // The suite as the other eval tests make it: `world prompts` prints the rendered clips' lines.
     let suite = dir.join("suite.jsonl");
-    let lines: Vec<String> = (0..2)
-        .map(|i| {
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(videos.join(format!("00000{i}.json"))).unwrap()).unwrap();
-            v.to_string()
-        })
-        .collect();
-    std::fs::write(&suite, lines.join("\n") + "\n").unwrap();
+    let o = run(&["world", "prompts", "--count", "2", "--seed", "4", "--seconds", "1.5"]);
+    std::fs::write(&suite, &o.stdout).unwrap();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tessera-world");
     let (truth, trips, rt) = (dir.join("truth.json"), dir.join("trips.json"), dir.join("rt"));
-    let args = |out: &Path| {
-        vec![
-            "eval".to_string(),
-            "--suite".into(),
-            suite.to_str().unwrap().into(),
-            "--videos".into(),
-            videos.to_str().unwrap().into(),
-            "--out".into(),
-            out.to_str().unwrap().into(),
-            "-q".into(),
-        ]
-    };
-    let a = args(&truth);
-    run(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut b = args(&trips);
-    b.extend([
-        "--vae".into(),
-        model.to_str().unwrap().into(),
-        "--write-round-trips".into(),
-        rt.to_str().unwrap().into(),
+    let (suite_s, videos_s) = (suite.to_str().unwrap(), videos.to_str().unwrap());
+    run(&["eval", "--suite", suite_s, "--videos", videos_s, "--out", truth.to_str().unwrap(), "-q"]);
+    run(&[
+        "eval",
+        "--suite",
+        suite_s,
+        "--videos",
+        videos_s,
+        "--out",
+        trips.to_str().unwrap(),
+        "--vae",
+        model.to_str().unwrap(),
+        "--write-round-trips",
+        rt.to_str().unwrap(),
+        "-q",
     ]);
-    run(&b.iter().map(String::as_str).collect::<Vec<_>>());
     let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
     let (t, r) = (read(&truth), read(&trips));
     assert_eq!(r["videos"].as_array().unwrap().len(), 2);
@@ -281,9 +270,9 @@ fn eval_vae_scores_round_trips_and_writes_them() {
     let err = fails(&[
         "eval",
         "--suite",
-        suite.to_str().unwrap(),
+        suite_s,
         "--videos",
-        videos.to_str().unwrap(),
+        videos_s,
         "--out",
         trips.to_str().unwrap(),
         "--write-round-trips",
