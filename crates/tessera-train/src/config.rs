@@ -656,6 +656,15 @@ impl TrainConfig {
         }
         Ok(out)
     }
+
+    /// The bucket an exported model generates by default: the longest clip (the first of
+    /// the longest on ties, so a recipe orders its sizes by preference). Images and short
+    /// clips in a recipe teach looks cheaply; what it is for is its longest clips.
+    pub fn main_bucket(&self) -> anyhow::Result<Bucket> {
+        let buckets = self.buckets()?;
+        let longest = buckets.iter().map(|b| b.frames).max().unwrap_or(1);
+        Ok(*buckets.iter().find(|b| b.frames == longest).expect("buckets() is never empty"))
+    }
 }
 
 #[cfg(test)]
@@ -667,6 +676,23 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn the_main_bucket_is_the_first_longest() {
+        let dir = std::env::temp_dir().join(format!("tessera-config-main-bucket-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = write(
+            &dir,
+            "t.toml",
+            "out = \"runs/t\"\nstage = \"transformer\"\nvae = \"v\"\n[data]\n\
+             buckets = [\"128x128x1\", \"128x128x9\", \"128x128x25\", \"176x96x25\", \"96x176x25\"]\n",
+        );
+        let mut cfg = TrainConfig::load(&p).unwrap();
+        assert_eq!(cfg.main_bucket().unwrap(), Bucket { width: 128, height: 128, frames: 25 });
+        cfg.data.buckets = vec!["64x64x1".into()];
+        assert_eq!(cfg.main_bucket().unwrap().frames, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -359,8 +359,7 @@ fn export(cfg: &TrainConfig, dir: &Path, run: &Run, tcfg: &serde_json::Value, xc
     // What `tessera generate` needs to know beyond diffusers' layout: the size, length and
     // frame rate it was trained for, and that prompts in the world's vocabulary are
     // expanded into captions first (models trained on the world).
-    let buckets = cfg.buckets()?;
-    let main = buckets.iter().find(|b| b.frames > 1).unwrap_or(&buckets[0]);
+    let main = cfg.main_bucket()?;
     let extra = serde_json::json!({
         "fps": cfg.data.fps,
         "size": [main.width, main.height],
