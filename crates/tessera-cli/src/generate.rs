@@ -6,10 +6,9 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use tessera_media::keys::Credentials;
-use tessera_media::provenance::{Claim, Signing};
-use tessera_media::WriteOptions;
 use tessera_pipeline::moderation::Policy;
-use tessera_pipeline::{builtin_model, GenerateParams, ModelDefaults, WanPipeline};
+use tessera_pipeline::{builtin_model, ModelDefaults, WanPipeline};
+use tessera_service::{GenerationRequest, Limits, Model, Provenance, Size};
 
 use crate::output::OutputFormat;
 use crate::progress::Reporter;
@@ -64,6 +63,9 @@ pub struct GenerateArgs {
     /// in the world's vocabulary first, as Sora does).
     #[arg(long)]
     no_expand: bool,
+    /// Words outside the world's vocabulary are an error instead of a warning.
+    #[arg(long, conflicts_with = "no_expand")]
+    strict_prompt: bool,
     /// A safetensors file with tensor `latents` (1, C, T, H, W): the initial noise instead
     /// of seeded noise (for parity checks across implementations).
     #[arg(long, value_name = "FILE")]
@@ -109,14 +111,8 @@ pub struct GenerateArgs {
 }
 
 pub fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
-    let err = || format!("size {s:?} is not WIDTHxHEIGHT (for example 832x480)");
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
-    let w: usize = w.trim().parse().map_err(|_| err())?;
-    let h: usize = h.trim().parse().map_err(|_| err())?;
-    if w == 0 || h == 0 {
-        return Err(err());
-    }
-    Ok((w, h))
+    let size = Size::parse(s).map_err(|e| e.message)?;
+    Ok((size.width, size.height))
 }
 
 pub fn parse_dtype(s: &str) -> Result<DType> {
@@ -163,8 +159,35 @@ pub fn run_image(mut args: GenerateArgs) -> Result<()> {
     run(args)
 }
 
+/// The request the flags describe (the server builds the same type from its bodies).
+fn request(args: &GenerateArgs, prompt: String) -> Result<GenerationRequest> {
+    Ok(GenerationRequest {
+        prompt,
+        negative_prompt: args.negative_prompt.clone(),
+        size: args.size.map(|(width, height)| Size { width, height }),
+        frames: args.frames,
+        seconds: args.seconds,
+        fps: args.fps,
+        steps: args.steps,
+        guidance: args.guidance,
+        guidance_2: args.guidance_2,
+        max_sequence_length: args.max_sequence_length,
+        seed: args.seed,
+        shift: args.shift,
+        expand: !args.no_expand,
+        strict_prompt: args.strict_prompt,
+        task: args.task.to_task()?,
+        resize: args.task.resize(),
+        provenance: Provenance {
+            enabled: !args.no_provenance,
+            include_prompt: args.provenance_prompt,
+            visible_watermark: args.visible_watermark,
+        },
+    })
+}
+
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let prompt = match (args.prompt_positional, args.prompt) {
+    let prompt = match (args.prompt_positional.clone(), args.prompt.clone()) {
         (Some(_), Some(_)) => bail!("give the prompt once: either as an argument or with --prompt"),
         (Some(p), None) | (None, Some(p)) => p,
         (None, None) => bail!("no prompt: pass it as an argument or with --prompt"),
@@ -174,15 +197,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Some(p) => Policy::load(p)?,
         None => Policy::default_policy(),
     };
-    if let Some(refusal) = policy.check(&prompt) {
-        let log = args.audit_log.clone().or_else(default_audit_log);
-        if let Some(log) = log {
-            if let Err(e) = tessera_pipeline::moderation::audit(&log, "cli", &policy, &prompt, &refusal) {
-                eprintln!("warning: {e}");
-            }
-        }
-        bail!("{refusal}");
-    }
+    let req = request(&args, prompt)?;
+    let log = args.audit_log.clone().or_else(default_audit_log);
+    tessera_service::moderate(&req, &policy, log.as_deref(), "cli")?;
     // Everything a user can get wrong is checked before any weight is loaded.
     let format = OutputFormat::from_path(&args.output)?;
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -195,112 +212,35 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if dtype == DType::BF16 && device.is_cpu() {
         bail!("--dtype bf16 needs a GPU: candle has no bf16 matrix multiply on the CPU; use f32 (the default) or f16");
     }
-    let model_dir = match args.model {
-        Some(dir) => dir,
+    let model_dir = match &args.model {
+        Some(dir) => dir.clone(),
         None => builtin_model()?,
     };
     let defaults = ModelDefaults::read(&model_dir)?;
-    let fps = args.fps.or(defaults.fps).unwrap_or(16.0);
-    if !(fps.is_finite() && fps > 0.0) {
-        bail!("--fps must be a positive number, got {fps}");
+    let mut plan = tessera_service::plan(&req, &defaults, &Limits::default())?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
     }
-    let frames = match (args.frames, args.seconds) {
-        (Some(f), _) => f,
-        (None, Some(s)) => {
-            if !(s.is_finite() && s >= 0.0) {
-                bail!("--seconds must be zero or more, got {s}");
-            }
-            tessera_pipeline::frames_for_seconds(s, fps)
-        }
-        (None, None) => defaults.frames.unwrap_or(81),
-    };
+    let expanded = defaults.expand_prompts && req.expand;
+    if expanded && !plan.warnings.is_empty() {
+        eprintln!("note: pass --no-expand to give the model the prompt as it is");
+    }
     let mut reporter = Reporter::new(args.quiet);
-    let user_prompt = prompt.clone();
-    let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
-    let latents = args.latents.as_deref().map(read_latents).transpose()?;
-    let (width, height) = args.size.or(defaults.size).unwrap_or((832, 480));
-    // World models expand short prompts into a detailed caption first.
-    let prompt = if defaults.expand_prompts && !args.no_expand {
-        // Prompts as people write them: words outside the world's vocabulary are skipped
-        // with a warning, never refused (issue 28).
-        let (clip, understanding) = tessera_world::expand_lenient(
-            &prompt,
-            args.seed,
-            &tessera_world::scene::SceneOptions {
-                seconds: (frames.saturating_sub(1)) as f64 / fps,
-                cut_probability: 0.0,
-                hold_out: false,
-            },
-        );
-        crate::world::warn_understanding(&understanding, " (pass --no-expand to give the model the prompt as it is)");
-        reporter.message(&format!("prompt expanded: {}", clip.caption));
-        clip.caption
-    } else {
-        prompt
-    };
-    let steps = args.steps.or(defaults.steps).unwrap_or(50);
-    let params = GenerateParams {
-        prompt,
-        negative_prompt: args.negative_prompt,
-        width,
-        height,
-        frames,
-        steps,
-        guidance: args.guidance,
-        guidance_2: args.guidance_2,
-        max_sequence_length: args.max_sequence_length.or(defaults.max_sequence_length).unwrap_or(512),
-        seed: args.seed,
-        latents,
-        flow_shift: args.shift,
-        given: None,
-        edit: None,
-    };
-    // Given frames, input videos, or longer than the model's window: the task path.
-    let window = defaults.frames.unwrap_or(frames);
-    let claim = |mark: Option<tessera_media::watermark::Payload>| Claim {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        model: tessera_pipeline::defaults::model_name(&model_dir),
-        task: args.task.name(params.frames).to_string(),
-        prompt: user_prompt.clone(),
-        include_prompt: args.provenance_prompt,
-        watermark_id: mark.map(|p| p.id),
-    };
-    if args.task.any() || frames > window {
-        let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
-        let marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
-        let claim = claim(mark);
-        let opts = || Ok(write_options(signing_keys(args.no_provenance, args.keys.as_deref())?, claim));
-        return crate::tasks::run(
-            &args.task,
-            &pipeline,
-            params,
-            args.seconds,
-            args.frames,
-            window,
-            fps,
-            &args.output,
-            format,
-            marks,
-            opts,
-            &mut reporter,
-        );
+    if expanded {
+        reporter.message(&format!("prompt expanded: {}", plan.caption));
     }
-    pipeline.validate(&params)?;
+    let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
+    plan.params.latents = args.latents.as_deref().map(read_latents).transpose()?;
+    let name = tessera_pipeline::defaults::model_name(&model_dir);
+    let model = Model { name: &name, pipeline: &pipeline };
     // The signing keys are found (or made) once the request is checked, before any work.
     let credentials = signing_keys(args.no_provenance, args.keys.as_deref())?;
-    reporter.message(&format!(
-        "generating {}x{}, {} frames, {} steps with {}",
-        width,
-        height,
-        params.frames,
-        params.steps,
-        model_dir.display()
-    ));
-    let frames = pipeline.generate(&params, &mut |ev| reporter.event(ev))?;
-    let mark = provenance(args.no_provenance, &params.prompt, params.seed, &mut reporter);
-    let mut marks = crate::output::Marks::new(mark, args.visible_watermark, fps);
-    let opts = write_options(credentials, claim(mark));
-    crate::output::write(&args.output, format, &frames, fps, &mut marks, &opts)?;
+    if args.no_provenance {
+        eprintln!("note: --no-provenance: the output carries no watermark and no C2PA manifest");
+    }
+    let mut out = crate::tasks::FileOutput::new(&args.output, format);
+    let mut events = crate::tasks::ReporterEvents(&mut reporter);
+    tessera_service::run(&req, &plan, model, &tessera_service::Files, credentials, &mut out, &mut events)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
 }
@@ -312,27 +252,6 @@ fn signing_keys(no_provenance: bool, dir: Option<&Path>) -> Result<Option<Creden
         return Ok(None);
     }
     Ok(Some(crate::keys::for_signing(dir)?))
-}
-
-/// How the output is written: signed with `credentials` (None with --no-provenance).
-fn write_options(credentials: Option<Credentials>, claim: Claim) -> WriteOptions {
-    WriteOptions { c2pa: credentials.map(|credentials| Signing { claim, credentials }), ..Default::default() }
-}
-
-/// The watermark payload, or None (said on stderr even with --quiet) with --no-provenance.
-fn provenance(
-    off: bool,
-    prompt: &str,
-    seed: u64,
-    reporter: &mut Reporter,
-) -> Option<tessera_media::watermark::Payload> {
-    if off {
-        eprintln!("note: --no-provenance: the output carries no watermark and no C2PA manifest");
-        return None;
-    }
-    let p = tessera_pipeline::defaults::generation_payload(prompt, seed);
-    reporter.message(&format!("watermark id {:08x}", p.id));
-    Some(p)
 }
 
 /// $TESSERA_AUDIT_LOG, else ~/.local/state/tessera/audit.jsonl (XDG's state folder).

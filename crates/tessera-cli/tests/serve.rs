@@ -295,3 +295,92 @@ fn the_studio_makes_a_video_that_plays_in_headless_chromium() {
     }
     run_script(py, "studio", &[], "studio_e2e.py", &[]);
 }
+
+/// The same request gets the same answer from `tessera generate` and from the API: one
+/// table of requests, each as the CLI's flags and as a JSON body, both front ends building
+/// one typed request and checking it with one function (tessera_service). Needs no
+/// service: the server runs on SQLite and local storage with the built-in model.
+#[test]
+fn the_cli_and_the_api_give_the_same_answers() {
+    let data = temp_dir("same-answers");
+    let s = Server::start(&data, &["--workers", "0"], &[]);
+    let long = "x".repeat(4001);
+    // (CLI flags after the prompt, the JSON body, the message both must give)
+    let cases: Vec<(Vec<&str>, Value, &str)> = vec![
+        (vec![" "], json!({"prompt": " "}), "`prompt` is required"),
+        (
+            vec!["a red ball", "--steps", "0"],
+            json!({"prompt": "a red ball", "steps": 0}),
+            "`steps` must be between 1 and 200, got 0",
+        ),
+        (
+            vec!["a red ball", "--steps", "500"],
+            json!({"prompt": "a red ball", "steps": 500}),
+            "`steps` must be between 1 and 200, got 500",
+        ),
+        (
+            vec!["a red ball", "--guidance", "31"],
+            json!({"prompt": "a red ball", "guidance": 31}),
+            "`guidance` must be between 0 and 30, got 31",
+        ),
+        (
+            vec!["a red ball", "--guidance=-1"],
+            json!({"prompt": "a red ball", "guidance": -1}),
+            "`guidance` must be between 0 and 30, got -1",
+        ),
+        (
+            vec!["a red ball", "--seconds=-1"],
+            json!({"prompt": "a red ball", "seconds": -1}),
+            "`seconds` must be zero or more, got -1",
+        ),
+        (
+            vec!["a red ball", "--negative-prompt", &long],
+            json!({"prompt": "a red ball", "negative_prompt": long}),
+            "`negative_prompt` is longer than 4000 characters",
+        ),
+        (
+            vec!["a red ball juggles", "--strict-prompt"],
+            json!({"prompt": "a red ball juggles", "strict_prompt": true}),
+            "words outside the world's vocabulary: juggles (strict_prompt is set)",
+        ),
+        (
+            vec!["a gruesome scene, graphic gore"],
+            json!({"prompt": "a gruesome scene, graphic gore"}),
+            "the prompt was refused",
+        ),
+    ];
+    let out = data.join("never.gif");
+    for (flags, body, want) in &cases {
+        let o = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("generate")
+            .args(flags)
+            .args(["-q", "-o"])
+            .arg(&out)
+            .env("TESSERA_AUDIT_LOG", data.join("cli-audit.jsonl"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        let (st, v) = call("POST", &format!("{}/v1/videos", s.url), Some(body.clone()));
+        let api = v["error"]["message"].as_str().unwrap_or_default().to_string();
+        assert_eq!(st, 400, "{body}: {v}");
+        assert!(!o.status.success() && !out.exists(), "{flags:?}: {err}");
+        assert!(err.starts_with(&format!("error: {want}")), "CLI {flags:?}: {err}");
+        assert!(api.starts_with(want), "API {body}: {api}");
+        assert_eq!(err.lines().next().unwrap().trim_start_matches("error: "), api, "{flags:?} / {body}");
+    }
+    // A prompt with a word the world does not know is served, not refused: both say which.
+    let warn = "ignored words outside the world's vocabulary: juggles";
+    let (st, v) = call("POST", &format!("{}/v1/videos", s.url), Some(json!({"prompt": "a red ball juggles"})));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["warnings"], json!([warn]), "{v}");
+    let png = data.join("still.png");
+    let o = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["image", "a red ball juggles", "--steps", "1", "-q", "-o"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && png.exists(), "{err}");
+    assert!(err.contains(&format!("warning: {warn}")), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}

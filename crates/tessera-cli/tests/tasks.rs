@@ -206,7 +206,7 @@ fn every_task_on_a_model_with_mask_channels() {
         &args(&["--edit", &p("in.gif"), "--strength", "1.5"]).iter().map(String::as_str).collect::<Vec<_>>(),
         &out,
     );
-    assert!(e.contains("--strength"), "{e}");
+    assert!(e.contains("`strength` must be between 0 and 1"), "{e}");
     let e = fails(&args(&["--image", &p("missing.png")]).iter().map(String::as_str).collect::<Vec<_>>(), &out);
     assert!(e.contains("missing.png"), "{e}");
     let e = fails(

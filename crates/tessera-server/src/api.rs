@@ -20,8 +20,9 @@ use serde_json::{json, Map, Value};
 
 use crate::db::{self, now_ms, Order, Video};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{JobSpec, Kind};
+use crate::jobs::Job;
 use crate::{Model, State};
+use tessera_service::{Direction, GenerationRequest, Invalid, Limits, Size, Task};
 
 type S = Arc<State>;
 
@@ -137,6 +138,7 @@ fn video_json(v: &Video) -> Value {
         "seconds": v.seconds,
         "size": v.size,
         "prompt": v.prompt,
+        "warnings": Job::parse(&v.request).map(|j| j.warnings).unwrap_or_default(),
     })
 }
 
@@ -222,6 +224,17 @@ impl Form {
         }
     }
 
+    /// A flag, given as a JSON boolean or the strings true/false (multipart).
+    fn boolean(&self, name: &'static str) -> ApiResult<Option<bool>> {
+        match self.values.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.trim() == "true" => Ok(Some(true)),
+            Some(Value::String(s)) if s.trim() == "false" => Ok(Some(false)),
+            Some(_) => Err(ApiError::invalid(name, format!("`{name}` must be true or false"))),
+        }
+    }
+
     fn integer(&self, name: &'static str) -> ApiResult<Option<u64>> {
         match self.number(name)? {
             None => Ok(None),
@@ -234,40 +247,14 @@ impl Form {
 // ---------------------------------------------------------------------------------------
 // Validation shared by create, remix and extend
 
-/// The generation settings every kind of job shares.
+/// The model a request names (or the default) and the request's settings every kind of
+/// job shares; the handler adds its task, size and length.
 struct Common {
     model: Arc<Model>,
-    prompt: String,
-    negative_prompt: String,
-    seed: u64,
-    steps: usize,
-    guidance: f64,
-    fps: f64,
+    request: GenerationRequest,
 }
 
-fn common(state: &State, form: &Form, owner: &str, model_name: Option<&str>) -> ApiResult<Common> {
-    let prompt = form.string("prompt")?.unwrap_or_default();
-    if prompt.trim().is_empty() {
-        return Err(ApiError::invalid("prompt", "`prompt` is required"));
-    }
-    if prompt.chars().count() > 4000 {
-        return Err(ApiError::invalid("prompt", "`prompt` is longer than 4000 characters"));
-    }
-    let negative_prompt = form.string("negative_prompt")?.unwrap_or_default();
-    if negative_prompt.chars().count() > 4000 {
-        return Err(ApiError::invalid("negative_prompt", "`negative_prompt` is longer than 4000 characters"));
-    }
-    // The content policy, before any work: refused prompts are a 400 and an audit entry.
-    for text in [&prompt, &negative_prompt] {
-        if let Some(refusal) = state.policy.check(text) {
-            let who = if owner.is_empty() { "server" } else { owner };
-            if let Err(e) = tessera_pipeline::moderation::audit(&state.audit_log(), who, &state.policy, text, &refusal)
-            {
-                eprintln!("warning: {e}");
-            }
-            return Err(ApiError::invalid("prompt", refusal.to_string()).with_code("moderation_blocked"));
-        }
-    }
+fn common(state: &State, form: &Form, model_name: Option<&str>) -> ApiResult<Common> {
     let model = match model_name {
         None => state.models.default_model().clone(),
         Some(name) => state.models.get(name).cloned().ok_or_else(|| {
@@ -276,31 +263,50 @@ fn common(state: &State, form: &Form, owner: &str, model_name: Option<&str>) -> 
                 .with_code("model_not_found")
         })?,
     };
-    let seed = form.integer("seed")?.unwrap_or_else(|| rand::random::<u32>() as u64);
-    let steps = match form.integer("steps")? {
-        None => model.defaults.steps.unwrap_or(50),
-        Some(s) if (1..=200).contains(&s) => s as usize,
-        Some(s) => return Err(ApiError::invalid("steps", format!("`steps` must be between 1 and 200, got {s}"))),
+    let request = GenerationRequest {
+        prompt: form.string("prompt")?.unwrap_or_default(),
+        negative_prompt: form.string("negative_prompt")?.unwrap_or_default(),
+        seed: form.integer("seed")?.unwrap_or_else(|| rand::random::<u32>() as u64),
+        steps: Some(match form.integer("steps")? {
+            None => model.defaults.steps.unwrap_or(50),
+            Some(s) => s.try_into().unwrap_or(usize::MAX),
+        }),
+        guidance: form.number("guidance")?.unwrap_or(5.0),
+        fps: Some(model.defaults.fps.unwrap_or(16.0)),
+        strict_prompt: form.boolean("strict_prompt")?.unwrap_or(false),
+        ..Default::default()
     };
-    let guidance = match form.number("guidance")? {
-        None => 5.0,
-        Some(g) if (0.0..=30.0).contains(&g) => g,
-        Some(g) => return Err(ApiError::invalid("guidance", format!("`guidance` must be between 0 and 30, got {g}"))),
-    };
-    let fps = model.defaults.fps.unwrap_or(16.0);
-    Ok(Common { model, prompt, negative_prompt, seed, steps, guidance, fps })
+    Ok(Common { model, request })
 }
 
-fn seconds(state: &State, form: &Form, default: Option<f64>) -> ApiResult<(f64, String)> {
+/// The request as the job stores it, once the content policy, the limits and the prompt's
+/// expansion accept it (the same checks, in the same order and words, as `tessera
+/// generate`'s: tessera_service).
+fn accept(state: &State, owner: &str, model: &Model, request: GenerationRequest) -> ApiResult<Job> {
+    let who = if owner.is_empty() { "server" } else { owner };
+    if let Err(refused) = tessera_service::moderate(&request, &state.policy, Some(&state.audit_log()), who) {
+        return Err(ApiError::invalid("prompt", refused.to_string()).with_code("moderation_blocked"));
+    }
+    let limits = Limits {
+        max_seconds: Some(state.config.max_seconds),
+        max_pixels: Some(state.config.max_pixels),
+        ..Default::default()
+    };
+    let plan = tessera_service::plan(&request, &model.defaults, &limits).map_err(invalid)?;
+    Ok(Job { request, warnings: plan.warnings })
+}
+
+fn invalid(e: Invalid) -> ApiError {
+    ApiError::invalid(e.param, e.message)
+}
+
+/// `seconds`, or the default; its range is the request's check ([`accept`]).
+fn seconds(form: &Form, default: Option<f64>) -> ApiResult<(f64, String)> {
     let s = match (form.number("seconds")?, default) {
         (Some(s), _) => s,
         (None, Some(d)) => d,
         (None, None) => return Err(ApiError::invalid("seconds", "`seconds` is required")),
     };
-    let max = state.config.max_seconds;
-    if !(s > 0.0 && s <= max) {
-        return Err(ApiError::invalid("seconds", format!("`seconds` must be more than 0 and at most {max}, got {s}")));
-    }
     Ok((s, format_seconds(s)))
 }
 
@@ -312,13 +318,11 @@ fn format_seconds(s: f64) -> String {
     }
 }
 
-fn size(state: &State, model: &Model, given: Option<String>) -> ApiResult<(usize, usize)> {
+fn size(model: &Model, given: Option<String>) -> ApiResult<(usize, usize)> {
     let Some(given) = given else {
         return Ok(model.defaults.size.unwrap_or((832, 480)));
     };
-    let Some((w, h)) = parse_size(&given) else {
-        return Err(ApiError::invalid("size", format!("`size` {given:?} is not WIDTHxHEIGHT, for example 128x128")));
-    };
+    let Size { width: w, height: h } = Size::parse(&given).map_err(invalid)?;
     let m = model.pipeline.size_multiple();
     if w < m || h < m || w % m != 0 || h % m != 0 {
         return Err(ApiError::invalid(
@@ -326,19 +330,7 @@ fn size(state: &State, model: &Model, given: Option<String>) -> ApiResult<(usize
             format!("model {} makes sizes whose sides are multiples of {m}; {w}x{h} is not", model.name),
         ));
     }
-    if w * h > state.config.max_pixels {
-        return Err(ApiError::invalid(
-            "size",
-            format!("{w}x{h} is larger than this server allows ({} pixels)", state.config.max_pixels),
-        ));
-    }
     Ok((w, h))
-}
-
-/// "WIDTHxHEIGHT", as requests give sizes and rows store them.
-fn parse_size(s: &str) -> Option<(usize, usize)> {
-    let (w, h) = s.split_once(['x', 'X'])?;
-    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
 }
 
 /// An upload decoded: the extension to store it under, its frames and frame rate.
@@ -440,8 +432,8 @@ fn creation_ms() -> i64 {
 fn new_row(
     id: &str,
     owner: &str,
-    c: &Common,
-    spec: &JobSpec,
+    model: &Model,
+    job: &Job,
     seconds: String,
     size: (usize, usize),
     remixed_from: Option<String>,
@@ -450,11 +442,11 @@ fn new_row(
     Ok(Video {
         id: id.to_string(),
         owner: owner.to_string(),
-        model: c.model.name.clone(),
+        model: model.name.clone(),
         status: "queued".into(),
         progress: 0,
-        prompt: c.prompt.clone(),
-        request: serde_json::to_string(spec).map_err(ApiError::internal)?,
+        prompt: job.request.prompt.clone(),
+        request: job.to_json(),
         seconds,
         size: format!("{}x{}", size.0, size.1),
         created_ms: ms,
@@ -498,34 +490,28 @@ async fn create(
 ) -> ApiResult<Json<Value>> {
     let form = Form::read(req).await?;
     blocking(move || {
-        let c = common(&state, &form, &owner, form.string("model")?.as_deref())?;
-        let (secs, seconds_text) = seconds(&state, &form, Some(4.0))?;
-        let (w, h) = size(&state, &c.model, form.string("size")?)?;
+        let c = common(&state, &form, form.string("model")?.as_deref())?;
+        let (secs, seconds_text) = seconds(&form, Some(4.0))?;
+        let (w, h) = size(&c.model, form.string("size")?)?;
         let image = input_reference(&form)?;
-        let ext = image.as_deref().map(|b| check_media(b, "input_reference", false).map(|u| u.ext)).transpose()?;
-        check_quota(&state, &owner)?;
         let id = db::new_id();
-        let reference = ext.map(|e| format!("inputs/{id}/reference.{e}"));
-        let spec = JobSpec {
-            kind: Kind::Generate,
-            prompt: c.prompt.clone(),
-            negative_prompt: c.negative_prompt.clone(),
-            width: w,
-            height: h,
-            frames: tessera_pipeline::frames_for_seconds(secs, c.fps),
-            fps: c.fps,
-            steps: c.steps,
-            guidance: c.guidance,
-            seed: c.seed,
-            input_reference: reference.clone(),
-            source: None,
-            strength: 0.0,
+        let reference = image
+            .as_deref()
+            .map(|b| check_media(b, "input_reference", false).map(|u| format!("inputs/{id}/reference.{}", u.ext)))
+            .transpose()?;
+        let request = GenerationRequest {
+            size: Some(Size { width: w, height: h }),
+            seconds: Some(secs),
+            task: Task::Generate { image: reference.clone(), last_image: None, keyframes: vec![] },
+            ..c.request
         };
+        let job = accept(&state, &owner, &c.model, request)?;
+        check_quota(&state, &owner)?;
         // Inputs go to storage first: any server's worker reads them from there.
         if let (Some(key), Some(bytes)) = (&reference, &image) {
             state.storage.put(key, bytes, "application/octet-stream")?;
         }
-        let row = new_row(&id, &owner, &c, &spec, seconds_text, (w, h), None)?;
+        let row = new_row(&id, &owner, &c.model, &job, seconds_text, (w, h), None)?;
         state.db.insert(&row)?;
         Ok(Json(video_json(&row)))
     })
@@ -604,13 +590,12 @@ async fn delete(
         if let Some(prefix) = &v.output {
             state.storage.delete_output(prefix)?;
         }
-        if let Ok(spec) = serde_json::from_str::<JobSpec>(&v.request) {
+        if let Ok(job) = Job::parse(&v.request) {
             // Its own uploads only (a remix's source belongs to the source video).
-            if let Some(key) = spec.input_reference.filter(|k| k.starts_with(&format!("inputs/{}/", v.id))) {
-                state.storage.delete(&key)?;
-            }
-            if let Some(key) = spec.source.filter(|k| k.starts_with(&format!("inputs/{}/", v.id))) {
-                state.storage.delete(&key)?;
+            for (_, key) in job.request.task.inputs() {
+                if key.starts_with(&format!("inputs/{}/", v.id)) {
+                    state.storage.delete(key)?;
+                }
             }
         }
         Ok(Json(json!({"id": v.id, "object": "video.deleted", "deleted": true})))
@@ -723,30 +708,21 @@ async fn remix(
             )
             .with_code("video_not_ready"));
         }
-        let c = common(&state, &form, &owner, Some(&src.model))?;
-        let strength = form.number("strength")?.unwrap_or(0.7);
-        if !(0.0..=1.0).contains(&strength) {
-            return Err(ApiError::invalid("strength", format!("`strength` must be between 0 and 1, got {strength}")));
-        }
-        let size = parse_size(&src.size).ok_or_else(|| ApiError::internal("stored size"))?;
+        let c = common(&state, &form, Some(&src.model))?;
+        let size =
+            Size::parse(&src.size).map(|s| (s.width, s.height)).map_err(|_| ApiError::internal("stored size"))?;
+        let request = GenerationRequest {
+            size: Some(Size { width: size.0, height: size.1 }),
+            task: Task::Edit {
+                video: format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO),
+                strength: form.number("strength")?.unwrap_or(tessera_service::DEFAULT_STRENGTH),
+            },
+            ..c.request
+        };
+        let job = accept(&state, &owner, &c.model, request)?;
         check_quota(&state, &owner)?;
         let new = db::new_id();
-        let spec = JobSpec {
-            kind: Kind::Remix,
-            prompt: c.prompt.clone(),
-            negative_prompt: c.negative_prompt.clone(),
-            width: size.0,
-            height: size.1,
-            frames: 0,
-            fps: c.fps,
-            steps: c.steps,
-            guidance: c.guidance,
-            seed: c.seed,
-            input_reference: None,
-            source: Some(format!("{}/{}", src.output.as_deref().unwrap_or_default(), crate::storage::VIDEO)),
-            strength,
-        };
-        let row = new_row(&new, &owner, &c, &spec, src.seconds.clone(), size, Some(src.id.clone()))?;
+        let row = new_row(&new, &owner, &c.model, &job, src.seconds.clone(), size, Some(src.id.clone()))?;
         state.db.insert(&row)?;
         Ok(Json(video_json(&row)))
     })
@@ -808,8 +784,22 @@ async fn extend(
                 "`video` is required: {\"id\": \"video_...\"} or an uploaded video",
             ));
         };
-        let c = common(&state, &form, &owner, model_name.as_deref())?;
-        let (secs, _) = seconds(&state, &form, None)?;
+        let c = common(&state, &form, model_name.as_deref())?;
+        let (secs, _) = seconds(&form, None)?;
+        let (w, h) = self::size(&c.model, size)?;
+        let id = db::new_id();
+        let source = match (source, &upload) {
+            (Some(k), _) => k,
+            (None, Some((_, ext))) => format!("inputs/{id}/source.{ext}"),
+            (None, None) => unreachable!("one of the two is set above"),
+        };
+        let request = GenerationRequest {
+            size: Some(Size { width: w, height: h }),
+            seconds: Some(secs),
+            task: Task::Extend { video: source.clone(), direction: Direction::Forward },
+            ..c.request
+        };
+        let job = accept(&state, &owner, &c.model, request)?;
         if src_seconds + secs > state.config.max_seconds + 1e-9 {
             return Err(ApiError::invalid(
                 "seconds",
@@ -820,37 +810,15 @@ async fn extend(
                 ),
             ));
         }
-        let (w, h) = self::size(&state, &c.model, size)?;
         check_quota(&state, &owner)?;
-        let id = db::new_id();
-        let source = match (source, &upload) {
-            (Some(k), _) => k,
-            (None, Some((_, ext))) => format!("inputs/{id}/source.{ext}"),
-            (None, None) => unreachable!("one of the two is set above"),
-        };
-        let spec = JobSpec {
-            kind: Kind::Extend,
-            prompt: c.prompt.clone(),
-            negative_prompt: c.negative_prompt.clone(),
-            width: w,
-            height: h,
-            frames: ((secs * c.fps).round() as usize).max(1),
-            fps: c.fps,
-            steps: c.steps,
-            guidance: c.guidance,
-            seed: c.seed,
-            input_reference: None,
-            source: Some(source.clone()),
-            strength: 0.0,
-        };
         if let Some((bytes, _)) = &upload {
             state.storage.put(&source, bytes, "application/octet-stream")?;
         }
         let row = new_row(
             &id,
             &owner,
-            &c,
-            &spec,
+            &c.model,
+            &job,
             format_seconds(((src_seconds + secs) * 100.0).round() / 100.0),
             (w, h),
             None,

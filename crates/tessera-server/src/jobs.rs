@@ -1,57 +1,102 @@
-//! Jobs: what a request asks for (stored as JSON in its row) and the workers that run
-//! them. A worker claims a row with a lease, renews it from a heartbeat thread while the
+//! Jobs: the request (stored as JSON in its row) and the workers that run it through
+//! tessera_service, as the CLI does. A worker claims a row with a lease, renews it from a heartbeat thread while the
 //! pipeline runs (reporting progress into the row), writes the files to storage under a
 //! prefix of its own attempt, then marks the row completed. If the lease is lost (the
 //! video was deleted, or this worker stalled and another took the job) the work stops at
 //! the next frame and its files are removed.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
-use tessera_media::marks::Marks;
-use tessera_media::provenance::{Claim, Signing};
 use tessera_media::{Fit, Frame, VideoWriter, WriteOptions};
-use tessera_pipeline::tasks::Session;
-use tessera_pipeline::{GenerateParams, Progress};
+use tessera_pipeline::Progress;
+use tessera_service::{Direction, Events, GenerationRequest, Limits, Media, Output, Size, Task};
 
 use crate::db::{now_ms, Video};
 use crate::storage::{SPRITESHEET, THUMBNAIL, VIDEO};
 use crate::State;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A job as its row's `request` column stores it: the request itself (the same type the
+/// CLI builds) and the warnings given when it was accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub request: GenerationRequest,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Job {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a job always serialises")
+    }
+
+    /// A stored job: this release's form, or a row written before the typed request
+    /// (tests/fixtures/jobs-2026-12-07.json), so jobs queued before an upgrade still run.
+    pub fn parse(text: &str) -> Result<Job> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        if value.get("request").is_some() {
+            return Ok(serde_json::from_value(value)?);
+        }
+        let old: LegacySpec = serde_json::from_value(value)?;
+        Ok(Job { request: old.into_request()?, warnings: Vec::new() })
+    }
+}
+
+/// The row format of releases up to 2026-12-07 (`JobSpec`): read, never written.
+#[derive(Deserialize)]
+struct LegacySpec {
+    kind: LegacyKind,
+    prompt: String,
+    #[serde(default)]
+    negative_prompt: String,
+    width: usize,
+    height: usize,
+    /// Generate: the video's frames; extend: the frames added.
+    frames: usize,
+    fps: f64,
+    steps: usize,
+    guidance: f64,
+    seed: u64,
+    input_reference: Option<String>,
+    source: Option<String>,
+    #[serde(default)]
+    strength: f64,
+}
+
+#[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Text (and image) to video.
+enum LegacyKind {
     Generate,
-    /// SDEdit of a finished video with a new prompt.
     Remix,
-    /// The source video, then `frames` more.
     Extend,
 }
 
-/// A validated request, as the worker needs it (the `request` column).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobSpec {
-    pub kind: Kind,
-    pub prompt: String,
-    pub negative_prompt: String,
-    pub width: usize,
-    pub height: usize,
-    /// Generate: the video's frames; extend: the frames added.
-    pub frames: usize,
-    pub fps: f64,
-    pub steps: usize,
-    pub guidance: f64,
-    pub seed: u64,
-    /// Storage key of the uploaded first frame (image-to-video).
-    pub input_reference: Option<String>,
-    /// Storage key of the video to remix or extend.
-    pub source: Option<String>,
-    /// Remix: how much of the source to redo (0 keeps it, 1 ignores it).
-    pub strength: f64,
+impl LegacySpec {
+    fn into_request(self) -> Result<GenerationRequest> {
+        let source = || self.source.clone().ok_or_else(|| anyhow!("the job has no source video"));
+        let task = match self.kind {
+            LegacyKind::Generate => {
+                Task::Generate { image: self.input_reference.clone(), last_image: None, keyframes: vec![] }
+            }
+            LegacyKind::Remix => Task::Edit { video: source()?, strength: self.strength },
+            LegacyKind::Extend => Task::Extend { video: source()?, direction: Direction::Forward },
+        };
+        Ok(GenerationRequest {
+            prompt: self.prompt,
+            negative_prompt: self.negative_prompt,
+            size: Some(Size { width: self.width, height: self.height }),
+            frames: (self.kind != LegacyKind::Remix).then_some(self.frames),
+            fps: Some(self.fps),
+            steps: Some(self.steps),
+            guidance: self.guidance,
+            seed: self.seed,
+            task,
+            ..Default::default()
+        })
+    }
 }
 
 /// Counters the metrics endpoint reads.
@@ -203,143 +248,156 @@ fn run(state: &State, worker: &str, video: Video) {
     }
 }
 
+/// Inputs from storage: the key is the reference, its extension the format (the API
+/// stored them so).
+struct Stored<'s>(&'s crate::storage::Storage);
+
+impl Media for Stored<'_> {
+    fn read(&self, key: &str) -> Result<(Vec<Frame>, f64)> {
+        let bytes = self.0.get(key)?.ok_or_else(|| anyhow!("the input {key} is gone from storage"))?;
+        Ok(tessera_media::decode_video(std::path::Path::new(key), &bytes)?)
+    }
+}
+
+/// The worker's output: frames stream into the MP4 (in the server's temporary folder)
+/// while a few are kept for the previews; each frame first checks the lease.
+struct JobOutput<'a> {
+    path: std::path::PathBuf,
+    writer: Option<VideoWriter>,
+    opts: WriteOptions,
+    sprite_at: Vec<usize>,
+    sprites: Vec<Frame>,
+    shared: &'a Shared<'a>,
+}
+
+/// What the output and the progress reports share.
+struct Shared<'a> {
+    written: AtomicUsize,
+    total: AtomicUsize,
+    progress: &'a AtomicI64,
+    lost: &'a AtomicBool,
+    shutdown: &'a AtomicBool,
+}
+
+impl Output for JobOutput<'_> {
+    fn begin(&mut self, frames: usize, fps: f64, opts: &WriteOptions) -> Result<()> {
+        let total = frames.max(1);
+        self.shared.total.store(total, Ordering::Relaxed);
+        self.sprite_at = (0..SPRITES.min(total)).map(|i| i * total / SPRITES.min(total)).collect();
+        self.opts = opts.clone();
+        self.writer = Some(VideoWriter::create(&self.path, fps, opts)?);
+        Ok(())
+    }
+
+    fn frame(&mut self, f: Frame) -> Result<()> {
+        let s = self.shared;
+        if s.lost.load(Ordering::Relaxed) || s.shutdown.load(Ordering::Relaxed) {
+            return Err(LeaseLost.into());
+        }
+        let n = s.written.fetch_add(1, Ordering::Relaxed);
+        if self.sprite_at.contains(&n) {
+            self.sprites.push(f.clone());
+        }
+        let total = s.total.load(Ordering::Relaxed).max(n + 1);
+        s.progress.fetch_max(((n + 1) * 100 / total).min(99) as i64, Ordering::Relaxed);
+        self.writer.as_mut().expect("begin() comes first").push(f)?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Progress into the row (the frames written plus the window's share of its steps) and
+/// step times into the metrics.
+struct JobEvents<'a> {
+    state: &'a State,
+    shared: &'a Shared<'a>,
+    window: usize,
+    last_step: Instant,
+}
+
+impl Events for JobEvents<'_> {
+    fn message(&mut self, _text: &str) {}
+
+    fn warning(&mut self, _text: &str) {}
+
+    fn progress(&mut self, ev: Progress) {
+        match ev {
+            Progress::Step { step, total: n } => {
+                if step > 1 {
+                    let dt = self.last_step.elapsed();
+                    self.state.stats.step_micros.fetch_add(dt.as_micros() as u64, Ordering::Relaxed);
+                    self.state.stats.steps.fetch_add(1, Ordering::Relaxed);
+                }
+                self.last_step = Instant::now();
+                let total = self.shared.total.load(Ordering::Relaxed).max(1);
+                let done = self.shared.written.load(Ordering::Relaxed).min(total);
+                let pending = self.window.min(total - done);
+                let p = (done * n + pending * step) * 100 / (total * n.max(1));
+                self.shared.progress.fetch_max(p.min(99) as i64, Ordering::Relaxed);
+            }
+            _ => self.last_step = Instant::now(),
+        }
+    }
+}
+
 /// Generates the video and stores its files under `prefix`.
 fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, lost: &AtomicBool) -> Result<()> {
-    let spec: JobSpec = serde_json::from_str(&video.request).context("the job's stored request is unreadable")?;
+    let job = Job::parse(&video.request).context("the job's stored request is unreadable")?;
+    let req = &job.request;
     let model = state
         .models
         .get(&video.model)
         .ok_or_else(|| anyhow!("model {:?} is not served by this worker", video.model))?;
-    let tmp = &state.tmp;
-    let fit = |f: &Frame| tessera_media::fit(f, spec.width, spec.height, Fit::Crop);
-    let read = |key: &str| -> Result<Vec<Frame>> {
-        let bytes = state.storage.get(key)?.ok_or_else(|| anyhow!("the input {key} is gone from storage"))?;
-        // The key's extension is the format (the API stored it so).
-        let (frames, src_fps) = tessera_media::decode_video(std::path::Path::new(key), &bytes)?;
-        let frames = if src_fps > 0.0 { tessera_media::resample(&frames, src_fps, spec.fps) } else { frames };
-        Ok(frames.iter().map(fit).collect())
+    // The limits were the API's when the job was accepted.
+    let plan = tessera_service::plan(req, &model.defaults, &Limits::default()).map_err(|e| anyhow!(e))?;
+    let shared = Shared {
+        written: AtomicUsize::new(0),
+        total: AtomicUsize::new(plan.frames),
+        progress,
+        lost,
+        shutdown: &state.shutdown,
     };
-    let first = spec.input_reference.as_deref().map(read).transpose()?.and_then(|v| v.into_iter().next());
-    let source = spec.source.as_deref().map(read).transpose()?;
-
-    // World models expand short prompts into their captions, as the CLI does.
-    let prompt = if model.defaults.expand_prompts {
-        let opts = tessera_world::scene::SceneOptions {
-            seconds: spec.frames.saturating_sub(1) as f64 / spec.fps,
-            cut_probability: 0.0,
-            hold_out: false,
-        };
-        // As the CLI: words outside the world's vocabulary are skipped (issue 28: every
-        // prompt yields a video); reporting them in the API is issue 30's.
-        tessera_world::expand_lenient(&spec.prompt, spec.seed, &opts).0.caption
-    } else {
-        spec.prompt.clone()
+    let path = state.tmp.join(format!("{}-{}.mp4", video.id, video.attempts));
+    let mut out = JobOutput {
+        path: path.clone(),
+        writer: None,
+        opts: WriteOptions::default(),
+        sprite_at: Vec::new(),
+        sprites: Vec::new(),
+        shared: &shared,
     };
-    let window = model.defaults.frames.unwrap_or(spec.frames);
-    let total = match (spec.kind, &source) {
-        (Kind::Generate, _) => spec.frames,
-        (Kind::Remix, Some(s)) => s.len(),
-        (Kind::Extend, Some(s)) => s.len() + spec.frames,
-        _ => anyhow::bail!("the job has no source video"),
-    };
-    let params = GenerateParams {
-        prompt,
-        negative_prompt: spec.negative_prompt.clone(),
-        width: spec.width,
-        height: spec.height,
-        frames: window,
-        steps: spec.steps,
-        guidance: spec.guidance,
-        max_sequence_length: model.defaults.max_sequence_length.unwrap_or(512),
-        seed: spec.seed,
-        ..Default::default()
-    };
-
-    // Frames stream into the MP4 (marked) while a few are kept for the previews.
-    let out_path = tmp.join(format!("{}-{}.mp4", video.id, video.attempts));
-    let payload = tessera_pipeline::defaults::generation_payload(&spec.prompt, spec.seed);
-    let mut marks = Marks::new(Some(payload), false, spec.fps);
-    // C2PA: what made it, signed into the MP4 and the PNGs.
-    let task = match (spec.kind, &spec.input_reference) {
-        (Kind::Generate, None) => "text-to-video",
-        (Kind::Generate, Some(_)) => "image-to-video",
-        (Kind::Remix, _) => "video-to-video",
-        (Kind::Extend, _) => "extend-forward",
-    };
-    let claim = Claim {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model.name.clone(),
-        task: task.to_string(),
-        prompt: spec.prompt.clone(),
-        include_prompt: false,
-        watermark_id: Some(payload.id),
-    };
-    let opts =
-        WriteOptions { c2pa: Some(Signing { claim, credentials: state.credentials.clone() }), ..Default::default() };
-    let mut writer = VideoWriter::create(&out_path, spec.fps, &opts)?;
-    let sprite_at: Vec<usize> = (0..SPRITES.min(total)).map(|i| i * total / SPRITES.min(total)).collect();
-    let mut sprites: Vec<Frame> = Vec::new();
-    let written = std::sync::atomic::AtomicUsize::new(0);
-    let mut sink = |mut f: Frame| -> tessera_pipeline::Result<()> {
-        if lost.load(Ordering::Relaxed) || state.shutdown.load(Ordering::Relaxed) {
-            return Err(tessera_pipeline::Error::Invalid(LeaseLost.to_string()));
-        }
-        marks.apply(&mut f);
-        let n = written.fetch_add(1, Ordering::Relaxed);
-        if sprite_at.contains(&n) {
-            sprites.push(f.clone());
-        }
-        progress.fetch_max(((n + 1) * 100 / total).min(99) as i64, Ordering::Relaxed);
-        writer.push(f).map_err(|e| tessera_pipeline::Error::Invalid(e.to_string()))
-    };
-    let mut last_step = Instant::now();
-    let mut on_progress = |ev: Progress| match ev {
-        Progress::Step { step, total: n } => {
-            if step > 1 {
-                let dt = last_step.elapsed();
-                state.stats.step_micros.fetch_add(dt.as_micros() as u64, Ordering::Relaxed);
-                state.stats.steps.fetch_add(1, Ordering::Relaxed);
-            }
-            last_step = Instant::now();
-            // The frames written plus this window's share of its frames.
-            let done = written.load(Ordering::Relaxed).min(total);
-            let pending = window.min(total - done);
-            let p = (done * n + pending * step) * 100 / (total * n.max(1));
-            progress.fetch_max(p.min(99) as i64, Ordering::Relaxed);
-        }
-        _ => last_step = Instant::now(),
-    };
-    let result = (|| -> tessera_pipeline::Result<()> {
-        let mut session = Session::new(&model.pipeline, params, &mut on_progress)?;
-        match spec.kind {
-            Kind::Generate => {
-                let keys: Vec<(usize, Frame)> = first.into_iter().map(|f| (0, f)).collect();
-                session.keyframes(total, &keys, &mut sink, &mut on_progress)
-            }
-            Kind::Remix => {
-                session.edit(source.as_deref().unwrap_or_default(), spec.strength, &mut sink, &mut on_progress)
-            }
-            Kind::Extend => {
-                session.extend_forward(source.as_deref().unwrap_or_default(), spec.frames, &mut sink, &mut on_progress)
-            }
-        }
-    })();
+    let mut events = JobEvents { state, shared: &shared, window: plan.window, last_step: Instant::now() };
+    let result = tessera_service::run(
+        req,
+        &plan,
+        tessera_service::Model { name: &model.name, pipeline: &model.pipeline },
+        &Stored(&state.storage),
+        Some(state.credentials.clone()),
+        &mut out,
+        &mut events,
+    );
     if let Err(e) = result {
-        drop(writer);
-        let _ = std::fs::remove_file(&out_path);
+        drop(out.writer.take());
+        let _ = std::fs::remove_file(&path);
         if lost.load(Ordering::Relaxed) || state.shutdown.load(Ordering::Relaxed) {
             return Err(LeaseLost.into());
         }
-        return Err(anyhow!("{e}"));
+        return Err(e);
     }
-    writer.finish()?;
-    let bytes = std::fs::read(&out_path);
-    let _ = std::fs::remove_file(&out_path);
+    let bytes = std::fs::read(&path);
+    let _ = std::fs::remove_file(&path);
     state.storage.put(&format!("{prefix}/{VIDEO}"), &bytes?, "video/mp4")?;
     // The previews are PNGs made in memory (the file name titles their C2PA manifest).
-    let thumb = tessera_media::encode_video(std::path::Path::new(THUMBNAIL), &sprites[..1], 1.0, &opts)?;
+    let (sprites, opts) = (&out.sprites, &out.opts);
+    let thumb = tessera_media::encode_video(std::path::Path::new(THUMBNAIL), &sprites[..1], 1.0, opts)?;
     state.storage.put(&format!("{prefix}/{THUMBNAIL}"), &thumb, "image/png")?;
-    let sheet = tessera_media::encode_video(std::path::Path::new(SPRITESHEET), &[spritesheet(&sprites)], 1.0, &opts)?;
+    let sheet = tessera_media::encode_video(std::path::Path::new(SPRITESHEET), &[spritesheet(sprites)], 1.0, opts)?;
     state.storage.put(&format!("{prefix}/{SPRITESHEET}"), &sheet, "image/png")?;
     if lost.load(Ordering::Relaxed) {
         return Err(LeaseLost.into());

@@ -500,3 +500,59 @@ async fn expired_videos_lose_their_files_but_keep_their_record() {
     let (st, v) = s.json("GET", &format!("/v1/videos/{id}"), None, None).await;
     assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("completed")));
 }
+
+/// Jobs queued by the release before the typed request (their rows exactly as it wrote
+/// them: tests/fixtures/jobs-2026-12-07.json) still run after an upgrade, to the same
+/// videos: a text-to-video of 13 frames, an extension of a 5-frame upload by 6 frames,
+/// and a remix of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_queued_by_the_previous_release_still_run() {
+    use tessera_server::db::Queue as _;
+    let s = Server::start(1, |_| {});
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jobs-2026-12-07.json")).unwrap(),
+    )
+    .unwrap();
+    let red = tessera_media::Frame { width: 64, height: 64, data: [200u8, 40, 40].repeat(64 * 64) };
+    let gif = tessera_media::encode_video(std::path::Path::new("source.gif"), &vec![red; 5], 12.0, &Default::default())
+        .unwrap();
+    let mut ids = Vec::new();
+    for (kind, want) in [("generate", 13), ("extend", 5 + 6), ("remix", 5)] {
+        let id = tessera_server::db::new_id();
+        let request = fixture[kind].as_str().unwrap().replace("{id}", &id);
+        s.state.storage.put(&format!("inputs/{id}/source.gif"), &gif, "image/gif").unwrap();
+        let now = tessera_server::db::now_ms();
+        let row = tessera_server::db::Video {
+            id: id.clone(),
+            owner: String::new(),
+            model: "tessera-world".into(),
+            status: "queued".into(),
+            progress: 0,
+            prompt: serde_json::from_str::<Value>(&request).unwrap()["prompt"].as_str().unwrap().into(),
+            request,
+            seconds: "1".into(),
+            size: "64x64".into(),
+            created_ms: now,
+            created_at: now / 1000,
+            completed_at: None,
+            expires_at: None,
+            error_code: None,
+            error_message: None,
+            remixed_from_video_id: None,
+            worker: None,
+            lease_until: None,
+            attempts: 0,
+            output: None,
+        };
+        s.state.db.insert(&row).unwrap();
+        ids.push((id, want));
+    }
+    for (id, want) in ids {
+        let done = s.wait(&id, None).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        let (st, mp4, _) = s.call("GET", &format!("/v1/videos/{id}/content"), None, None).await;
+        assert_eq!(st, StatusCode::OK);
+        let frames = frames_of(&mp4);
+        assert_eq!((frames.len(), frames[0].width, frames[0].height), (want, 64, 64), "{id}");
+    }
+}
