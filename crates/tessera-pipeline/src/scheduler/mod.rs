@@ -29,8 +29,29 @@ pub use config::{EulerConfig, FinalSigmas, SolverType, UniPcConfig};
 pub use euler::{euler_schedule, FlowMatchEuler};
 pub use unipc::{flow_sigmas, unipc_flow_schedule, UniPc};
 
+/// Builds a scheduler of one class from its config.
+type Build = fn(&Value, &Path) -> Result<Scheduler>;
+
+/// Every scheduler class tessera runs, and how each is built from its config: the one
+/// place a class is added (docs/ARCHITECTURE.md, "How to add a scheduler"). A class not
+/// here is an error that lists these.
+const CLASSES: &[(&str, Build)] =
+    &[("UniPCMultistepScheduler", build_unipc), ("FlowMatchEulerDiscreteScheduler", build_euler)];
+
+fn build_unipc(value: &Value, path: &Path) -> Result<Scheduler> {
+    let config = UniPcConfig::deserialize(value).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    Ok(Scheduler::UniPc(Box::new(UniPc::new(config, path)?)))
+}
+
+fn build_euler(value: &Value, path: &Path) -> Result<Scheduler> {
+    let config = EulerConfig::deserialize(value).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    Ok(Scheduler::Euler(FlowMatchEuler::new(config, path)?))
+}
+
 /// The `_class_name`s [`Scheduler::from_file`] accepts.
-pub const SUPPORTED_CLASSES: &[&str] = &["UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler"];
+pub fn supported_classes() -> Vec<&'static str> {
+    CLASSES.iter().map(|(name, _)| *name).collect()
+}
 
 /// A scheduler as named by `_class_name`.
 #[derive(Debug, Clone)]
@@ -44,7 +65,7 @@ impl Scheduler {
     /// Reads `scheduler_config.json`; the class comes from `_class_name`, unknown keys are
     /// ignored and a key asking for something not implemented is an error naming it.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let class = check_class(path, SUPPORTED_CLASSES)?;
+        let class = check_class(path, &supported_classes())?;
         let value: Value = read_json(path)?;
         Self::from_value(&class, &value, path)
     }
@@ -52,13 +73,6 @@ impl Scheduler {
     /// Reads `scheduler_config.json` as the class `class`: diffusers takes a pipeline's
     /// scheduler class from `model_index.json`, whatever the config's `_class_name` says.
     pub fn from_file_as(path: &Path, class: &str) -> Result<Self> {
-        if !SUPPORTED_CLASSES.contains(&class) {
-            return Err(Error::UnknownClass {
-                path: path.to_path_buf(),
-                class: class.to_string(),
-                supported: SUPPORTED_CLASSES.join(", "),
-            });
-        }
         let value: Value = read_json(path)?;
         Self::from_value(class, &value, path)
     }
@@ -69,27 +83,19 @@ impl Scheduler {
         let value: Value =
             serde_json::from_str(json).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
         let class = value.get("_class_name").and_then(Value::as_str).unwrap_or_default();
-        if !SUPPORTED_CLASSES.contains(&class) {
-            return Err(Error::UnknownClass {
-                path: path.to_path_buf(),
-                class: class.to_string(),
-                supported: SUPPORTED_CLASSES.join(", "),
-            });
-        }
         Self::from_value(class, &value, path)
     }
 
+    /// Builds `class` from the registry; a class it does not list is an error naming
+    /// those it does.
     fn from_value(class: &str, value: &Value, path: &Path) -> Result<Self> {
-        let json = |source| Error::Json { path: path.to_path_buf(), source };
-        match class {
-            "UniPCMultistepScheduler" => {
-                let config = UniPcConfig::deserialize(value).map_err(json)?;
-                Ok(Self::UniPc(Box::new(UniPc::new(config, path)?)))
-            }
-            _ => {
-                let config = EulerConfig::deserialize(value).map_err(json)?;
-                Ok(Self::Euler(FlowMatchEuler::new(config, path)?))
-            }
+        match CLASSES.iter().find(|(name, _)| *name == class) {
+            Some((_, build)) => build(value, path),
+            None => Err(Error::UnknownClass {
+                path: path.to_path_buf(),
+                class: class.to_string(),
+                supported: supported_classes().join(", "),
+            }),
         }
     }
 
@@ -314,6 +320,28 @@ fn round_to(v: f32, dtype: DType) -> candle_core::Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_class_builds_its_own_scheduler_and_others_are_refused() {
+        let unipc = serde_json::json!({"use_flow_sigmas": true, "prediction_type": "flow_prediction"});
+        let expect = [
+            ("UniPCMultistepScheduler", "UniPc", unipc),
+            ("FlowMatchEulerDiscreteScheduler", "Euler", serde_json::json!({})),
+        ];
+        assert_eq!(supported_classes(), expect.iter().map(|(c, _, _)| *c).collect::<Vec<_>>());
+        for (class, variant, mut config) in expect {
+            // diffusers' pipelines may name the class in model_index.json instead.
+            let s = Scheduler::from_value(class, &config, Path::new("x")).unwrap();
+            assert!(format!("{s:?}").starts_with(variant), "{class} built {s:?}");
+            config["_class_name"] = class.into();
+            let s = Scheduler::from_json_str(&config.to_string()).unwrap();
+            assert!(format!("{s:?}").starts_with(variant), "{class} built {s:?}");
+        }
+        for class in ["DPMSolverMultistepScheduler", ""] {
+            let e = Scheduler::from_json_str(&format!("{{\"_class_name\": \"{class}\"}}")).unwrap_err().to_string();
+            assert!(e.contains("UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler"), "{e}");
+        }
+    }
 
     #[test]
     fn linspace_matches_numpy() {
