@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// first start]. Servers of one service should share one set.
     #[arg(long, value_name = "DIR")]
     keys: Option<PathBuf>,
+    /// Request logs (one line per request on stderr: method, path, status, latency,
+    /// request id, API key id) as JSON Lines instead of text.
+    #[arg(long)]
+    log_json: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -77,6 +81,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     if args.lease_seconds.is_nan() || args.lease_seconds <= 0.0 {
         anyhow::bail!("--lease-seconds must be more than 0");
+    }
+    // The request log: stderr, INFO and above, text or JSON Lines.
+    let log = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::INFO);
+    if args.log_json {
+        log.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        log.with_ansi(false).init();
     }
     let mut config = tessera_server::Config::new(args.data);
     config.database_url = args.database_url;

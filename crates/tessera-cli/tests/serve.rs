@@ -384,3 +384,35 @@ fn the_cli_and_the_api_give_the_same_answers() {
     assert!(err.contains(&format!("warning: {warn}")), "{err}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `tessera serve --log-json`: one JSON line per request with its method, path, status,
+/// latency, request id and the API key's id (never the key).
+#[test]
+fn request_logs_are_json_lines_with_the_request_id_and_key_id() {
+    let data = temp_dir("log-json");
+    let s = Server::start(&data, &["--workers", "0", "--log-json", "--api-key", "sk-log-test"], &[]);
+    let resp = ureq::post(&format!("{}/v1/videos", s.url))
+        .set("Authorization", "Bearer sk-log-test")
+        .set("x-request-id", "trace-7")
+        .send_json(json!({"prompt": "a red ball", "steps": 0}));
+    let Err(ureq::Error::Status(400, r)) = resp else { panic!("expected a 400") };
+    assert_eq!(r.header("x-request-id"), Some("trace-7"));
+    let start = Instant::now();
+    let line = loop {
+        let found = s.log().lines().find(|l| l.contains("trace-7")).map(String::from);
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no log line: {}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["fields"]["status"], 400, "{v}");
+    assert!(v["fields"]["latency_ms"].as_f64().is_some(), "{v}");
+    let span = &v["span"];
+    assert_eq!((span["method"].as_str(), span["path"].as_str()), (Some("POST"), Some("/v1/videos")), "{v}");
+    assert_eq!(span["request_id"], "trace-7", "{v}");
+    let key_id = span["key_id"].as_str().unwrap_or_default();
+    assert!(!key_id.is_empty() && !line.contains("sk-log-test"), "{v}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -44,6 +44,7 @@ pub fn app(state: S) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(state.config.max_body))
+        .layer(crate::logging::layers())
         .with_state(state)
 }
 
@@ -78,6 +79,8 @@ async fn authenticate(AxState(state): AxState<S>, mut req: Request, next: Next) 
             None => return ApiError::unauthorized("incorrect API key").into_response(),
         }
     };
+    // The request's log line names the key (its id, never the key).
+    tracing::Span::current().record("key_id", owner.as_str());
     if let Err(e) = rate_limit(&state, &owner) {
         return e.into_response();
     }

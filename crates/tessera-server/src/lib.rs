@@ -11,6 +11,7 @@ pub mod api;
 pub mod db;
 pub mod error;
 pub mod jobs;
+pub mod logging;
 pub mod s3;
 pub mod storage;
 

@@ -556,3 +556,35 @@ async fn jobs_queued_by_the_previous_release_still_run() {
         assert_eq!((frames.len(), frames[0].width, frames[0].height), (want, 64, 64), "{id}");
     }
 }
+
+/// Every response carries a request id (the client's own when it sends a plain one), and
+/// every error body quotes it, so an error a user reports finds its log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_request_id() {
+    let s = Server::start(0, |_| {});
+    let req = |id: Option<&str>| {
+        let mut r =
+            Request::builder().method("POST").uri("/v1/videos").header(header::CONTENT_TYPE, "application/json");
+        if let Some(id) = id {
+            r = r.header("x-request-id", id);
+        }
+        r.body(Body::from(json!({"prompt": "a red ball", "steps": 0}).to_string())).unwrap()
+    };
+    for (given, kept) in [(None, false), (Some("my-trace.42"), true), (Some("bad id with spaces"), false)] {
+        let resp = app(s.state.clone()).oneshot(req(given)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let header_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
+        assert_eq!(body["error"]["param"], "steps", "{body}");
+        if kept {
+            assert_eq!(Some(header_id.as_str()), given);
+        } else {
+            assert!(header_id.starts_with("req_"), "{header_id}");
+        }
+    }
+    // Successful responses carry the id in the header only.
+    let resp =
+        app(s.state.clone()).oneshot(Request::builder().uri("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    assert!(resp.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
+}
