@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -257,29 +257,10 @@ fn keys_init_makes_a_ca_and_a_signer_and_keeps_existing_keys() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn require_services() -> bool {
-    std::env::var("TESSERA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-fn venv_python(module: &str) -> Option<PathBuf> {
-    let venv = std::env::var("TESSERA_CI_VENV").unwrap_or_else(|_| "/tmp/tessera-ci-venv".into());
-    let py = Path::new(&venv).join("bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(py)
-}
-
 #[test]
 fn c2pa_python_validates_tesseras_manifests() {
-    let Some(py) = venv_python("c2pa") else {
-        if require_services() {
-            panic!("c2pa-python is not available but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)");
-        }
-        eprintln!("skipped: c2pa-python is not available (`eval \"$(bash .ci/services.sh)\"` provides it)");
-        return;
+    let Some(py) = tessera_server::testing::venv_python("c2pa") else {
+        return tessera_server::testing::skip("c2pa-python");
     };
     let o = outputs();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c2pa_python.py");

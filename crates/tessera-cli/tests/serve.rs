@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tessera_server::testing::{skip, venv_python};
 
 struct Server {
     child: Child,
@@ -120,17 +121,6 @@ fn slow_job() -> Value {
     json!({"prompt": "a red ball bounces on a wooden floor", "seconds": "2", "size": "128x128", "steps": 16, "seed": 1})
 }
 
-fn require_services() -> bool {
-    std::env::var("TESSERA_REQUIRE_SERVICES").as_deref() == Ok("1")
-}
-
-fn skip(what: &str) {
-    if require_services() {
-        panic!("{what} is not available but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)");
-    }
-    eprintln!("skipped: {what} is not available (`eval \"$(bash .ci/services.sh)\"` provides it)");
-}
-
 #[test]
 fn kill_9_during_a_job_loses_nothing() {
     let data = temp_dir("kill9");
@@ -187,7 +177,7 @@ fn sigterm_hands_the_running_job_back_to_the_queue() {
 
 #[test]
 fn servers_share_one_postgres_queue_and_s3_store() {
-    let Some(pg) = tessera_server::test_postgres_url() else { return };
+    let Some(pg) = tessera_server::testing::postgres_url() else { return };
     // A schema of its own on the test database.
     let schema = format!("serve{}", &tessera_server::db::new_id()[6..18]);
     postgres::Client::connect(&pg, postgres::NoTls).unwrap().batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
@@ -250,17 +240,6 @@ fn servers_share_one_postgres_queue_and_s3_store() {
     for d in [da, db_, dc] {
         let _ = std::fs::remove_dir_all(d);
     }
-}
-
-fn venv_python(module: &str) -> Option<PathBuf> {
-    let venv = std::env::var("TESSERA_CI_VENV").unwrap_or_else(|_| "/tmp/tessera-ci-venv".into());
-    let py = Path::new(&venv).join("bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(py)
 }
 
 fn script(name: &str) -> PathBuf {

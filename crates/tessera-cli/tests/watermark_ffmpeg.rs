@@ -22,12 +22,8 @@ fn read(p: &Path) -> Vec<tessera_media::Frame> {
 
 #[test]
 fn watermark_survives_x264_resize_crop_and_cut() {
-    if Command::new("ffmpeg").arg("-version").output().is_err() {
-        if std::env::var("TESSERA_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("ffmpeg is not installed but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)");
-        }
-        eprintln!("skipped: ffmpeg is not installed (`bash .ci/services.sh` installs it)");
-        return;
+    if !tessera_server::testing::has_ffmpeg() {
+        return tessera_server::testing::skip("ffmpeg");
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("tessera-wm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -13,6 +13,7 @@ mod png_io;
 pub mod provenance;
 mod quantize;
 pub mod resize;
+pub mod rng;
 pub mod visible;
 pub mod watermark;
 mod yuv;

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use tessera_media::rng::Rng;
 use tessera_models::umt5::{UMT5Config, UMT5EncoderModel};
 use tessera_models::wan::config::WanTransformerConfig;
 use tessera_models::wan::transformer::WanTransformer3DModel;
@@ -20,26 +21,21 @@ fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
 }
 
-/// A small deterministic generator for test values.
-struct Lcg(u64);
-impl Lcg {
+/// Test values from the workspace's seeded generator.
+struct Values(Rng);
+impl Values {
     fn normal(&mut self) -> f64 {
-        let mut u = || {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        let (a, b) = (u(), u());
-        (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
+        self.0.normals(1)[0] as f64
     }
     fn tensor(&mut self, shape: &[usize], scale: f64) -> Tensor {
         let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| self.normal() * scale).collect();
+        let v: Vec<f64> = self.0.normals(n).into_iter().map(|x| x as f64 * scale).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 }
 
 /// Randomises every variable (names sorted, so the values do not depend on hash order).
-fn randomize(vm: &VarMap, rng: &mut Lcg, scale: f64) -> Vec<(String, Var)> {
+fn randomize(vm: &VarMap, rng: &mut Values, scale: f64) -> Vec<(String, Var)> {
     let data = vm.data().lock().unwrap();
     let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -60,7 +56,7 @@ fn set_entry(v: &Var, i: usize, value: f64) {
 
 /// Checks `loss()`'s gradient against finite differences for `per_var` entries of every
 /// variable. Returns the number of entries checked.
-fn check(vars: &[(String, Var)], loss: impl Fn() -> Tensor, per_var: usize, rng: &mut Lcg) -> usize {
+fn check(vars: &[(String, Var)], loss: impl Fn() -> Tensor, per_var: usize, rng: &mut Values) -> usize {
     let l = loss();
     let grads = l.backward().unwrap();
     let eps = 1e-5;
@@ -96,7 +92,7 @@ fn transformer_gradients_match_finite_differences() {
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     WanTransformer3DModel::new(&cfg, vb).unwrap();
     let model = || WanTransformer3DModel::new(&cfg, VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu)).unwrap();
-    let mut rng = Lcg(1);
+    let mut rng = Values(Rng::new(1));
     let vars = randomize(&vm, &mut rng, 0.3);
     let x = rng.tensor(&[1, 16, 2, 4, 4], 1.0);
     let ctx = rng.tensor(&[1, 5, 32], 1.0);
@@ -114,7 +110,7 @@ fn text_encoder_gradients_match_finite_differences() {
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     UMT5EncoderModel::new(&cfg, vb).unwrap();
     let model = || UMT5EncoderModel::new(&cfg, VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu)).unwrap();
-    let mut rng = Lcg(2);
+    let mut rng = Values(Rng::new(2));
     let vars = randomize(&vm, &mut rng, 0.3);
     let ids = Tensor::new(&[[3u32, 7, 1, 0, 0]], &Device::Cpu).unwrap();
     let mask = Tensor::new(&[[1u32, 1, 1, 0, 0]], &Device::Cpu).unwrap();
@@ -131,7 +127,7 @@ fn vae_gradients_match_finite_differences() {
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
     AutoencoderKLWan::new(&cfg, vb).unwrap();
     let model = || AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu)).unwrap();
-    let mut rng = Lcg(3);
+    let mut rng = Values(Rng::new(3));
     let vars = randomize(&vm, &mut rng, 0.2);
     // Encode a 5-frame 16x16 video and decode it again: every layer of both halves.
     let video = rng.tensor(&[1, 3, 5, 16, 16], 0.5);
@@ -205,7 +201,7 @@ fn vae_f32_training_kernels_match_f64_gradients() {
         let cfg = AutoencoderKLWanConfig::load(&fixtures().join(fixture).join("config.json")).unwrap();
         let vm64 = VarMap::new();
         AutoencoderKLWan::new(&cfg, VarBuilder::from_varmap(&vm64, DType::F64, &Device::Cpu)).unwrap();
-        let mut rng = Lcg(11);
+        let mut rng = Values(Rng::new(11));
         randomize(&vm64, &mut rng, 0.2);
         let vm32 = f32_copy(&vm64, |vb| {
             AutoencoderKLWan::new(&cfg, vb).unwrap();

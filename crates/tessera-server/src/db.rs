@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn postgres_queue_contract() {
-        let Some(url) = crate::test_postgres_url() else { return };
+        let Some(url) = crate::testing::postgres_url() else { return };
         // A schema of its own, so the test can run beside others on one database.
         let schema = format!("t{}", &new_id()[6..18]);
         {

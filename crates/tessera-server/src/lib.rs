@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod logging;
 pub mod s3;
 pub mod storage;
+pub mod testing;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -280,21 +281,4 @@ pub fn serve(config: Config, addr: &str, ready: impl FnOnce(std::net::SocketAddr
     }
     drop(rt);
     result
-}
-
-/// PostgreSQL for tests: $TESSERA_TEST_POSTGRES_URL. Unset, Postgres tests are skipped
-/// (said on stderr), unless $TESSERA_REQUIRE_SERVICES=1 (CI), where that is a failure.
-pub fn test_postgres_url() -> Option<String> {
-    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("TESSERA_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!(
-                    "TESSERA_TEST_POSTGRES_URL is not set but TESSERA_REQUIRE_SERVICES=1 (run `bash .ci/services.sh`)"
-                );
-            }
-            eprintln!("skipped: set TESSERA_TEST_POSTGRES_URL (bash .ci/services.sh starts PostgreSQL)");
-            None
-        }
-    }
 }

@@ -507,7 +507,6 @@ async fn expired_videos_lose_their_files_but_keep_their_record() {
 /// and a remix of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_queued_by_the_previous_release_still_run() {
-    use tessera_server::db::Queue as _;
     let s = Server::start(1, |_| {});
     let fixture: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jobs-2026-12-07.json")).unwrap(),

@@ -81,15 +81,7 @@ pub fn sample_t(rng: &mut Rng, shift: f64) -> f64 {
 /// Standard normal noise of a shape from a seeded stream (identical on every platform).
 pub fn noise(rng: &mut Rng, shape: &[usize], device: &Device, dtype: DType) -> Result<Tensor> {
     let n: usize = shape.iter().product();
-    let mut v = Vec::with_capacity(n + 1);
-    while v.len() < n {
-        let (a, b) = (rng.unit().max(1e-300), rng.unit());
-        let r = (-2.0 * a.ln()).sqrt();
-        v.push((r * (2.0 * std::f64::consts::PI * b).cos()) as f32);
-        v.push((r * (2.0 * std::f64::consts::PI * b).sin()) as f32);
-    }
-    v.truncate(n);
-    Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
+    Tensor::from_vec(rng.normals(n), shape, device)?.to_dtype(dtype)
 }
 
 /// (x_t, target velocity) for clean latents x0, noise and per-sample timesteps t (B,).
