@@ -441,29 +441,18 @@ fn new_row(
     size: (usize, usize),
     remixed_from: Option<String>,
 ) -> ApiResult<Video> {
-    let ms = creation_ms();
-    Ok(Video {
-        id: id.to_string(),
-        owner: owner.to_string(),
-        model: model.name.clone(),
-        status: "queued".into(),
-        progress: 0,
-        prompt: job.request.prompt.clone(),
-        request: job.to_json(),
+    let mut row = Video::queued(
+        id,
+        owner,
+        &model.name,
+        &job.request.prompt,
+        job.to_json(),
         seconds,
-        size: format!("{}x{}", size.0, size.1),
-        created_ms: ms,
-        created_at: ms / 1000,
-        completed_at: None,
-        expires_at: None,
-        error_code: None,
-        error_message: None,
-        remixed_from_video_id: remixed_from,
-        worker: None,
-        lease_until: None,
-        attempts: 0,
-        output: None,
-    })
+        format!("{}x{}", size.0, size.1),
+        creation_ms(),
+    );
+    row.remixed_from_video_id = remixed_from;
+    Ok(row)
 }
 
 /// Queued plus running jobs per API key (without keys, the queue simply grows).

@@ -41,6 +41,44 @@ pub struct Video {
     pub output: Option<String>,
 }
 
+impl Video {
+    /// A new job's row: queued, no attempt yet, created at `created_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn queued(
+        id: &str,
+        owner: &str,
+        model: &str,
+        prompt: &str,
+        request: String,
+        seconds: String,
+        size: String,
+        created_ms: i64,
+    ) -> Video {
+        Video {
+            id: id.into(),
+            owner: owner.into(),
+            model: model.into(),
+            status: "queued".into(),
+            progress: 0,
+            prompt: prompt.into(),
+            request,
+            seconds,
+            size,
+            created_ms,
+            created_at: created_ms / 1000,
+            completed_at: None,
+            expires_at: None,
+            error_code: None,
+            error_message: None,
+            remixed_from_video_id: None,
+            worker: None,
+            lease_until: None,
+            attempts: 0,
+            output: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, owner, model, status, progress, prompt, request, seconds, size, created_ms, created_at, completed_at, expires_at, error_code, error_message, remixed_from_video_id, worker, lease_until, attempts, output";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -556,28 +594,7 @@ mod tests {
     use super::*;
 
     fn video(id: &str, owner: &str, ms: i64) -> Video {
-        Video {
-            id: id.into(),
-            owner: owner.into(),
-            model: "m".into(),
-            status: "queued".into(),
-            progress: 0,
-            prompt: "p".into(),
-            request: "{}".into(),
-            seconds: "2".into(),
-            size: "64x64".into(),
-            created_ms: ms,
-            created_at: ms / 1000,
-            completed_at: None,
-            expires_at: None,
-            error_code: None,
-            error_message: None,
-            remixed_from_video_id: None,
-            worker: None,
-            lease_until: None,
-            attempts: 0,
-            output: None,
-        }
+        Video::queued(id, owner, "m", "p", "{}".into(), "2".into(), "64x64".into(), ms)
     }
 
     /// The queue's contract, run against any backend (the Postgres test runs it too).

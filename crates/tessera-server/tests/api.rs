@@ -520,29 +520,17 @@ async fn jobs_queued_by_the_previous_release_still_run() {
         let id = tessera_server::db::new_id();
         let request = fixture[kind].as_str().unwrap().replace("{id}", &id);
         s.state.storage.put(&format!("inputs/{id}/source.gif"), &gif, "image/gif").unwrap();
-        let now = tessera_server::db::now_ms();
-        let row = tessera_server::db::Video {
-            id: id.clone(),
-            owner: String::new(),
-            model: "tessera-world".into(),
-            status: "queued".into(),
-            progress: 0,
-            prompt: serde_json::from_str::<Value>(&request).unwrap()["prompt"].as_str().unwrap().into(),
+        let prompt = serde_json::from_str::<Value>(&request).unwrap()["prompt"].as_str().unwrap().to_string();
+        let row = tessera_server::db::Video::queued(
+            &id,
+            "",
+            "tessera-world",
+            &prompt,
             request,
-            seconds: "1".into(),
-            size: "64x64".into(),
-            created_ms: now,
-            created_at: now / 1000,
-            completed_at: None,
-            expires_at: None,
-            error_code: None,
-            error_message: None,
-            remixed_from_video_id: None,
-            worker: None,
-            lease_until: None,
-            attempts: 0,
-            output: None,
-        };
+            "1".into(),
+            "64x64".into(),
+            tessera_server::db::now_ms(),
+        );
         s.state.db.insert(&row).unwrap();
         ids.push((id, want));
     }
