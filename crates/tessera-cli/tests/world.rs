@@ -22,6 +22,23 @@ fn run(args: &[&str]) -> Output {
     o
 }
 
+/// `tessera eval --suite SUITE --videos VIDEOS --out OUT`, then `extra`, quiet.
+fn eval_args(suite: &Path, videos: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["eval", "--suite"].map(String::from).to_vec();
+    v.push(suite.display().to_string());
+    v.push("--videos".into());
+    v.push(videos.display().to_string());
+    v.push("--out".into());
+    v.push(out.display().to_string());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run_eval(suite: &Path, videos: &Path, out: &Path, extra: &[&str]) -> Output {
+    let args = eval_args(suite, videos, out, &[extra, &["-q"]].concat());
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn fails(args: &[&str]) -> String {
     let o = bin().args(args).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -160,18 +177,7 @@ fn eval_scores_ground_truth_high_and_writes_reports() {
     std::fs::write(&suite, &o.stdout).unwrap();
     let report = dir.join("report.json");
     let html = dir.join("html");
-    let o = run(&[
-        "eval",
-        "--suite",
-        suite.to_str().unwrap(),
-        "--videos",
-        videos.to_str().unwrap(),
-        "--out",
-        report.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = run_eval(&suite, &videos, &report, &["--html", html.to_str().unwrap()]);
     let summary = String::from_utf8(o.stdout).unwrap();
     assert!(summary.contains("mean") && summary.contains("000003.mp4"), "{summary}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -210,16 +216,7 @@ fn eval_scores_ground_truth_high_and_writes_reports() {
         serde_json::from_str(std::fs::read_to_string(&suite).unwrap().lines().next().unwrap()).unwrap();
     std::fs::write(&prompt_only, format!("{}\n", serde_json::json!({ "prompt": line["prompt"] }))).unwrap();
     let out2 = dir.join("report2.json");
-    run(&[
-        "eval",
-        "--suite",
-        prompt_only.to_str().unwrap(),
-        "--videos",
-        frames_dir.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-        "-q",
-    ]);
+    run_eval(&prompt_only, &frames_dir, &out2, &[]);
     let r2: serde_json::Value = serde_json::from_slice(&std::fs::read(&out2).unwrap()).unwrap();
     assert_eq!(r2["videos"][0]["file"], "clip");
     assert!(r2["mean"]["overall"].as_f64().unwrap() >= 0.8, "{r2}");
@@ -238,22 +235,8 @@ fn eval_vae_scores_round_trips_and_writes_them() {
     std::fs::write(&suite, &o.stdout).unwrap();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tessera-world");
     let (truth, trips, rt) = (dir.join("truth.json"), dir.join("trips.json"), dir.join("rt"));
-    let (suite_s, videos_s) = (suite.to_str().unwrap(), videos.to_str().unwrap());
-    run(&["eval", "--suite", suite_s, "--videos", videos_s, "--out", truth.to_str().unwrap(), "-q"]);
-    run(&[
-        "eval",
-        "--suite",
-        suite_s,
-        "--videos",
-        videos_s,
-        "--out",
-        trips.to_str().unwrap(),
-        "--vae",
-        model.to_str().unwrap(),
-        "--write-round-trips",
-        rt.to_str().unwrap(),
-        "-q",
-    ]);
+    run_eval(&suite, &videos, &truth, &[]);
+    run_eval(&suite, &videos, &trips, &["--vae", model.to_str().unwrap(), "--write-round-trips", rt.to_str().unwrap()]);
     let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
     let (t, r) = (read(&truth), read(&trips));
     assert_eq!(r["videos"].as_array().unwrap().len(), 2);
@@ -267,17 +250,8 @@ fn eval_vae_scores_round_trips_and_writes_them() {
         assert_eq!(trip.len(), (clip.len() - 1) / tf * tf + 1);
         assert_eq!((trip[0].width, trip[0].height), (clip[0].width, clip[0].height));
     }
-    let err = fails(&[
-        "eval",
-        "--suite",
-        suite_s,
-        "--videos",
-        videos_s,
-        "--out",
-        trips.to_str().unwrap(),
-        "--write-round-trips",
-        rt.to_str().unwrap(),
-    ]);
+    let args = eval_args(&suite, &videos, &trips, &["--write-round-trips", rt.to_str().unwrap()]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("--vae"), "{err}");
 }
 
@@ -334,20 +308,12 @@ fn eval_corrupt_all_prints_the_calibration_table() {
     // Flooded objects are reported as what they are.
     let checks = j["flood"]["videos"][0]["checks"].as_array().unwrap();
     assert!(checks.iter().any(|c| c["what"].as_str().unwrap().contains("band")), "{checks:?}");
-    run(&[
-        "eval",
-        "--suite",
-        s,
-        "--videos",
-        v,
-        "--out",
-        r,
-        "--corrupt",
-        "blank",
-        "--write-corrupted",
-        bad.to_str().unwrap(),
-        "-q",
-    ]);
+    run_eval(
+        Path::new(s),
+        Path::new(v),
+        Path::new(r),
+        &["--corrupt", "blank", "--write-corrupted", bad.to_str().unwrap()],
+    );
     assert!(bad.join("000000.blank.mp4").exists());
     let err = fails(&["eval", "--suite", s, "--videos", v, "--out", r, "--corrupt", "melt"]);
     assert!(err.contains("melt") && err.contains("fragments"), "{err}");
@@ -408,19 +374,7 @@ fn eval_continuation_scores_the_truth_and_splits_held_out_clips() {
     let suite_path = dir.join("suite.jsonl");
     std::fs::write(&suite_path, suite).unwrap();
     let report = dir.join("continuation.json");
-    let o = run(&[
-        "eval",
-        "--continuation",
-        "--given",
-        "1",
-        "--suite",
-        suite_path.to_str().unwrap(),
-        "--videos",
-        videos.to_str().unwrap(),
-        "--out",
-        report.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = run_eval(&suite_path, &videos, &report, &["--continuation", "--given", "1"]);
     let table = String::from_utf8(o.stdout).unwrap();
     assert!(table.contains("held_out") && table.contains("in_distribution"), "{table}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
