@@ -453,7 +453,7 @@ async fn service_endpoints_and_the_openapi_document() {
     ];
     want.sort();
     assert_eq!(paths, want);
-    let src = include_str!("../src/api.rs");
+    let src = include_str!("../src/api/mod.rs");
     for p in &want {
         assert!(src.contains(&format!("route(\"{p}\"")), "{p} is in openapi.json but not routed");
     }
