@@ -18,6 +18,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Largest frame an input image or video may declare, in pixels (inputs declaring more
+    /// are refused before anything is allocated for them).
+    #[arg(long, global = true, value_name = "PIXELS", default_value_t = tessera_media::DecodeLimits::default().max_pixels)]
+    max_input_pixels: usize,
+    /// Most frames an input video may declare.
+    #[arg(long, global = true, value_name = "FRAMES", default_value_t = tessera_media::DecodeLimits::default().max_frames)]
+    max_input_frames: usize,
+    /// Most MiB an input's decoded frames may take together.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = tessera_media::DecodeLimits::default().max_bytes >> 20)]
+    max_input_mib: usize,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +56,11 @@ enum Command {
 fn main() {
     tessera_models::allocator::tune();
     let cli = Cli::parse();
+    tessera_media::set_decode_limits(tessera_media::DecodeLimits {
+        max_pixels: cli.max_input_pixels,
+        max_frames: cli.max_input_frames,
+        max_bytes: cli.max_input_mib.saturating_mul(1 << 20),
+    });
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Image(args) => generate::run_image(args),

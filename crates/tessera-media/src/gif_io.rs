@@ -32,12 +32,15 @@ pub fn encode(frames: &[Frame], fps: f64) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
+pub fn decode(bytes: &[u8], limits: &crate::DecodeLimits) -> Result<(Vec<Frame>, f64), String> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::RGBA);
     let bad = |e: gif::DecodingError| format!("not a readable GIF ({e})");
     let mut dec = opts.read_info(std::io::Cursor::new(bytes)).map_err(bad)?;
     let (w, h) = (dec.width() as usize, dec.height() as usize);
+    // The logical screen's declared size is checked before the canvas is allocated, and
+    // the frames' total as they come.
+    limits.check_frame(w, h)?;
     // The logical screen, RGBA; starts transparent (shown black).
     let mut canvas = vec![0u8; w * h * 4];
     let mut frames = Vec::new();
@@ -58,6 +61,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<Frame>, f64), String> {
             }
         }
         total_delay += f.delay as u64;
+        limits.check_video(w, h, frames.len() + 1)?;
         let rgb = canvas.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         frames.push(Frame::new(w, h, rgb).map_err(|e| e.to_string())?);
         // Disposal prepares the canvas for the next frame (GIF89a §23.c.iv).

@@ -7,6 +7,7 @@ mod frame;
 mod gif_io;
 mod h264;
 pub mod keys;
+mod limits;
 pub mod marks;
 mod mp4;
 mod png_io;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use frame::{frames_from_f32, quantize, Frame, Video};
 pub use h264::Quality;
+pub use limits::{decode_limits, set_decode_limits, DecodeLimits};
 pub use resize::{fit, resample, Fit};
 
 #[derive(Debug, thiserror::Error)]
@@ -213,8 +215,13 @@ fn jpeg_not_written(path: &Path) -> Error {
 }
 
 /// Baseline and progressive JPEG (jpeg-decoder), greyscale and CMYK converted to RGB8.
-fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Frame, String> {
+fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> std::result::Result<Frame, String> {
     let mut dec = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    // The declared size is checked before the decoder allocates for it.
+    dec.read_info().map_err(|e| format!("not a readable JPEG ({e})"))?;
+    if let Some(i) = dec.info() {
+        limits.check_frame(i.width as usize, i.height as usize)?;
+    }
     let px = dec.decode().map_err(|e| format!("not a readable JPEG ({e})"))?;
     let info = dec.info().ok_or("not a readable JPEG (no header)")?;
     let (w, h) = (info.width as usize, info.height as usize);
@@ -244,11 +251,20 @@ pub fn read_video(path: &Path) -> Result<(Vec<Frame>, f64)> {
 /// [`read_video`] of bytes already in memory (an upload, an object from storage): `path`
 /// names them, its extension picking the format.
 pub fn decode_video(path: &Path, bytes: &[u8]) -> Result<(Vec<Frame>, f64)> {
+    decode_video_within(path, bytes, &decode_limits())
+}
+
+/// [`decode_video`] under the given limits instead of the process's.
+pub fn decode_video_within(path: &Path, bytes: &[u8], limits: &DecodeLimits) -> Result<(Vec<Frame>, f64)> {
     let r = match kind(path)? {
-        Kind::Mp4 => mp4::demux(bytes).and_then(|s| h264::decode(&s).map(|f| (f, s.fps))),
-        Kind::Gif => gif_io::decode(bytes),
-        Kind::Png => png_io::decode(bytes).map(|f| (vec![f], 0.0)),
-        Kind::Jpeg => decode_jpeg(bytes).map(|f| (vec![f], 0.0)),
+        Kind::Mp4 => mp4::demux(bytes).and_then(|s| {
+            // The sample table's claims are checked before any frame is decoded.
+            limits.check_video(s.width, s.height, s.samples.len())?;
+            h264::decode(&s).map(|f| (f, s.fps))
+        }),
+        Kind::Gif => gif_io::decode(bytes, limits),
+        Kind::Png => png_io::decode(bytes, limits).map(|f| (vec![f], 0.0)),
+        Kind::Jpeg => decode_jpeg(bytes, limits).map(|f| (vec![f], 0.0)),
     };
     r.map_err(|m| format_err(path, m))
 }
@@ -261,6 +277,60 @@ pub fn mp4_top_level_boxes(path: &Path) -> Result<Vec<String>> {
 
 fn format_err(path: &Path, message: String) -> Error {
     Error::Format { path: path.to_path_buf(), message }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    /// Files that declare sizes far past the limits, in a few bytes, are refused with the
+    /// limit named, before anything is allocated for them (a 65535x65535 canvas would be
+    /// 17 GB).
+    #[test]
+    fn files_declaring_huge_sizes_are_refused_before_allocating() {
+        let limits = DecodeLimits::default();
+        let tiny = Frame::new(2, 2, vec![200; 12]).unwrap();
+        // GIF: the logical screen (bytes 6..10, little-endian) claims 65535x65535.
+        let mut gif = encode_video(Path::new("a.gif"), &[tiny.clone()], 10.0, &WriteOptions::default()).unwrap();
+        gif[6..10].copy_from_slice(&[0xFF; 4]);
+        let e = decode_video_within(Path::new("a.gif"), &gif, &limits).unwrap_err().to_string();
+        assert!(e.contains("65535x65535") && e.contains("--max-input-pixels"), "{e}");
+        // PNG: IHDR's width and height (bytes 16..24, big-endian), its CRC made right.
+        let mut png = encode_video(Path::new("a.png"), &[tiny.clone()], 1.0, &WriteOptions::default()).unwrap();
+        assert_eq!(&png[12..16], b"IHDR");
+        png[16..24].copy_from_slice(&[0, 0, 0xFF, 0xFF, 0, 0, 0xFF, 0xFF]);
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        let e = decode_video_within(Path::new("a.png"), &png, &limits).unwrap_err().to_string();
+        assert!(e.contains("65535x65535"), "{e}");
+        // MP4: the sample table's frame count and the decoded size, against lower limits.
+        let frames = vec![Frame::new(16, 16, vec![90; 16 * 16 * 3]).unwrap(); 5];
+        let mp4 = encode_video(Path::new("a.mp4"), &frames, 10.0, &WriteOptions::default()).unwrap();
+        let few = DecodeLimits { max_frames: 4, ..limits };
+        let e = decode_video_within(Path::new("a.mp4"), &mp4, &few).unwrap_err().to_string();
+        assert!(e.contains("5 frames") && e.contains("--max-input-frames"), "{e}");
+        let small = DecodeLimits { max_bytes: 16 * 16 * 3 * 4, ..limits };
+        let e = decode_video_within(Path::new("a.mp4"), &mp4, &small).unwrap_err().to_string();
+        assert!(e.contains("--max-input-mib"), "{e}");
+        // A GIF's frames count against the limits as they come.
+        let gif5 = encode_video(Path::new("b.gif"), &frames, 10.0, &WriteOptions::default()).unwrap();
+        assert!(decode_video_within(Path::new("b.gif"), &gif5, &few).is_err());
+        // Within the limits, all of them read.
+        assert_eq!(decode_video_within(Path::new("a.mp4"), &mp4, &limits).unwrap().0.len(), 5);
+        assert_eq!(decode_video_within(Path::new("b.gif"), &gif5, &limits).unwrap().0.len(), 5);
+    }
 }
 
 #[cfg(test)]

@@ -15,13 +15,15 @@ pub fn encode(f: &Frame) -> Result<Vec<u8>, String> {
 }
 
 /// Any PNG colour type, converted to RGB8 (alpha dropped, grey expanded, 16-bit cut).
-pub fn decode(bytes: &[u8]) -> Result<Frame, String> {
+pub fn decode(bytes: &[u8], limits: &crate::DecodeLimits) -> Result<Frame, String> {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(|e| format!("not a readable PNG ({e})"))?;
+    // The header's declared size is checked before the output buffer is allocated.
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    limits.check_frame(w, h)?;
     let mut buf = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
     let info = reader.next_frame(&mut buf).map_err(|e| format!("not a readable PNG ({e})"))?;
-    let (w, h) = (info.width as usize, info.height as usize);
     let px = &buf[..info.buffer_size()];
     let rgb: Vec<u8> = match info.color_type {
         png::ColorType::Rgb => px.to_vec(),

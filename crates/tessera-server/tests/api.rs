@@ -575,3 +575,29 @@ async fn errors_carry_the_request_id() {
         app(s.state.clone()).oneshot(Request::builder().uri("/healthz").body(Body::empty()).unwrap()).await.unwrap();
     assert!(resp.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
 }
+
+/// An upload that declares a 65535x65535 image in a few dozen bytes is a 400 naming the
+/// limit, refused before anything is allocated for it (a canvas of that size is 17 GB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_declaring_huge_sizes_are_refused() {
+    let s = Server::start(0, |_| {});
+    let tiny = tessera_media::Frame { width: 2, height: 2, data: vec![200; 12] };
+    let mut gif =
+        tessera_media::encode_video(std::path::Path::new("x.gif"), &[tiny], 10.0, &Default::default()).unwrap();
+    gif[6..10].copy_from_slice(&[0xFF; 4]); // the logical screen: 65535x65535
+    assert!(gif.len() < 100, "{}", gif.len());
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for c in gif.chunks(3) {
+        let n = c.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            b64.push(if i <= c.len() { B64[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    let body =
+        json!({"prompt": "a red ball", "input_reference": {"image_url": format!("data:image/gif;base64,{b64}")}});
+    let (st, v) = s.json("POST", "/v1/videos", Some(body), None).await;
+    assert_error(st, &v, StatusCode::BAD_REQUEST, Some("input_reference"));
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("65535x65535") && m.contains("limit"), "{m}");
+}
