@@ -113,3 +113,25 @@ pub fn in_component<T>(dir: &Path, r: candle_core::Result<T>) -> Result<T> {
         message: e.to_string().lines().next().unwrap_or_default().to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file whose header claims a terabyte is refused by name (the header's
+    /// size is checked against safetensors' 100 MB bound before anything is read into
+    /// memory), as is one shorter than its own length prefix.
+    #[test]
+    fn weights_declaring_huge_headers_are_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("tessera-loading-huge-header-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("diffusion_pytorch_model.safetensors");
+        for bytes in [[&(1u64 << 40).to_le_bytes()[..], b"{}"].concat(), vec![200, 0, 0]] {
+            std::fs::write(&file, &bytes).unwrap();
+            let e = var_builder(&dir, DType::F32, &Device::Cpu).err().expect("refused").to_string();
+            assert!(e.contains("diffusion_pytorch_model.safetensors") && e.contains("not a valid safetensors"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
