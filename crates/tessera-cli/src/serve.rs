@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// Queued plus running jobs per API key. Only with --api-key.
     #[arg(long, default_value_t = 8)]
     max_jobs: i64,
+    /// Jobs waiting for a worker across all keys and servers; past it, new jobs are a 429.
+    #[arg(long, default_value_t = 1000)]
+    max_queued: i64,
+    /// Seconds a request's body may take to arrive (slower clients are cut off).
+    #[arg(long, default_value_t = 60.0)]
+    body_timeout_seconds: f64,
     /// Largest request body in MiB (uploaded images and videos).
     #[arg(long, default_value_t = 64)]
     max_body_mib: usize,
@@ -101,6 +107,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.rate_limit = args.rate_limit;
     config.max_jobs = args.max_jobs;
     config.max_body = args.max_body_mib << 20;
+    config.max_queued = args.max_queued;
+    if !(args.body_timeout_seconds.is_finite() && args.body_timeout_seconds > 0.0) {
+        anyhow::bail!("--body-timeout-seconds must be more than 0");
+    }
+    config.body_timeout = Duration::from_secs_f64(args.body_timeout_seconds);
     config.max_seconds = args.max_seconds;
     config.max_pixels = args.max_pixels;
     config.policy = args.policy;

@@ -58,8 +58,14 @@ pub struct Config {
     pub rate_limit: u32,
     /// Queued plus running jobs per API key (no limit without keys).
     pub max_jobs: i64,
+    /// Jobs queued across all keys and servers: past it, new jobs are a 429 until workers
+    /// catch up.
+    pub max_queued: i64,
     /// Largest request body, bytes.
     pub max_body: usize,
+    /// A request's body must arrive within this (a client sending one byte a second is
+    /// cut off with a 408).
+    pub body_timeout: Duration,
     pub max_seconds: f64,
     /// Largest width x height.
     pub max_pixels: usize,
@@ -87,7 +93,9 @@ impl Config {
             sweep_every: Duration::from_secs(30),
             rate_limit: 600,
             max_jobs: 8,
+            max_queued: 1000,
             max_body: 64 << 20,
+            body_timeout: Duration::from_secs(60),
             max_seconds: 60.0,
             max_pixels: 1280 * 720,
             policy: None,

@@ -601,3 +601,37 @@ async fn uploads_declaring_huge_sizes_are_refused() {
     let m = v["error"]["message"].as_str().unwrap();
     assert!(m.contains("65535x65535") && m.contains("limit"), "{m}");
 }
+
+/// A client that sends its body a byte at a time, slower than `body_timeout` allows, is
+/// cut off with a 408; and past `max_queued` waiting jobs (all keys together), new jobs
+/// are a 429 with code `queue_full`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_are_cut_off_and_a_full_queue_says_so() {
+    let s = Server::start(0, |c| {
+        c.body_timeout = Duration::from_millis(600);
+        c.max_queued = 1;
+    });
+    let started = Instant::now();
+    let slow = futures_util::stream::unfold(0u8, |i| async move {
+        if i >= 30 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b" ")), i + 1))
+    });
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/videos")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(slow))
+        .unwrap();
+    let (st, b, _) = s.raw(req).await;
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_error(st, &v, StatusCode::REQUEST_TIMEOUT, None);
+    assert!(started.elapsed() < Duration::from_secs(2), "cut off only after {:?}", started.elapsed());
+    let job = json!({"prompt": "a red ball", "seconds": 1, "size": "64x64", "steps": 1});
+    let (st, v) = s.json("POST", "/v1/videos", Some(job.clone()), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.json("POST", "/v1/videos", Some(job), None).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("queue_full")), "{v}");
+}

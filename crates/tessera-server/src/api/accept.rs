@@ -125,6 +125,15 @@ pub(super) fn new_row(
 
 /// Queued plus running jobs per API key (without keys, the queue simply grows).
 pub(super) fn check_quota(state: &State, owner: &str) -> ApiResult<()> {
+    // The whole queue, every key and server together.
+    let queued = state.db.counts()?.into_iter().find(|(s, _)| s == "queued").map_or(0, |(_, n)| n);
+    if queued >= state.config.max_queued {
+        return Err(ApiError::rate_limited(format!(
+            "{queued} jobs are waiting for a worker (this service's limit is {}); try again later",
+            state.config.max_queued
+        ))
+        .with_code("queue_full"));
+    }
     if state.keys.is_empty() {
         return Ok(());
     }

@@ -11,7 +11,20 @@ pub(super) struct Form {
 }
 
 impl Form {
-    pub(super) async fn read(req: Request) -> ApiResult<Form> {
+    /// The request's body, which must arrive whole within `deadline` (the server's
+    /// `body_timeout`): a client that trickles it in is cut off with a 408.
+    pub(super) async fn read(req: Request, deadline: std::time::Duration) -> ApiResult<Form> {
+        match tokio::time::timeout(deadline, Self::read_body(req)).await {
+            Ok(form) => form,
+            Err(_) => Err(ApiError::invalid(
+                None,
+                format!("the request's body did not arrive within {} s", deadline.as_secs_f64()),
+            )
+            .with_status(StatusCode::REQUEST_TIMEOUT)),
+        }
+    }
+
+    async fn read_body(req: Request) -> ApiResult<Form> {
         let ctype =
             req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if ctype.starts_with("multipart/form-data") {

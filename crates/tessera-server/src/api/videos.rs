@@ -11,7 +11,7 @@ pub(super) async fn create(
     Extension(Owner(owner)): Extension<Owner>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
-    let form = Form::read(req).await?;
+    let form = Form::read(req, state.config.body_timeout).await?;
     blocking(move || {
         let c = common(&state, &form, form.string("model")?.as_deref())?;
         let (secs, seconds_text) = seconds(&form, Some(4.0))?;
@@ -221,7 +221,7 @@ pub(super) async fn remix(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
-    let form = Form::read(req).await?;
+    let form = Form::read(req, state.config.body_timeout).await?;
     blocking(move || {
         let src = owned(&state, &owner, &id)?;
         if src.status != "completed" || src.output.is_none() {
@@ -260,7 +260,7 @@ pub(super) async fn extend(
     Extension(Owner(owner)): Extension<Owner>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
-    let form = Form::read(req).await?;
+    let form = Form::read(req, state.config.body_timeout).await?;
     blocking(move || {
         // The source: a video of the caller's, or an upload.
         let ref_id = match form.values.get("video") {
