@@ -303,12 +303,14 @@ mod limit_tests {
         let limits = DecodeLimits::default();
         let tiny = Frame::new(2, 2, vec![200; 12]).unwrap();
         // GIF: the logical screen (bytes 6..10, little-endian) claims 65535x65535.
-        let mut gif = encode_video(Path::new("a.gif"), &[tiny.clone()], 10.0, &WriteOptions::default()).unwrap();
+        let mut gif =
+            encode_video(Path::new("a.gif"), std::slice::from_ref(&tiny), 10.0, &WriteOptions::default()).unwrap();
         gif[6..10].copy_from_slice(&[0xFF; 4]);
         let e = decode_video_within(Path::new("a.gif"), &gif, &limits).unwrap_err().to_string();
         assert!(e.contains("65535x65535") && e.contains("--max-input-pixels"), "{e}");
         // PNG: IHDR's width and height (bytes 16..24, big-endian), its CRC made right.
-        let mut png = encode_video(Path::new("a.png"), &[tiny.clone()], 1.0, &WriteOptions::default()).unwrap();
+        let mut png =
+            encode_video(Path::new("a.png"), std::slice::from_ref(&tiny), 1.0, &WriteOptions::default()).unwrap();
         assert_eq!(&png[12..16], b"IHDR");
         png[16..24].copy_from_slice(&[0, 0, 0xFF, 0xFF, 0, 0, 0xFF, 0xFF]);
         let crc = crc32(&png[12..29]);

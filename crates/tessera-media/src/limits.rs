@@ -44,7 +44,7 @@ pub fn set_decode_limits(limits: DecodeLimits) {
 impl DecodeLimits {
     /// Checks one frame's declared size.
     pub fn check_frame(&self, width: usize, height: usize) -> Result<(), String> {
-        let pixels = width.checked_mul(height).unwrap_or(usize::MAX);
+        let pixels = width.saturating_mul(height);
         if pixels > self.max_pixels {
             return Err(format!(
                 "it declares {width}x{height} frames ({pixels} pixels), more than the limit of {} pixels (raise it with --max-input-pixels)",
