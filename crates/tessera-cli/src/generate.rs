@@ -27,8 +27,11 @@ pub struct GenerateArgs {
     /// A diffusers-format model folder (model_index.json, transformer/, vae/, text_encoder/,
     /// tokenizer/, scheduler/). Default: the built-in model, models/tessera-world (or
     /// $TESSERA_MODEL).
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    /// Or a Hugging Face name, OWNER/NAME[@REVISION] (for example
+    /// Wan-AI/Wan2.1-T2V-1.3B-Diffusers), found in the local Hugging Face cache
+    /// ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); nothing is downloaded.
+    #[arg(long, value_name = "DIR|OWNER/NAME")]
+    model: Option<String>,
     /// Output size, WIDTHxHEIGHT [default: the model's (tessera.json), else 832x480].
     #[arg(long, value_parser = parse_size, value_name = "WIDTHxHEIGHT")]
     size: Option<(usize, usize)>,
@@ -212,10 +215,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if dtype == DType::BF16 && device.is_cpu() {
         bail!("--dtype bf16 needs a GPU: candle has no bf16 matrix multiply on the CPU; use f32 (the default) or f16");
     }
-    let model_dir = match &args.model {
-        Some(dir) => dir.clone(),
-        None => builtin_model()?,
+    let model = match &args.model {
+        Some(spec) => tessera_pipeline::defaults::resolve_model(spec)?,
+        None => {
+            let dir = builtin_model()?;
+            tessera_pipeline::defaults::ModelRef { name: tessera_pipeline::defaults::model_name(&dir), dir }
+        }
     };
+    let model_dir = model.dir;
     let defaults = ModelDefaults::read(&model_dir)?;
     let mut plan = tessera_service::plan(&req, &defaults, &Limits::default())?;
     for w in &plan.warnings {
@@ -231,7 +238,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
     plan.params.latents = args.latents.as_deref().map(read_latents).transpose()?;
-    let name = tessera_pipeline::defaults::model_name(&model_dir);
+    let name = model.name;
     let model = Model { name: &name, pipeline: &pipeline };
     // The signing keys are found (or made) once the request is checked, before any work.
     let credentials = signing_keys(args.no_provenance, args.keys.as_deref())?;

@@ -29,9 +29,10 @@ pub struct ServeArgs {
     /// keys, requests need `Authorization: Bearer KEY` and each key sees its own videos.
     #[arg(long = "api-key", value_name = "KEY")]
     api_keys: Vec<String>,
-    /// A model folder to serve (repeatable; the first is the default) [default: the
+    /// A model folder to serve, or a Hugging Face name (OWNER/NAME[@REVISION]) in the local
+    /// cache, served under that name (repeatable; the first is the default) [default: the
     /// built-in model].
-    #[arg(long = "model", value_name = "DIR")]
+    #[arg(long = "model", value_name = "DIR|OWNER/NAME")]
     models: Vec<PathBuf>,
     /// cpu, or cuda[:N] when built with the `cuda` feature.
     #[arg(long, default_value = "cpu")]

@@ -237,3 +237,48 @@ fn broken_model_folders_name_the_file() {
 fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
     tessera_models::testing::rel_l2(a, b).expect("comparable tensors")
 }
+
+/// `--model OWNER/NAME[@REVISION]` loads a model from the local Hugging Face cache (its
+/// snapshot folder, here a link to the fixture as the hub's blobs are linked), with no
+/// network access, to the same frames as the folder itself; a name not in the cache is one
+/// clear error that says where it looked.
+#[test]
+fn hugging_face_names_load_from_the_local_cache() {
+    let dir = scratch("hf-cache");
+    let hub = dir.join("hub");
+    let repo = hub.join("models--tessera-test--tiny-wan21");
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    std::fs::create_dir_all(repo.join("snapshots")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    let fixture = std::fs::canonicalize(models().join("wan21")).unwrap();
+    std::os::unix::fs::symlink(&fixture, repo.join("snapshots").join(commit)).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let with_model = |model: &str, out: &Path| -> Vec<String> {
+        let mut a = tiny_args(out);
+        a[2] = model.to_string();
+        a
+    };
+    let frames = |p: &Path| candle_core::safetensors::load(p, &Device::Cpu).unwrap()["frames"].clone();
+    let (by_folder, by_name) = (dir.join("folder.safetensors"), dir.join("name.safetensors"));
+    for (model, out) in [(fixture.to_str().unwrap(), &by_folder), ("tessera-test/tiny-wan21", &by_name)] {
+        let o = bin().args(with_model(model, out)).env("HF_HUB_CACHE", &hub).output().unwrap();
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+    }
+    assert_eq!(rel_l2(&frames(&by_folder), &frames(&by_name)), 0.0);
+    let pinned = dir.join("pinned.safetensors");
+    let o = bin()
+        .args(with_model(&format!("tessera-test/tiny-wan21@{commit}"), &pinned))
+        .env("HF_HUB_CACHE", &hub)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let missing = dir.join("missing.safetensors");
+    let mut cmd = bin();
+    cmd.args(with_model("tessera-test/not-downloaded", &missing)).env("HF_HUB_CACHE", &hub);
+    let o = cmd.output().unwrap();
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.starts_with("error: "), "{e}");
+    assert!(e.contains("models--tessera-test--not-downloaded") && e.contains("huggingface-cli download"), "{e}");
+    assert!(!missing.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -125,9 +125,12 @@ impl Models {
     pub fn load(dirs: &[PathBuf], device: &Device) -> Result<Self> {
         let dirs = if dirs.is_empty() { vec![tessera_pipeline::builtin_model()?] } else { dirs.to_vec() };
         let mut list = Vec::new();
-        for dir in dirs {
-            let dir = dir.canonicalize().with_context(|| format!("model folder {}", dir.display()))?;
-            let name = tessera_pipeline::defaults::model_name(&dir);
+        for spec in dirs {
+            // A folder (named by its folder), or a Hugging Face name in the local cache
+            // (named by it: requests say `"model": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"`).
+            let found = tessera_pipeline::defaults::resolve_model(&spec.to_string_lossy())?;
+            let dir = found.dir.canonicalize().with_context(|| format!("model folder {}", found.dir.display()))?;
+            let name = found.name;
             let pipeline = WanPipeline::open(&dir, device, DType::F32)?;
             let defaults = ModelDefaults::read(&dir)?;
             let created = std::fs::metadata(dir.join("model_index.json"))
