@@ -346,14 +346,100 @@ def pipeline_refs():
         json.dump(PIPELINE_CASES, f, indent=1)
 
 
+CACHE_CASE = dict(model="wan21", prompt="A red ball bounces on a wooden floor.", negative_prompt="blurry",
+                  width=48, height=32, frames=9, steps=12, guidance=5.0, max_sequence_length=24)
+
+
+def cache_refs():
+    """Step caching as diffusers' own hooks do it on the tiny wan21 model: FirstBlockCache at
+    a threshold between the relative first-block differences seen (none on the edge), and
+    MagCache with ratios from its calibration mode. Passes through the last block are
+    counted to know how many were skipped."""
+    from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig
+    from diffusers.hooks import first_block_cache, mag_cache
+
+    c = CACHE_CASE
+    g = torch.Generator().manual_seed(7)
+    kw = dict(prompt=c["prompt"], negative_prompt=c["negative_prompt"], height=c["height"], width=c["width"],
+              num_frames=c["frames"], num_inference_steps=c["steps"], guidance_scale=c["guidance"],
+              max_sequence_length=c["max_sequence_length"], output_type="latent")
+
+    def fresh():
+        pipe = WanPipeline.from_pretrained(os.path.join(MODELS, c["model"]))
+        calls = [0]
+        pipe.transformer.blocks[-1].attn1.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        return pipe, calls
+
+    pipe, _ = fresh()
+    vae = pipe.vae.config
+    shape = (1, 16, (c["frames"] - 1) // vae.scale_factor_temporal + 1, c["height"] // vae.scale_factor_spatial,
+             c["width"] // vae.scale_factor_spatial)
+    latents = torch.randn(*shape, generator=g)
+    plain = pipe(latents=latents.clone(), **kw).frames
+
+    # First-block: record the relative differences the hook computes, then pick a threshold
+    # in the widest gap between them so that float noise cannot flip a decision.
+    diffs = []
+    orig = first_block_cache.FBCHeadBlockHook._should_compute_remaining_blocks
+
+    def spy(self, r):
+        st = self.state_manager.get_state()
+        if st.head_block_residual is not None:
+            prev = st.head_block_residual
+            diffs.append(((r - prev).abs().mean() / prev.abs().mean()).item())
+        return orig(self, r)
+
+    first_block_cache.FBCHeadBlockHook._should_compute_remaining_blocks = spy
+    pipe, _ = fresh()
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=1e-9))
+    pipe(latents=latents.clone(), **kw)
+    first_block_cache.FBCHeadBlockHook._should_compute_remaining_blocks = orig
+    d = sorted(diffs)
+    gaps = [(d[i + 1] - d[i], (d[i] + d[i + 1]) / 2) for i in range(len(d) // 3, len(d) - 1)]
+    fbc_threshold = round(max(gaps)[1], 6)
+    pipe, calls = fresh()
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=fbc_threshold))
+    fbc = pipe(latents=latents.clone(), **kw).frames
+    fbc_computed = calls[0]
+
+    # MagCache: calibrate (nothing skipped; the ratios of the conditional pass), then run.
+    pipe, _ = fresh()
+    printed = []
+    orig_print = print
+    mag_cache.print = lambda *a, **k: printed.append(" ".join(str(x) for x in a))
+    pipe.transformer.enable_cache(MagCacheConfig(calibrate=True, num_inference_steps=c["steps"]))
+    pipe(latents=latents.clone(), **kw)
+    mag_cache.print = orig_print
+    lists = [eval(p.strip()) for p in printed if p.strip().startswith("[") and not p.strip().startswith("[MagCache")]
+    ratios = [float(x) for x in lists[0]]  # the "cond" context finishes first
+    mag_threshold = 0.06
+    pipe, calls = fresh()
+    pipe.transformer.enable_cache(MagCacheConfig(threshold=mag_threshold, mag_ratios=ratios,
+                                                 num_inference_steps=c["steps"]))
+    mag = pipe(latents=latents.clone(), **kw).frames
+    mag_computed = calls[0]
+
+    case = dict(c, file="cache.safetensors", first_block_threshold=fbc_threshold,
+                first_block_diffs=diffs, first_block_computed=fbc_computed, mag_threshold=mag_threshold,
+                mag_ratios=ratios, mag_ratios_uncond=[float(x) for x in lists[1]] if len(lists) > 1 else None,
+                mag_computed=mag_computed, passes=2 * c["steps"])
+    save(os.path.join(PIPE, "cache.safetensors"), dict(latents=latents, plain=plain, first_block=fbc, magcache=mag))
+    with open(os.path.join(PIPE, "cache.json"), "w") as f:
+        json.dump(case, f, indent=1)
+    print(f"cache: first-block threshold {fbc_threshold} computed {fbc_computed}/{2 * c['steps']}; "
+          f"magcache computed {mag_computed}/{2 * c['steps']}; ratios {ratios}")
+
+
 if __name__ == "__main__":
-    only = sys.argv[1:] or ["models", "modules", "pipelines"]
+    only = sys.argv[1:] or ["models", "modules", "pipelines", "caches"]
     if "models" in only:
         build_models()
     if "modules" in only:
         module_refs()
     if "pipelines" in only:
         pipeline_refs()
+    if "caches" in only:
+        cache_refs()
     total = 0
     for d in (MODELS, PIPE):
         for r, _, fs in os.walk(d):

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use tessera_media::keys::Credentials;
 use tessera_pipeline::moderation::Policy;
-use tessera_pipeline::{builtin_model, ModelDefaults, WanPipeline};
+use tessera_pipeline::{builtin_model, CacheKind, ModelDefaults, WanPipeline};
 use tessera_service::{GenerationRequest, Limits, Model, Provenance, Size};
 
 use crate::output::OutputFormat;
@@ -76,6 +76,16 @@ pub struct GenerateArgs {
     /// Override the scheduler's flow shift.
     #[arg(long)]
     shift: Option<f64>,
+    /// Step caching, off by default: `first-block` (the rest of the blocks are skipped
+    /// while the first block's output barely changes; diffusers' FirstBlockCache) or
+    /// `magcache` (skips by the model's calibrated residual magnitudes; needs `mag_ratios`
+    /// in its tessera.json, see `tessera cache-calibrate`).
+    #[arg(long, value_parser = parse_cache, value_name = "KIND")]
+    cache: Option<CacheKind>,
+    /// The cache's threshold: higher skips more [default: 0.05 first-block, 0.06 magcache,
+    /// diffusers' defaults].
+    #[arg(long, requires = "cache", value_name = "X")]
+    cache_threshold: Option<f64>,
     /// Output file; the extension picks the format: .mp4, .gif, .png, .safetensors.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
@@ -116,6 +126,10 @@ pub struct GenerateArgs {
 pub fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
     let size = Size::parse(s).map_err(|e| e.message)?;
     Ok((size.width, size.height))
+}
+
+pub fn parse_cache(s: &str) -> std::result::Result<CacheKind, String> {
+    CacheKind::parse(s).ok_or_else(|| format!("{s:?} is not a cache kind ({})", CacheKind::NAMES))
 }
 
 pub fn parse_dtype(s: &str) -> Result<DType> {
@@ -186,6 +200,8 @@ fn request(args: &GenerateArgs, prompt: String) -> Result<GenerationRequest> {
             include_prompt: args.provenance_prompt,
             visible_watermark: args.visible_watermark,
         },
+        cache: args.cache,
+        cache_threshold: args.cache_threshold,
     })
 }
 
@@ -215,13 +231,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if dtype == DType::BF16 && device.is_cpu() {
         bail!("--dtype bf16 needs a GPU: candle has no bf16 matrix multiply on the CPU; use f32 (the default) or f16");
     }
-    let model = match &args.model {
-        Some(spec) => tessera_pipeline::defaults::resolve_model(spec)?,
-        None => {
-            let dir = builtin_model()?;
-            tessera_pipeline::defaults::ModelRef { name: tessera_pipeline::defaults::model_name(&dir), dir }
-        }
-    };
+    let model = model_ref(args.model.as_deref())?;
     let model_dir = model.dir;
     let defaults = ModelDefaults::read(&model_dir)?;
     let mut plan = tessera_service::plan(&req, &defaults, &Limits::default())?;
@@ -250,6 +260,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     tessera_service::run(&req, &plan, model, &tessera_service::Files, credentials, &mut out, &mut events)?;
     reporter.done(&format!("wrote {}", args.output.display()));
     Ok(())
+}
+
+/// `--model` (a folder or a Hugging Face name in the local cache), or the built-in model.
+pub fn model_ref(spec: Option<&str>) -> Result<tessera_pipeline::defaults::ModelRef> {
+    Ok(match spec {
+        Some(spec) => tessera_pipeline::defaults::resolve_model(spec)?,
+        None => {
+            let dir = builtin_model()?;
+            tessera_pipeline::defaults::ModelRef { name: tessera_pipeline::defaults::model_name(&dir), dir }
+        }
+    })
 }
 
 /// The C2PA credentials outputs are signed with (made on first use), or None with

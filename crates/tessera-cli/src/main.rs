@@ -1,6 +1,7 @@
 //! `tessera`: the command-line front end. Argument parsing and wiring only; the work is
 //! done by the library crates (docs/ARCHITECTURE.md, Conventions).
 
+mod cache;
 mod generate;
 mod keys;
 mod output;
@@ -51,6 +52,8 @@ enum Command {
     /// Score videos against a prompt suite (adherence, motion, physics, permanence,
     /// consistency, overall).
     Eval(world::EvalArgs),
+    /// Measure MagCache's magnitude ratios for a model (for `--cache magcache`).
+    CacheCalibrate(cache::CalibrateArgs),
 }
 
 fn main() {
@@ -70,6 +73,7 @@ fn main() {
         Command::Verify(args) => verify::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::CacheCalibrate(args) => cache::calibrate(args),
     };
     if let Err(e) = result {
         // One clear line (plus causes, if any), no backtrace, nonzero exit. candle appends

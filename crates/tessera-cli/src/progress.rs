@@ -57,6 +57,14 @@ impl Reporter {
             }
             Progress::Step { step, total } => self.count("denoise", "step", step, total),
             Progress::Decoded { done, total } => self.count("decode", "frame", done, total),
+            Progress::Cached { computed, skipped, .. } => {
+                self.finish_bar();
+                let all = computed + skipped;
+                self.message(&format!(
+                    "step cache: {skipped} of {all} transformer passes skipped ({:.0}%)",
+                    100.0 * skipped as f64 / all.max(1) as f64
+                ));
+            }
         }
     }
 

@@ -323,6 +323,11 @@ fn the_cli_and_the_api_give_the_same_answers() {
             "words outside the world's vocabulary: juggles (strict_prompt is set)",
         ),
         (
+            vec!["a red ball", "--cache", "first-block", "--cache-threshold", "0"],
+            json!({"prompt": "a red ball", "cache": "first-block", "cache_threshold": 0}),
+            "`cache_threshold`: the cache threshold must be above 0 and at most 10 (got 0)",
+        ),
+        (
             vec!["a gruesome scene, graphic gore"],
             json!({"prompt": "a gruesome scene, graphic gore"}),
             "the prompt was refused",

@@ -19,6 +19,9 @@ pub struct ModelDefaults {
     /// World models expand short prompts into the world's detailed captions first.
     #[serde(default)]
     pub expand_prompts: bool,
+    /// MagCache's magnitude ratios, one per step of the steps they were measured at
+    /// (`tessera cache-calibrate`); `--cache magcache` needs them.
+    pub mag_ratios: Option<Vec<f64>>,
 }
 
 impl ModelDefaults {

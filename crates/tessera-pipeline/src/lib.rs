@@ -2,6 +2,7 @@
 //! transformer -> VAE decode -> frames. Library only: it reports progress through a
 //! callback and never prints (docs/ARCHITECTURE.md, Conventions).
 
+pub mod cache;
 pub mod conditioning;
 pub mod defaults;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod scheduler;
 pub mod tasks;
 pub mod wan;
 
+pub use cache::{CacheKind, StepCache};
 pub use conditioning::{Edit, Given};
 pub use defaults::{builtin_model, frames_for_seconds, ModelDefaults};
 pub use error::{Error, Result};

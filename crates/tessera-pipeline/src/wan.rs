@@ -8,16 +8,19 @@
 //! encoder, then each expert, then the VAE), so peak memory is the largest component
 //! rather than their sum, and the VAE decodes one latent frame at a time.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use tessera_models::clip_vision::{ClipImageProcessorConfig, ClipVisionModel};
 use tessera_models::tokenizer::WanTokenizer;
 use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
+use tessera_models::wan::cache::{BlockCache, Policy};
 use tessera_models::wan::config::WanTransformerConfig;
 use tessera_models::wan::transformer::WanTransformer3DModel;
 use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig};
 
+use crate::cache::StepCache;
 use crate::conditioning::{edit_start, latent_known, mask_channels, Edit, Given, Replace};
 use crate::error::invalid;
 use crate::guidance;
@@ -50,6 +53,11 @@ pub struct GenerateParams {
     pub given: Option<Given>,
     /// Video-to-video (SDEdit) from this video at this strength.
     pub edit: Option<Edit>,
+    /// Step caching (off when `None`).
+    pub cache: Option<StepCache>,
+    /// Record MagCache's magnitude ratios instead (nothing skipped): reported in
+    /// [`Progress::Cached`].
+    pub calibrate_cache: bool,
 }
 
 impl Default for GenerateParams {
@@ -69,6 +77,8 @@ impl Default for GenerateParams {
             flow_shift: None,
             given: None,
             edit: None,
+            cache: None,
+            calibrate_cache: false,
         }
     }
 }
@@ -82,6 +92,10 @@ pub enum Progress<'a> {
     Step { step: usize, total: usize },
     /// `done` of `total` output frames are decoded.
     Decoded { done: usize, total: usize },
+    /// One expert's denoising is done with a step cache (or calibration): passes through
+    /// the transformer's blocks computed and skipped (guidance counts two a step), and
+    /// the magnitude ratios calibration measured at each of its steps (conditional pass).
+    Cached { computed: usize, skipped: usize, ratios: &'a [f64] },
 }
 
 pub struct WanPipeline {
@@ -186,6 +200,12 @@ impl WanPipeline {
         }
         if p.max_sequence_length == 0 {
             return invalid("--max-sequence-length must be at least 1");
+        }
+        if let Some(c) = &p.cache {
+            if let Err(e) = crate::cache::check_threshold(c.threshold()) {
+                return invalid(e);
+            }
+            c.policy(&self.dir, p.steps)?;
         }
         for (name, g) in [("--guidance", Some(p.guidance)), ("--guidance-2", p.guidance_2)] {
             if let Some(g) = g {
@@ -415,6 +435,11 @@ impl WanPipeline {
             Some(b) => timesteps.iter().take_while(|&&t| t >= b).count(),
             None => n,
         };
+        let policy = match (p.calibrate_cache, &p.cache) {
+            (true, _) => Some(Policy::Calibrate),
+            (false, Some(c)) => Some(c.policy(&self.dir, n)?),
+            (false, None) => None,
+        };
         let g2 = p.guidance_2.unwrap_or(p.guidance);
         let segments =
             [("transformer", begin.min(split)..split, p.guidance), ("transformer_2", begin.max(split)..n, g2)];
@@ -434,6 +459,7 @@ impl WanPipeline {
                 guidance: g,
                 expand_timesteps: self.index.expand_timesteps,
                 dtype: self.dtype,
+                caches: policy.as_ref().map(|pol| RefCell::new([BlockCache::new(pol.clone()), BlockCache::new(pol.clone())])),
             };
             progress(Progress::Stage("denoise"));
             latents = sample(&denoiser, &mut scheduler, latents, range, &mut |i, x| {
@@ -443,6 +469,11 @@ impl WanPipeline {
                     None => Ok(x),
                 }
             })?;
+            if let Some(c) = denoiser.caches {
+                let [cond, uncond] = c.into_inner();
+                let (computed, skipped) = (cond.computed + uncond.computed, cond.skipped + uncond.skipped);
+                progress(Progress::Cached { computed, skipped, ratios: &cond.ratios });
+            }
         }
         if let Some(c) = &first_frame {
             latents = with_first_frame(&latents, c)?;
@@ -521,10 +552,12 @@ struct WanDenoiser<'a> {
     guidance: f64,
     expand_timesteps: bool,
     dtype: DType,
+    /// Step caches of the conditional and the unconditional pass.
+    caches: Option<RefCell<[BlockCache; 2]>>,
 }
 
 impl Denoiser for WanDenoiser<'_> {
-    fn velocity(&self, x: &Tensor, t: f64, _step: usize) -> Result<Tensor> {
+    fn velocity(&self, x: &Tensor, t: f64, step: usize) -> Result<Tensor> {
         let x = match self.first_frame {
             Some(c) => with_first_frame(x, c)?,
             None => x.clone(),
@@ -550,10 +583,15 @@ impl Denoiser for WanDenoiser<'_> {
         } else {
             Tensor::full(t as f32, 1, x.device())?
         };
-        let cond = self.model.forward(&x_in, &timestep, self.cond, self.image)?;
+        let mut caches = self.caches.as_ref().map(|c| c.borrow_mut());
+        let mut pass = |branch: usize, text: &Tensor| match caches.as_deref_mut() {
+            Some(c) => self.model.forward_cached(&x_in, &timestep, text, self.image, Some((&mut c[branch], step))),
+            None => self.model.forward(&x_in, &timestep, text, self.image),
+        };
+        let cond = pass(0, self.cond)?;
         let v = match self.uncond {
             Some(uncond) => {
-                let u = self.model.forward(&x_in, &timestep, uncond, self.image)?;
+                let u = pass(1, uncond)?;
                 guidance::cfg(&cond, &u, self.guidance)?
             }
             None => cond,

@@ -38,6 +38,8 @@ fn run_case(name: &str) {
         flow_shift: None,
         given: None,
         edit: None,
+        cache: None,
+        calibrate_cache: false,
     };
     pipe.validate(&params).unwrap();
     let mut stages = Vec::new();

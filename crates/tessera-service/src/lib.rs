@@ -26,7 +26,7 @@ use tessera_media::provenance::{Claim, Signing};
 use tessera_media::{Fit, Frame, WriteOptions};
 use tessera_pipeline::moderation::{Policy, Refusal};
 use tessera_pipeline::tasks::Session;
-use tessera_pipeline::{GenerateParams, ModelDefaults, Progress, WanPipeline};
+use tessera_pipeline::{CacheKind, GenerateParams, ModelDefaults, Progress, StepCache, WanPipeline};
 
 pub use request::{
     Direction, GenerationRequest, Invalid, Keyframe, Limits, Provenance, Resize, Size, Task, DEFAULT_STRENGTH,
@@ -164,6 +164,12 @@ pub fn plan(req: &GenerationRequest, defaults: &ModelDefaults, limits: &Limits) 
         whole
     };
     let window = defaults.frames.unwrap_or(whole);
+    if req.cache == Some(CacheKind::MagCache) && defaults.mag_ratios.as_ref().is_none_or(|r| r.is_empty()) {
+        return Err(Invalid::new(
+            "cache",
+            "`cache` magcache needs the model's magnitude ratios and this model has none (`mag_ratios` in its tessera.json, measured by `tessera cache-calibrate`); use first-block",
+        ));
+    }
     let mut warnings = Vec::new();
     let caption = if defaults.expand_prompts && req.expand {
         let seconds = frames.saturating_sub(1) as f64 / fps;
@@ -188,6 +194,8 @@ pub fn plan(req: &GenerationRequest, defaults: &ModelDefaults, limits: &Limits) 
         flow_shift: req.shift,
         given: None,
         edit: None,
+        cache: req.cache.map(|kind| StepCache { kind, threshold: req.cache_threshold }),
+        calibrate_cache: false,
     };
     Ok(Plan {
         caption,

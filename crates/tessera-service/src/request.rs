@@ -7,6 +7,7 @@
 //! default, never renamed.
 
 use serde::{Deserialize, Serialize};
+use tessera_pipeline::cache::{check_threshold, CacheKind};
 
 /// What to make. Unset options take the model's defaults (`tessera.json`), then Wan's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +48,11 @@ pub struct GenerationRequest {
     pub resize: Resize,
     /// Watermark and C2PA manifest.
     pub provenance: Provenance,
+    /// Step caching: `first-block` or `magcache` (off when absent).
+    pub cache: Option<CacheKind>,
+    /// The cache's threshold [default: the kind's, as diffusers': 0.05 first-block, 0.06
+    /// magcache]; higher skips more.
+    pub cache_threshold: Option<f64>,
 }
 
 impl Default for GenerationRequest {
@@ -69,6 +75,8 @@ impl Default for GenerationRequest {
             task: Task::default(),
             resize: Resize::Crop,
             provenance: Provenance::default(),
+            cache: None,
+            cache_threshold: None,
         }
     }
 }
@@ -353,6 +361,15 @@ impl GenerationRequest {
         if self.max_sequence_length == Some(0) {
             return Err(Invalid::new("max_sequence_length", "`max_sequence_length` must be at least 1"));
         }
+        if let Some(t) = self.cache_threshold {
+            if self.cache.is_none() {
+                return Err(Invalid::new(
+                    "cache_threshold",
+                    format!("`cache_threshold` needs `cache` ({})", CacheKind::NAMES),
+                ));
+            }
+            check_threshold(t).map_err(|m| Invalid::new("cache_threshold", format!("`cache_threshold`: {m}")))?;
+        }
         if let Some(shift) = self.shift {
             if !(shift.is_finite() && shift > 0.0) {
                 return Err(Invalid::new("shift", format!("`shift` must be a positive number, got {shift}")));
@@ -449,10 +466,12 @@ mod tests {
             size: Some(Size { width: 128, height: 96 }),
             seconds: Some(2.0),
             task: Task::Extend { video: "in.mp4".into(), direction: Direction::Backward },
+            cache: Some(CacheKind::MagCache),
             ..Default::default()
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"size\":\"128x96\"") && text.contains("\"type\":\"extend\""), "{text}");
+        assert!(text.contains("\"cache\":\"magcache\""), "{text}");
         assert_eq!(serde_json::from_str::<GenerationRequest>(&text).unwrap(), r);
         let edit: Task = serde_json::from_str(r#"{"type": "edit", "video": "v.mp4"}"#).unwrap();
         assert_eq!(edit, Task::Edit { video: "v.mp4".into(), strength: DEFAULT_STRENGTH });
@@ -480,6 +499,11 @@ mod tests {
             (GenerationRequest { task: Task::Edit { video: "v".into(), strength: 1.5 }, ..base.clone() }, "strength"),
             (GenerationRequest { task: Task::Connect { a: "a".into(), b: "b".into() }, ..base.clone() }, "seconds"),
             (GenerationRequest { task: Task::Interpolate { video: String::new() }, ..base.clone() }, "video"),
+            (GenerationRequest { cache_threshold: Some(0.1), ..base.clone() }, "cache_threshold"),
+            (
+                GenerationRequest { cache: Some(CacheKind::FirstBlock), cache_threshold: Some(0.0), ..base.clone() },
+                "cache_threshold",
+            ),
         ];
         for (r, param) in cases {
             let e = r.validate(&limits).unwrap_err();

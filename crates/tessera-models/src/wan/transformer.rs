@@ -15,6 +15,7 @@ use crate::fastmath;
 use crate::loading::{in_component, var_builder};
 use crate::norms;
 use crate::ops::{attention, layer_norm_f32, rms_norm, wide};
+use crate::wan::cache::BlockCache;
 use crate::wan::config::WanTransformerConfig;
 use crate::wan::rope;
 
@@ -364,6 +365,19 @@ impl WanTransformer3DModel {
         encoder_hidden_states: &Tensor,
         encoder_hidden_states_image: Option<&Tensor>,
     ) -> Result<Tensor> {
+        self.forward_cached(hidden_states, timestep, encoder_hidden_states, encoder_hidden_states_image, None)
+    }
+
+    /// [`Self::forward`] with step caching: `cache` is this branch's state and the
+    /// scheduler step's index (see [`crate::wan::cache`]); `None` runs every block.
+    pub fn forward_cached(
+        &self,
+        hidden_states: &Tensor,
+        timestep: &Tensor,
+        encoder_hidden_states: &Tensor,
+        encoder_hidden_states_image: Option<&Tensor>,
+        cache: Option<(&mut BlockCache, usize)>,
+    ) -> Result<Tensor> {
         let p = self.cfg.patch_size;
         let (b, _, t, h, w) = hidden_states.dims5()?;
         let grid = (t / p[0], h / p[1], w / p[2]);
@@ -386,10 +400,17 @@ impl WanTransformer3DModel {
             _ => None,
         };
 
-        let mut x = x;
-        for block in &self.blocks {
-            x = block.forward(&x, &tproj, &ctx, img.as_ref(), (&cos, &sin))?;
-        }
+        let block = |i: usize, x: &Tensor| self.blocks[i].forward(x, &tproj, &ctx, img.as_ref(), (&cos, &sin));
+        let x = match cache {
+            Some((cache, step)) => cache.run(&x, step, self.blocks.len(), &block)?,
+            None => {
+                let mut x = x;
+                for i in 0..self.blocks.len() {
+                    x = block(i, &x)?;
+                }
+                x
+            }
+        };
 
         // Output: adaLN with the table's shift/scale plus temb, then project and unpatchify.
         let m = self.scale_shift_table.to_dtype(wide(dtype))?.broadcast_add(&temb)?; // (B, Lt, 2, D)

@@ -32,6 +32,13 @@ pub(super) fn common(state: &State, form: &Form, model_name: Option<&str>) -> Ap
         guidance: form.number("guidance")?.unwrap_or(5.0),
         fps: Some(model.defaults.fps.unwrap_or(16.0)),
         strict_prompt: form.boolean("strict_prompt")?.unwrap_or(false),
+        cache: match form.string("cache")? {
+            None => None,
+            Some(c) => Some(CacheKind::parse(&c).ok_or_else(|| {
+                ApiError::invalid("cache", format!("`cache` {c:?} is not one of {}", CacheKind::NAMES))
+            })?),
+        },
+        cache_threshold: form.number("cache_threshold")?,
         ..Default::default()
     };
     Ok(Common { model, request })

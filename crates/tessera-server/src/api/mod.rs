@@ -22,6 +22,7 @@ use crate::db::{self, now_ms, Order, Video};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Job;
 use crate::{Model, State};
+use tessera_pipeline::CacheKind;
 use tessera_service::{Direction, GenerationRequest, Invalid, Limits, Size, Task};
 
 mod accept;
