@@ -4,6 +4,8 @@
 # and scored against what the prompt states.
 #
 #   tools/eval_model.sh MODEL_DIR OUT_DIR [COUNT=100] [SEED=777] [SECONDS=1.33]
+# $GENERATE_FLAGS are added to every `tessera generate` (for example
+# GENERATE_FLAGS="--steps 30 --cache magcache").
 set -euo pipefail
 model=$1 out=$2 count=${3:-100} seed=${4:-777} seconds=${5:-1.33}
 bin=${TESSERA:-target/release/tessera}
@@ -14,7 +16,8 @@ mkdir -p "$out/videos"
 i=0
 while IFS= read -r line; do
   prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt"])' "$line")
-  "$bin" generate "$prompt" --model "$model" --seconds "$seconds" --seed "$i" -q \
+  # shellcheck disable=SC2086
+  "$bin" generate "$prompt" --model "$model" --seconds "$seconds" --seed "$i" -q ${GENERATE_FLAGS:-} \
     -o "$out/videos/$(printf %06d "$i").mp4"
   i=$((i + 1))
 done < "$out/suite.jsonl"

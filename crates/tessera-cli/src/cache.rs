@@ -1,6 +1,6 @@
 //! `tessera cache-calibrate`: measures MagCache's magnitude ratios for a model (one per
 //! denoising step) and prints them, or writes them into the model's `tessera.json`, where
-//! `--cache magcache` reads them (docs/ARCHITECTURE.md, section 1, stage 9).
+//! `--cache magcache` reads them (docs/ARCHITECTURE.md, section 1, stage 10).
 
 use std::path::PathBuf;
 

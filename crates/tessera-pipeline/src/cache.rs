@@ -1,6 +1,6 @@
 //! Step caching as a generation option (`--cache`, the API's `cache`): which policy, at
 //! which threshold, and where MagCache's calibrated ratios come from. The mechanism is
-//! tessera-models' `wan::cache` (docs/ARCHITECTURE.md, section 1, stage 9).
+//! tessera-models' `wan::cache` (docs/ARCHITECTURE.md, section 1, stage 10).
 
 use std::path::Path;
 
