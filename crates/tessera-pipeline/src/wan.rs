@@ -459,7 +459,9 @@ impl WanPipeline {
                 guidance: g,
                 expand_timesteps: self.index.expand_timesteps,
                 dtype: self.dtype,
-                caches: policy.as_ref().map(|pol| RefCell::new([BlockCache::new(pol.clone()), BlockCache::new(pol.clone())])),
+                caches: policy
+                    .as_ref()
+                    .map(|pol| RefCell::new([BlockCache::new(pol.clone()), BlockCache::new(pol.clone())])),
             };
             progress(Progress::Stage("denoise"));
             latents = sample(&denoiser, &mut scheduler, latents, range, &mut |i, x| {

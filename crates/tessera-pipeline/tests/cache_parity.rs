@@ -90,10 +90,8 @@ fn first_block_cache_skips_the_steps_diffusers_skips() {
     assert!(rel_l2(&cached, &plain) > 1e-3, "skipping changed the result");
 
     // A threshold nothing passes gives the uncached result exactly.
-    let p = GenerateParams {
-        cache: Some(StepCache { kind: CacheKind::FirstBlock, threshold: Some(1e-12) }),
-        ..c.params()
-    };
+    let p =
+        GenerateParams { cache: Some(StepCache { kind: CacheKind::FirstBlock, threshold: Some(1e-12) }), ..c.params() };
     let (same, report) = run(&model(), &p);
     assert_eq!(report.unwrap().1, 0);
     assert_eq!(rel_l2(&same, &plain), 0.0);
