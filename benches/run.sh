@@ -3,6 +3,7 @@
 # same model, same initial latents, one run. Prints a markdown table for BENCHMARKS.md.
 #
 #   bash benches/run.sh            # needs the venv of tools/make_fixtures.py at ./venv or $VENV
+#   TESSERA_FLAGS="--quantize q8_0" bash benches/run.sh   # extra flags for tessera's run
 #
 # The model (random weights; speed only) is the engine issue's mid-size configuration:
 # transformer 8 layers of width 512, the real Wan 2.1 VAE, a 4-layer UMT5; 256x256,
@@ -27,7 +28,8 @@ BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
 "$PY" tools/bench_diffusers.py "$WORK/model" "$WORK/latents.safetensors" 2>/dev/null | tail -1 > "$WORK/diffusers.json"
 /usr/bin/time -f "%e %M" -o "$WORK/tessera.time" "$BIN" generate --model "$WORK/model" \
   --prompt "a red ball bounces on a wooden floor" --negative-prompt "blurry" --size 256x256 --frames 17 \
-  --steps 4 --guidance 5 --latents "$WORK/latents.safetensors" -o "$WORK/out.safetensors" 2> "$WORK/tessera.log"
+  --steps 4 --guidance 5 --latents "$WORK/latents.safetensors" ${TESSERA_FLAGS:-} -o "$WORK/out.safetensors" \
+  2> "$WORK/tessera.log"
 
 "$PY" - "$WORK" <<'PYEOF'
 import json, re, sys

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// cpu, or cuda[:N] when built with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Quantize the transformer's block weights as they load: q8_0 (8-bit) or q4_k (4-bit)
+    /// [default: as stored].
+    #[arg(long, value_parser = crate::generate::parse_quantize, value_name = "FORMAT")]
+    quantize: Option<tessera_pipeline::Quantize>,
     /// Seconds a worker holds a job without renewing its lease; after that another worker
     /// takes it over.
     #[arg(long, default_value_t = 30.0)]
@@ -103,6 +107,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.api_keys = keys;
     config.models = args.models;
     config.device = args.device;
+    config.quantize = args.quantize;
     config.lease = Duration::from_secs_f64(args.lease_seconds);
     config.retention = Duration::from_secs_f64(args.retention_hours.max(0.0) * 3600.0);
     config.rate_limit = args.rate_limit;

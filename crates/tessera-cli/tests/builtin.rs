@@ -70,3 +70,43 @@ fn builtin_model_is_the_default() {
     assert_eq!(frames.len(), 5);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--quantize` on the built-in model (its widths, 256 and 1024, take both formats): the
+/// image stays close to the f32 one, closer at 8 bits than at 4, and not identical.
+#[test]
+fn quantized_weights_give_nearly_the_same_image() {
+    let out = std::env::temp_dir().join(format!("tessera-quantize-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let image = |flags: &[&str], name: &str| {
+        let path = out.join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env("RAYON_NUM_THREADS", "2")
+            .env_remove("TESSERA_MODEL")
+            .args(["image", "a red ball bounces on a wooden floor", "--steps", "3", "--no-provenance", "-q", "-o"])
+            .arg(&path)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+        t["frames"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let psnr = |a: &[f32], b: &[f32]| {
+        let mse = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64;
+        10.0 * (1.0 / mse).log10()
+    };
+    let f32_frames = image(&[], "f32.safetensors");
+    let q8 = image(&["--quantize", "q8_0"], "q8.safetensors");
+    let q4 = image(&["--quantize", "q4_k"], "q4.safetensors");
+    let (p8, p4) = (psnr(&q8, &f32_frames), psnr(&q4, &f32_frames));
+    assert!(p8.is_finite() && p8 > 40.0, "q8_0: {p8:.1} dB");
+    assert!(p4 > 30.0 && p4 < p8, "q4_k: {p4:.1} dB (q8_0 {p8:.1} dB)");
+    let o = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["image", "a red ball", "--quantize", "q5_k", "-o"])
+        .arg(out.join("never.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("q8_0, q4_k"), "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::linear::{linear_no_bias, Linear};
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, Embedding, VarBuilder};
 use serde::Deserialize;
@@ -128,6 +129,16 @@ pub struct UMT5EncoderModel {
 
 impl UMT5EncoderModel {
     pub fn new(cfg: &UMT5Config, vb: VarBuilder) -> Result<Self> {
+        Self::new_quantized(cfg, vb, None)
+    }
+
+    /// [`Self::new`] with every layer's linear weights quantized to `quantize` as the
+    /// layer is built (embeddings and norms stay as loaded).
+    pub fn new_quantized(cfg: &UMT5Config, vb: VarBuilder, quantize: Option<GgmlDType>) -> Result<Self> {
+        let quant = |l: Linear| match quantize {
+            Some(dtype) => l.quantize(dtype),
+            None => Ok(l),
+        };
         // Checkpoints carry `shared.weight`, `encoder.embed_tokens.weight`, or both (tied).
         let embed = if vb.contains_tensor("shared.weight") {
             embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?
@@ -143,7 +154,7 @@ impl UMT5EncoderModel {
                 let q = linear_no_bias(cfg.d_model, inner, a.pp("q"))?;
                 let k = linear_no_bias(cfg.d_model, inner, a.pp("k"))?;
                 let v = linear_no_bias(cfg.d_model, inner, a.pp("v"))?;
-                let w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
+                let w = Tensor::cat(&[q.weight()?, k.weight()?, v.weight()?], 0)?;
                 let (wi_0, wi_1) = if cfg.gated() {
                     (
                         linear_no_bias(cfg.d_model, cfg.d_ff, f.pp("wi_0"))?,
@@ -154,17 +165,17 @@ impl UMT5EncoderModel {
                 };
                 Ok(Layer {
                     ln1: b.pp("0.layer_norm").get(cfg.d_model, "weight")?,
-                    qkv: Linear::new(w, None),
-                    o: linear_no_bias(inner, cfg.d_model, a.pp("o"))?,
+                    qkv: quant(Linear::new(w, None))?,
+                    o: quant(linear_no_bias(inner, cfg.d_model, a.pp("o"))?)?,
                     rel_bias: embedding(
                         cfg.relative_attention_num_buckets,
                         cfg.num_heads,
                         a.pp("relative_attention_bias"),
                     )?,
                     ln2: b.pp("1.layer_norm").get(cfg.d_model, "weight")?,
-                    wi_0,
-                    wi_1,
-                    wo: linear_no_bias(cfg.d_ff, cfg.d_model, f.pp("wo"))?,
+                    wi_0: quant(wi_0)?,
+                    wi_1: wi_1.map(quant).transpose()?,
+                    wo: quant(linear_no_bias(cfg.d_ff, cfg.d_model, f.pp("wo"))?)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -178,9 +189,19 @@ impl UMT5EncoderModel {
 
     /// `dir`: a text_encoder/ folder (config.json + model*.safetensors, maybe sharded).
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> crate::Result<Self> {
+        Self::load_quantized(dir, dtype, device, None)
+    }
+
+    /// [`Self::load`] with the layers' linear weights quantized ([`Self::new_quantized`]).
+    pub fn load_quantized(
+        dir: &Path,
+        dtype: DType,
+        device: &Device,
+        quantize: Option<GgmlDType>,
+    ) -> crate::Result<Self> {
         let cfg = UMT5Config::load(&dir.join("config.json"))?;
         let vb = var_builder(dir, dtype, device)?;
-        in_component(dir, Self::new(&cfg, vb))
+        in_component(dir, Self::new_quantized(&cfg, vb, quantize))
     }
 
     pub fn config(&self) -> &UMT5Config {

@@ -26,6 +26,7 @@ use crate::error::invalid;
 use crate::guidance;
 use crate::model_index::ModelIndex;
 use crate::noise;
+use crate::quant::Quantize;
 use crate::sampler::{sample, Denoiser};
 use crate::scheduler::Scheduler;
 use crate::Result;
@@ -58,6 +59,9 @@ pub struct GenerateParams {
     /// Record MagCache's magnitude ratios instead (nothing skipped): reported in
     /// [`Progress::Cached`].
     pub calibrate_cache: bool,
+    /// Quantize the transformer's block linear layers and the text encoder's layers at
+    /// load.
+    pub quantize: Option<Quantize>,
 }
 
 impl Default for GenerateParams {
@@ -79,6 +83,7 @@ impl Default for GenerateParams {
             edit: None,
             cache: None,
             calibrate_cache: false,
+            quantize: None,
         }
     }
 }
@@ -253,7 +258,12 @@ impl WanPipeline {
     ) -> Result<(Tensor, Option<Tensor>)> {
         progress(Progress::Stage("load text encoder"));
         let tokenizer = WanTokenizer::from_file(&self.dir.join("tokenizer/tokenizer.json"))?;
-        let encoder = UMT5EncoderModel::load(&self.dir.join("text_encoder"), self.dtype, &self.device)?;
+        let encoder = UMT5EncoderModel::load_quantized(
+            &self.dir.join("text_encoder"),
+            self.dtype,
+            &self.device,
+            p.quantize.map(Quantize::ggml),
+        )?;
         progress(Progress::Stage("encode prompt"));
         let any_guidance = guidance::enabled(p.guidance) || p.guidance_2.is_some_and(guidance::enabled);
         let cond = encode_prompts(&tokenizer, &encoder, &[&p.prompt], p.max_sequence_length, &self.device)?
@@ -448,7 +458,12 @@ impl WanPipeline {
                 continue;
             }
             progress(Progress::Stage(if name == "transformer" { "load transformer" } else { "load transformer_2" }));
-            let model = WanTransformer3DModel::load(&self.dir.join(name), self.dtype, &self.device)?;
+            let model = WanTransformer3DModel::load_quantized(
+                &self.dir.join(name),
+                self.dtype,
+                &self.device,
+                p.quantize.map(Quantize::ggml),
+            )?;
             let denoiser = WanDenoiser {
                 model: &model,
                 extra: extra.as_ref(),

@@ -40,6 +40,7 @@ fn run_case(name: &str) {
         edit: None,
         cache: None,
         calibrate_cache: false,
+        quantize: None,
     };
     pipe.validate(&params).unwrap();
     let mut stages = Vec::new();

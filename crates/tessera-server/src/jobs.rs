@@ -355,7 +355,8 @@ fn execute(state: &State, video: &Video, prefix: &str, progress: &AtomicI64, los
         .get(&video.model)
         .ok_or_else(|| anyhow!("model {:?} is not served by this worker", video.model))?;
     // The limits were the API's when the job was accepted.
-    let plan = tessera_service::plan(req, &model.defaults, &Limits::default()).map_err(|e| anyhow!(e))?;
+    let mut plan = tessera_service::plan(req, &model.defaults, &Limits::default()).map_err(|e| anyhow!(e))?;
+    plan.params.quantize = state.config.quantize;
     let shared = Shared {
         written: AtomicUsize::new(0),
         total: AtomicUsize::new(plan.frames),

@@ -46,6 +46,8 @@ pub struct Config {
     /// Model folders; the first is the default. Empty: the built-in model.
     pub models: Vec<PathBuf>,
     pub device: String,
+    /// Quantize every model's transformer blocks at load (`--quantize`).
+    pub quantize: Option<tessera_pipeline::Quantize>,
     /// How long a claimed job stays a worker's without a renewal.
     pub lease: Duration,
     /// How often an idle worker looks for work.
@@ -87,6 +89,7 @@ impl Config {
             api_keys: Vec::new(),
             models: Vec::new(),
             device: "cpu".into(),
+            quantize: None,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             retention: Duration::from_secs(7 * 24 * 3600),

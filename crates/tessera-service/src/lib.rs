@@ -196,6 +196,7 @@ pub fn plan(req: &GenerationRequest, defaults: &ModelDefaults, limits: &Limits) 
         edit: None,
         cache: req.cache.map(|kind| StepCache { kind, threshold: req.cache_threshold }),
         calibrate_cache: false,
+        quantize: None,
     };
     Ok(Plan {
         caption,

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use crate::linear::{linear, Linear};
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -67,6 +68,10 @@ enum Act {
 }
 
 impl Mlp {
+    fn quantize(self, dtype: GgmlDType) -> Result<Self> {
+        Ok(Self { fc1: self.fc1.quantize(dtype)?, fc2: self.fc2.quantize(dtype)?, act: self.act })
+    }
+
     fn new(i: usize, h: usize, o: usize, act: Act, vb1: VarBuilder, vb2: VarBuilder) -> Result<Self> {
         Ok(Self { fc1: linear(i, h, vb1)?, fc2: linear(h, o, vb2)?, act })
     }
@@ -85,10 +90,7 @@ impl Mlp {
 /// Self- or cross-attention with RMS norm of q and k across all heads.
 #[derive(Debug, Clone)]
 struct Attention {
-    /// Self-attention: q, k, v fused into one projection (same result, one matmul).
-    qkv: Option<Linear>,
-    q: Linear,
-    kv: Linear,
+    proj: Projections,
     out: Linear,
     norm_q: Tensor,
     norm_k: Tensor,
@@ -98,8 +100,18 @@ struct Attention {
     eps: f64,
 }
 
+/// The input projections, fused where the inputs are the same (same result, fewer
+/// matmuls). Only what the attention uses is kept: the fused weights replace the parts.
+#[derive(Debug, Clone)]
+enum Projections {
+    /// Self-attention: q, k, v from the same tokens.
+    SelfAttn { qkv: Linear },
+    /// Cross-attention: q from the tokens, k and v from the context.
+    Cross { q: Linear, kv: Linear },
+}
+
 fn fuse(parts: &[&Linear]) -> Result<Linear> {
-    let w: Vec<Tensor> = parts.iter().map(|l| l.weight().clone()).collect();
+    let w: Vec<Tensor> = parts.iter().map(|l| l.weight().cloned()).collect::<Result<_>>()?;
     let b: Vec<Tensor> = parts.iter().filter_map(|l| l.bias().cloned()).collect();
     Ok(Linear::new(Tensor::cat(&w, 0)?, Some(Tensor::cat(&b, 0)?)))
 }
@@ -119,17 +131,24 @@ impl Attention {
             )),
             _ => None,
         };
-        Ok(Self {
-            qkv: if cross { None } else { Some(fuse(&[&q, &k, &v])?) },
-            kv: fuse(&[&k, &v])?,
-            q,
-            out,
-            norm_q,
-            norm_k,
-            added,
-            heads,
-            eps,
-        })
+        let proj = if cross {
+            Projections::Cross { kv: fuse(&[&k, &v])?, q }
+        } else {
+            Projections::SelfAttn { qkv: fuse(&[&q, &k, &v])? }
+        };
+        Ok(Self { proj, out, norm_q, norm_k, added, heads, eps })
+    }
+
+    fn quantize(self, dtype: GgmlDType) -> Result<Self> {
+        let proj = match self.proj {
+            Projections::SelfAttn { qkv } => Projections::SelfAttn { qkv: qkv.quantize(dtype)? },
+            Projections::Cross { q, kv } => Projections::Cross { q: q.quantize(dtype)?, kv: kv.quantize(dtype)? },
+        };
+        let added = match self.added {
+            Some((l, n)) => Some((l.quantize(dtype)?, n)),
+            None => None,
+        };
+        Ok(Self { proj, out: self.out.quantize(dtype)?, added, ..self })
     }
 
     /// (B, L, H * Dh) -> (B, H, L, Dh)
@@ -153,9 +172,9 @@ impl Attention {
 
     fn forward_self(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let n = x.dim(D::Minus1)?;
-        let qkv = match &self.qkv {
-            Some(l) => l.forward(x)?,
-            None => candle_core::bail!("internal: cross-attention used as self-attention"),
+        let qkv = match &self.proj {
+            Projections::SelfAttn { qkv } => qkv.forward(x)?,
+            Projections::Cross { .. } => candle_core::bail!("internal: cross-attention used as self-attention"),
         };
         let q = rms_norm(&qkv.narrow(D::Minus1, 0, n)?, Some(&self.norm_q), self.eps)?;
         let k = rms_norm(&qkv.narrow(D::Minus1, n, n)?, Some(&self.norm_k), self.eps)?;
@@ -165,8 +184,11 @@ impl Attention {
 
     fn forward_cross(&self, x: &Tensor, ctx: &Tensor, img: Option<&Tensor>) -> Result<Tensor> {
         let n = x.dim(D::Minus1)?;
-        let q = rms_norm(&self.q.forward(x)?, Some(&self.norm_q), self.eps)?;
-        let kv = self.kv.forward(ctx)?;
+        let Projections::Cross { q, kv } = &self.proj else {
+            candle_core::bail!("internal: self-attention used as cross-attention");
+        };
+        let q = rms_norm(&q.forward(x)?, Some(&self.norm_q), self.eps)?;
+        let kv = kv.forward(ctx)?;
         let k = rms_norm(&kv.narrow(D::Minus1, 0, n)?, Some(&self.norm_k), self.eps)?;
         let mut o = self.sdpa(&q, &k, &kv.narrow(D::Minus1, n, n)?, None)?;
         if let (Some((proj, norm)), Some(img)) = (&self.added, img) {
@@ -191,6 +213,16 @@ struct Block {
 }
 
 impl Block {
+    /// The block's linear layers in quantized blocks (norms, modulation and biases stay).
+    fn quantize(self, dtype: GgmlDType) -> Result<Self> {
+        Ok(Self {
+            attn1: self.attn1.quantize(dtype)?,
+            attn2: self.attn2.quantize(dtype)?,
+            ffn: self.ffn.quantize(dtype)?,
+            ..self
+        })
+    }
+
     fn new(cfg: &WanTransformerConfig, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.inner_dim();
         let heads = cfg.num_attention_heads;
@@ -283,6 +315,14 @@ impl ImageEmbedder {
 
 impl WanTransformer3DModel {
     pub fn new(cfg: &WanTransformerConfig, vb: VarBuilder) -> Result<Self> {
+        Self::new_quantized(cfg, vb, None)
+    }
+
+    /// [`Self::new`] with the blocks' linear layers quantized to `quantize` as each block
+    /// is built, so the dense weights of one block at a time are in memory (the
+    /// embeddings, the output projection, norms and modulation stay as loaded, as the
+    /// community's GGUF files of Wan keep them).
+    pub fn new_quantized(cfg: &WanTransformerConfig, vb: VarBuilder, quantize: Option<GgmlDType>) -> Result<Self> {
         let d = cfg.inner_dim();
         let p = cfg.patch_size;
         let patch_in = cfg.in_channels * p[0] * p[1] * p[2];
@@ -310,7 +350,15 @@ impl WanTransformer3DModel {
             }
             None => None,
         };
-        let blocks = (0..cfg.num_layers).map(|i| Block::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..cfg.num_layers)
+            .map(|i| {
+                let b = Block::new(cfg, vb.pp("blocks").pp(i))?;
+                match quantize {
+                    Some(q) => b.quantize(q),
+                    None => Ok(b),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: cfg.clone(),
             patch_embedding,
@@ -340,9 +388,19 @@ impl WanTransformer3DModel {
 
     /// Loads `dir/config.json` and the folder's safetensors; errors name the folder.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> crate::Result<Self> {
+        Self::load_quantized(dir, dtype, device, None)
+    }
+
+    /// [`Self::load`], the blocks' linear layers quantized at load ([`Self::new_quantized`]).
+    pub fn load_quantized(
+        dir: &Path,
+        dtype: DType,
+        device: &Device,
+        quantize: Option<GgmlDType>,
+    ) -> crate::Result<Self> {
         let cfg = WanTransformerConfig::load(&dir.join("config.json"))?;
         let vb = var_builder(dir, dtype, device)?;
-        in_component(dir, Self::new(&cfg, vb))
+        in_component(dir, Self::new_quantized(&cfg, vb, quantize))
     }
 
     /// The text embedder's output for text-encoder states (B, L, text_dim): what every
@@ -353,6 +411,24 @@ impl WanTransformer3DModel {
 
     pub fn config(&self) -> &WanTransformerConfig {
         &self.cfg
+    }
+
+    /// How many linear layers hold quantized weights.
+    pub fn quantized_layers(&self) -> usize {
+        let attn = |a: &Attention| {
+            let proj = match &a.proj {
+                Projections::SelfAttn { qkv } => vec![qkv],
+                Projections::Cross { q, kv } => vec![q, kv],
+            };
+            let added = a.added.as_ref().map(|(l, _)| l);
+            proj.into_iter().chain([&a.out]).chain(added).filter(|l| l.is_quantized()).count()
+        };
+        self.blocks
+            .iter()
+            .map(|b| {
+                attn(&b.attn1) + attn(&b.attn2) + [&b.ffn.fc1, &b.ffn.fc2].iter().filter(|l| l.is_quantized()).count()
+            })
+            .sum()
     }
 
     /// hidden_states: (B, C, T, H, W) latents; timestep: (B,) or (B, L) (one per patch
