@@ -14,20 +14,8 @@ cd "$(dirname "$0")/.."
 steps=${1:-20}
 fbc=${2:-0.05}
 mag=${3:-0.06}
-VENV="${VENV:-$PWD/venv}"
-PY="$VENV/bin/python"
-WORK="${BENCH_DIR:-/tmp/tessera-bench}"
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
-mkdir -p "$WORK"
-[ -f "$WORK/model/model_index.json" ] || "$PY" tools/bench_model.py "$WORK/model" >/dev/null
-"$PY" - "$WORK" <<'PYEOF'
-import sys, torch
-from safetensors.torch import save_file
-g = torch.Generator().manual_seed(0)
-save_file({"latents": torch.randn(1, 16, 5, 32, 32, generator=g)}, sys.argv[1] + "/latents.safetensors")
-PYEOF
-cargo build --release --bin tessera >/dev/null 2>&1
-BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
+# shellcheck source=benches/setup.sh
+source benches/setup.sh
 common=(--model "$WORK/model" --size 256x256 --frames 17 --guidance 5)
 if ! grep -q mag_ratios "$WORK/model/tessera.json" 2>/dev/null; then
   "$BIN" cache-calibrate "${common[@]}" --steps "$steps" --prompt "a red ball bounces on a wooden floor" --write -q > /dev/null

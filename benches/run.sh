@@ -10,20 +10,8 @@
 # 17 frames, 4 UniPC steps, guidance 5 (so 8 transformer passes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-$PWD/venv}"
-PY="$VENV/bin/python"
-WORK="${BENCH_DIR:-/tmp/tessera-bench}"
-export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
-mkdir -p "$WORK"
-[ -f "$WORK/model/model_index.json" ] || "$PY" tools/bench_model.py "$WORK/model" >/dev/null
-"$PY" - "$WORK" <<'PYEOF'
-import sys, torch
-from safetensors.torch import save_file
-g = torch.Generator().manual_seed(0)
-save_file({"latents": torch.randn(1, 16, 5, 32, 32, generator=g)}, sys.argv[1] + "/latents.safetensors")
-PYEOF
-cargo build --release --bin tessera >/dev/null 2>&1
-BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
+# shellcheck source=benches/setup.sh
+source benches/setup.sh
 
 "$PY" tools/bench_diffusers.py "$WORK/model" "$WORK/latents.safetensors" 2>/dev/null | tail -1 > "$WORK/diffusers.json"
 /usr/bin/time -f "%e %M" -o "$WORK/tessera.time" "$BIN" generate --model "$WORK/model" \

@@ -123,7 +123,8 @@ impl BlockCache {
             }
             Ok(x)
         };
-        match self.policy.clone() {
+        // By value only the threshold (Copy): no per-pass copy of the ratios.
+        match self.policy {
             Policy::FirstBlock { threshold } => {
                 if blocks < 2 {
                     self.computed += 1;
@@ -150,7 +151,7 @@ impl BlockCache {
                 }
                 let out = all(0, x.clone())?;
                 let residual = (&out - x)?;
-                if self.policy == Policy::Calibrate {
+                if matches!(self.policy, Policy::Calibrate) {
                     let ratio = match &self.tail_residual {
                         Some(prev) => magnitude_ratio(&residual, prev)?,
                         None => 1.0,
