@@ -5,7 +5,7 @@ layout and reference tensors computed by diffusers/transformers on them.
 Never needed to build or test tessera: the outputs are committed. Re-run after changing
 a case (needs torch, diffusers 0.42, transformers 5.x, tokenizers):
 
-    python3 -m venv venv && venv/bin/pip install torch diffusers transformers tokenizers safetensors accelerate
+    python3 -m venv venv && venv/bin/pip install torch diffusers transformers tokenizers safetensors accelerate gguf
     venv/bin/python tools/make_fixtures.py
 
 Outputs
@@ -430,8 +430,145 @@ def cache_refs():
           f"magcache computed {mag_computed}/{2 * c['steps']}; ratios {ratios}")
 
 
+GGUF_DIR = os.path.join(MODELS, "gguf")
+
+
+def to_original(k):
+    """A diffusers key of WanTransformer3DModel under the original Wan layout (the inverse of
+    diffusers' convert_wan_transformer_to_diffusers table)."""
+    p = k.split(".")
+    attn = {"to_q": "q", "to_k": "k", "to_v": "v", "to_out": "o", "add_k_proj": "k_img", "add_v_proj": "v_img",
+            "norm_added_k": "norm_k_img"}
+    if p[0] == "blocks":
+        i, rest = p[1], p[2:]
+        if rest[0] in ("attn1", "attn2"):
+            layer = attn.get(rest[1], rest[1])
+            tail = rest[3:] if rest[1] == "to_out" else rest[2:]
+            return ".".join(["blocks", i, "self_attn" if rest[0] == "attn1" else "cross_attn", layer] + tail)
+        if rest[0] == "norm2":
+            return f"blocks.{i}.norm3.{rest[1]}"
+        if rest[:3] == ["ffn", "net", "0"]:
+            return f"blocks.{i}.ffn.0.{rest[-1]}"
+        if rest[:3] == ["ffn", "net", "2"]:
+            return f"blocks.{i}.ffn.2.{rest[-1]}"
+        if rest == ["scale_shift_table"]:
+            return f"blocks.{i}.modulation"
+    if p[0] == "proj_out":
+        return f"head.head.{p[1]}"
+    if k == "scale_shift_table":
+        return "head.modulation"
+    if k.startswith("condition_embedder."):
+        if p[1] == "time_proj":
+            return f"time_projection.1.{p[2]}"
+        sub, layer, param = p[1], p[2], p[3]
+        n = {"linear_1": "0", "linear_2": "2"}
+        if sub == "text_embedder":
+            return f"text_embedding.{n[layer]}.{param}"
+        if sub == "time_embedder":
+            return f"time_embedding.{n[layer]}.{param}"
+    return k
+
+
+def gguf_refs():
+    """Two tiny GGUF transformers written with the `gguf` package, as the community publishes
+    Wan: (1) the original key layout, block linears in mixed formats as llama.cpp's _K_M files
+    mix them (self-attention q, k Q4_K and v Q5_K, so they cannot be fused; cross-attention
+    Q8_0; the FFN Q5_K and Q4_K), embeddings F16/BF16/F32, the 5-D patch embedding in F32
+    (as ComfyUI-GGUF's fix_5d_tensors adds it back); (2) diffusers' layout, every block linear
+    , the text embedder's first layer and the time projection Q8_0, the rest F16, a 64-byte alignment. References:
+    diffusers' forward with the weights gguf dequantizes from each file."""
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import kquants
+
+    torch.manual_seed(31)
+    # Widths the K formats' 256-value blocks fit: 2 heads of 128, FFN 512.
+    t = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=128, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=512, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    ).eval()
+    perturb(t, 0.05, 131)
+    sd = {k: v.float().numpy() for k, v in t.state_dict().items()}
+    folder = os.path.join(GGUF_DIR, "transformer")
+    shutil.rmtree(GGUF_DIR, ignore_errors=True)
+    t.save_config(folder)
+
+    def mixed_type(k):
+        if ".attn1.to_q.weight" in k or ".attn1.to_k.weight" in k or ".attn1.to_out.0.weight" in k:
+            return T.Q4_K
+        if ".attn1.to_v.weight" in k or ".ffn.net.0.proj.weight" in k:
+            return T.Q5_K
+        if ".ffn.net.2.weight" in k:
+            return T.Q4_K
+        if ".attn2." in k and k.endswith(".weight") and "norm" not in k:
+            return T.Q8_0
+        if k.startswith("condition_embedder.text_embedder") or k.startswith("proj_out"):
+            return T.F16
+        if k.startswith("condition_embedder.time_proj"):
+            return T.BF16
+        return T.F32
+
+    def q8_type(k):
+        if k.startswith("blocks.") and k.endswith(".weight") and sd[k].ndim == 2:
+            return T.Q8_0
+        if k in ("condition_embedder.text_embedder.linear_1.weight", "condition_embedder.time_proj.weight"):
+            return T.Q8_0
+        if sd[k].ndim == 1 or k.startswith("patch_embedding") or "scale_shift_table" in k:
+            return T.F32
+        return T.F16
+
+    def encode(a, qtype):
+        if qtype == T.Q4_K:
+            return kquants.quantize_q4_k(a)
+        if qtype == T.Q5_K:
+            return kquants.quantize_q5_k(a)
+        return gguf.quants.quantize(a, qtype)
+
+    def write(path, pick, rename, alignment=None):
+        w = gguf.GGUFWriter(path, arch="wan")
+        if alignment:
+            w.add_custom_alignment(alignment)
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        for k in sorted(sd):
+            a, qtype = sd[k], pick(k)
+            data = encode(a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a, qtype)
+            if qtype in (T.F32, T.F16, T.BF16):
+                data = data.reshape(a.shape) if qtype != T.BF16 else data.reshape(a.shape[:-1] + (-1,))
+            w.add_tensor(rename(k), data, raw_dtype=qtype)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        # The reference weights: the file as gguf reads and dequantizes it.
+        names = {rename(k): k for k in sd}
+        dense = {}
+        for rt in gguf.GGUFReader(path).tensors:
+            shape = [int(n) for n in reversed(rt.shape)]
+            dense[names[rt.name]] = gguf.quants.dequantize(rt.data, rt.tensor_type).reshape(shape)
+        assert len(dense) == len(sd), (len(dense), len(sd))
+        return dense
+
+    mixed = write(os.path.join(folder, "wan-tiny-mixed.gguf"), mixed_type, lambda k: "model.diffusion_model." + to_original(k))
+    q8 = write(os.path.join(GGUF_DIR, "wan-tiny-q8_0-diffusers.gguf"), q8_type, lambda k: k, alignment=64)
+
+    g = torch.Generator().manual_seed(32)
+    x = torch.randn(1, 16, 2, 4, 4, generator=g)
+    ts = torch.tensor([500.0])
+    text = torch.randn(1, 8, 32, generator=g)
+    refs = dict(x=x, t=ts, text=text)
+    for name, dense in (("mixed", mixed), ("q8_0", q8)):
+        t.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in dense.items()})
+        refs[name] = t(x, ts, text, return_dict=False)[0]
+        stats(f"gguf {name}", refs[name])
+    save(os.path.join(GGUF_DIR, "ref.safetensors"), refs)
+    for f in sorted(os.listdir(folder)) + sorted(os.listdir(GGUF_DIR)):
+        print("  ", f)
+
+
 if __name__ == "__main__":
-    only = sys.argv[1:] or ["models", "modules", "pipelines", "caches"]
+    only = sys.argv[1:] or ["models", "modules", "pipelines", "caches", "ggufs"]
     if "models" in only:
         build_models()
     if "modules" in only:
@@ -440,6 +577,8 @@ if __name__ == "__main__":
         pipeline_refs()
     if "caches" in only:
         cache_refs()
+    if "ggufs" in only:
+        gguf_refs()
     total = 0
     for d in (MODELS, PIPE):
         for r, _, fs in os.walk(d):

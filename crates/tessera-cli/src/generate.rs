@@ -90,6 +90,14 @@ pub struct GenerateArgs {
     /// quarter of f32's memory) or q4_k (4-bit, about an eighth) [default: as stored].
     #[arg(long, value_parser = parse_quantize, value_name = "FORMAT")]
     quantize: Option<Quantize>,
+    /// The transformer's weights from a GGUF file, as the community publishes Wan (Q8_0,
+    /// Q5_K, Q4_K, F16...; original or diffusers key layout), kept in their block formats;
+    /// the model folder gives the config and the other components. A two-expert Wan 2.2
+    /// model takes two: the high-noise `transformer`'s, then `transformer_2`'s. (A folder
+    /// whose transformer/ holds one .gguf file instead of safetensors loads it without
+    /// this flag.)
+    #[arg(long, value_name = "FILE")]
+    gguf: Vec<PathBuf>,
     /// Output file; the extension picks the format: .mp4, .gif, .png, .safetensors.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
@@ -257,6 +265,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
     plan.params.latents = args.latents.as_deref().map(read_latents).transpose()?;
     plan.params.quantize = args.quantize;
+    plan.params.gguf = args.gguf.clone();
     let name = model.name;
     let model = Model { name: &name, pipeline: &pipeline };
     // The signing keys are found (or made) once the request is checked, before any work.

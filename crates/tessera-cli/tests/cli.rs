@@ -282,3 +282,52 @@ fn hugging_face_names_load_from_the_local_cache() {
     assert!(!missing.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// GGUF transformers, as a user arranges them: a model folder whose transformer/ holds one
+/// .gguf file (config beside it) generates with no flag; `--gguf FILE` takes the weights
+/// from a named file instead, to other frames; a file that does not fit the folder's
+/// config, one file too many, or a file that is not GGUF is one clear error.
+#[test]
+fn gguf_transformers_generate() {
+    let dir = scratch("gguf");
+    let m = copy_model("wan21", &dir.join("m"));
+    std::fs::remove_dir_all(m.join("transformer")).unwrap();
+    let gguf = models().join("gguf");
+    std::fs::create_dir_all(m.join("transformer")).unwrap();
+    for f in ["config.json", "wan-tiny-mixed.gguf"] {
+        std::fs::copy(gguf.join("transformer").join(f), m.join("transformer").join(f)).unwrap();
+    }
+    let run = |extra: &[&str], out: &Path| {
+        let mut a = tiny_args(out);
+        a[2] = m.to_str().unwrap().into();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push("--no-provenance".into());
+        let o = bin().args(&a).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let t = candle_core::safetensors::load(out, &Device::Cpu).unwrap();
+        t["frames"].clone()
+    };
+    let mixed = run(&[], &dir.join("mixed.safetensors"));
+    let q8 = gguf.join("wan-tiny-q8_0-diffusers.gguf");
+    let named = run(&["--gguf", q8.to_str().unwrap()], &dir.join("q8.safetensors"));
+    let d = rel_l2(&mixed, &named);
+    assert!(d > 0.0, "the named file was not used");
+
+    let out = dir.join("bad.png");
+    let mut a = tiny_args(&out);
+    a[2] = m.to_str().unwrap().into();
+    a.extend(["--gguf".into(), q8.to_str().unwrap().into(), "--gguf".into(), q8.to_str().unwrap().into()]);
+    let e = fails(&a, &out);
+    assert!(e.contains("--gguf is given 2 times"), "{e}");
+
+    let mut a = tiny_args(&out);
+    a.extend(["--gguf".into(), q8.to_str().unwrap().into()]);
+    let e = fails(&a, &out);
+    assert!(e.contains("wan-tiny-q8_0-diffusers.gguf") && e.contains("shape"), "{e}");
+
+    let mut a = tiny_args(&out);
+    let not_gguf = m.join("transformer/config.json");
+    a.extend(["--gguf".into(), not_gguf.to_str().unwrap().into()]);
+    let e = fails(&a, &out);
+    assert!(e.contains("not a GGUF file"), "{e}");
+}

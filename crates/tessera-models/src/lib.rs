@@ -10,6 +10,7 @@ pub mod conv;
 pub mod conv_train;
 pub mod error;
 pub mod fastmath;
+pub mod gguf;
 pub mod linear;
 pub mod loading;
 pub mod norms;

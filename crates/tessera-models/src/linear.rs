@@ -14,9 +14,11 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+
+use crate::gguf::GgufFile;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -36,6 +38,51 @@ impl Linear {
     /// weight: (out, in); bias: (out).
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self { weight: Weight::Dense(weight), bias }
+    }
+
+    /// A layer whose weight (out, in) stays in the block format it was stored in (a GGUF
+    /// file's tensor).
+    pub fn from_qtensor(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self { weight: Weight::Quantized(Arc::new(QMatMul::from_qtensor(weight)?)), bias })
+    }
+
+    /// Layers reading the same input as one, their outputs side by side: the weights
+    /// concatenated by rows, when they are all dense or all in the same block format (a
+    /// row is whole blocks, so the bytes concatenate). `None` when the formats differ, as
+    /// in GGUF files that mix formats per tensor (llama.cpp's `_K_M` mixes), or when some
+    /// have a bias and some not.
+    pub fn fuse(parts: &[Linear]) -> Result<Option<Linear>> {
+        let bias = match parts.iter().map(|l| l.bias.clone()).collect::<Option<Vec<_>>>() {
+            Some(b) => Some(Tensor::cat(&b, 0)?),
+            None if parts.iter().all(|l| l.bias.is_none()) => None,
+            None => return Ok(None),
+        };
+        if let Some(w) = parts.iter().map(|l| l.weight().ok().cloned()).collect::<Option<Vec<_>>>() {
+            return Ok(Some(Linear::new(Tensor::cat(&w, 0)?, bias)));
+        }
+        let q: Option<Vec<&QTensor>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                Weight::Quantized(m) => match m.as_ref() {
+                    QMatMul::QTensor(t) => Some(t.as_ref()),
+                    _ => None,
+                },
+                Weight::Dense(_) => None,
+            })
+            .collect();
+        let Some(q) = q else { return Ok(None) };
+        let dtype = q[0].dtype();
+        let cols = q[0].shape().dims().last().copied().unwrap_or(0);
+        if q.iter().any(|t| t.dtype() != dtype || t.shape().dims().len() != 2 || t.shape().dims()[1] != cols) {
+            return Ok(None);
+        }
+        let rows: usize = q.iter().map(|t| t.shape().dims()[0]).sum();
+        let mut bytes = Vec::new();
+        for t in &q {
+            bytes.extend_from_slice(&t.data()?);
+        }
+        let fused = qtensor_from_ggml(dtype, &bytes, vec![rows, cols], &q[0].device())?;
+        Ok(Some(Linear::from_qtensor(fused, bias)?))
     }
 
     /// The dense weight; a quantized layer has none (fuse layers before quantizing).
@@ -104,6 +151,24 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let weight = vb.get((out_dim, in_dim), "weight")?;
     let bias = vb.get(out_dim, "bias")?;
     Ok(Linear::new(weight, Some(bias)))
+}
+
+/// [`linear`], the weight kept in its block format when `gguf` stores it so (the bias and
+/// dense weights come from `vb`).
+pub fn linear_from(in_dim: usize, out_dim: usize, vb: VarBuilder, gguf: Option<&GgufFile>) -> Result<Linear> {
+    if let Some(f) = gguf {
+        let name = format!("{}.weight", vb.prefix());
+        if let Some(w) = f.qtensor(&name, vb.device())? {
+            if w.shape().dims() != [out_dim, in_dim] {
+                candle_core::bail!(
+                    "{name} has shape {:?} in this file but the model's config.json wants [{out_dim}, {in_dim}]",
+                    w.shape().dims()
+                );
+            }
+            return Linear::from_qtensor(w, Some(vb.get(out_dim, "bias")?));
+        }
+    }
+    linear(in_dim, out_dim, vb)
 }
 
 /// `in_dim -> out_dim` without a bias.

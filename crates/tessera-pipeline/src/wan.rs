@@ -62,6 +62,9 @@ pub struct GenerateParams {
     /// Quantize the transformer's block linear layers and the text encoder's layers at
     /// load.
     pub quantize: Option<Quantize>,
+    /// The transformers' weights from GGUF files instead of the folder's (`transformer`,
+    /// then `transformer_2` of a two-expert model); the folder still gives their configs.
+    pub gguf: Vec<PathBuf>,
 }
 
 impl Default for GenerateParams {
@@ -84,6 +87,7 @@ impl Default for GenerateParams {
             cache: None,
             calibrate_cache: false,
             quantize: None,
+            gguf: Vec::new(),
         }
     }
 }
@@ -130,7 +134,8 @@ impl WanPipeline {
         let pipeline =
             Self { dir: dir.to_path_buf(), index, transformer_config, vae_config, device: device.clone(), dtype };
         pipeline.scheduler()?;
-        for c in ["text_encoder", "vae", "transformer", "transformer_2"] {
+        // (The transformers' weights may come from `--gguf` files: `validate` checks them.)
+        for c in ["text_encoder", "vae"] {
             if pipeline.index.has(c) {
                 tessera_models::loading::safetensors_files(&dir.join(c))?;
             }
@@ -205,6 +210,24 @@ impl WanPipeline {
         }
         if p.max_sequence_length == 0 {
             return invalid("--max-sequence-length must be at least 1");
+        }
+        let experts = if self.index.boundary_ratio.is_some() { 2 } else { 1 };
+        if p.gguf.len() > experts {
+            return invalid(format!(
+                "--gguf is given {} times but {} has {experts} transformer{} (give one file per transformer, high-noise first)",
+                p.gguf.len(),
+                self.dir.display(),
+                if experts == 1 { "" } else { "s" }
+            ));
+        }
+        for (i, name) in ["transformer", "transformer_2"].into_iter().enumerate().take(experts) {
+            match p.gguf.get(i) {
+                Some(g) => {
+                    let cfg = WanTransformerConfig::load(&self.dir.join(name).join("config.json"))?;
+                    WanTransformer3DModel::check_gguf(&cfg, &tessera_models::gguf::GgufFile::open(g)?)?;
+                }
+                None => WanTransformer3DModel::check_weights(&self.dir.join(name))?,
+            }
         }
         if let Some(c) = &p.cache {
             if let Err(e) = crate::cache::check_threshold(c.threshold()) {
@@ -458,8 +481,9 @@ impl WanPipeline {
                 continue;
             }
             progress(Progress::Stage(if name == "transformer" { "load transformer" } else { "load transformer_2" }));
-            let model = WanTransformer3DModel::load_quantized(
+            let model = WanTransformer3DModel::load_from(
                 &self.dir.join(name),
+                p.gguf.get(usize::from(name == "transformer_2")).map(PathBuf::as_path),
                 self.dtype,
                 &self.device,
                 p.quantize.map(Quantize::ggml),

@@ -41,6 +41,7 @@ fn run_case(name: &str) {
         cache: None,
         calibrate_cache: false,
         quantize: None,
+        gguf: Vec::new(),
     };
     pipe.validate(&params).unwrap();
     let mut stages = Vec::new();

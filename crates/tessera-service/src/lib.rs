@@ -197,6 +197,7 @@ pub fn plan(req: &GenerationRequest, defaults: &ModelDefaults, limits: &Limits) 
         cache: req.cache.map(|kind| StepCache { kind, threshold: req.cache_threshold }),
         calibrate_cache: false,
         quantize: None,
+        gguf: Vec::new(),
     };
     Ok(Plan {
         caption,

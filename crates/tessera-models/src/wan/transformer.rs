@@ -6,8 +6,10 @@
 //! from the timestep (per sample, or per token for Wan 2.2 TI2V).
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::linear::{linear, Linear};
+use crate::gguf::GgufFile;
+use crate::linear::{linear_from, Linear};
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -72,8 +74,14 @@ impl Mlp {
         Ok(Self { fc1: self.fc1.quantize(dtype)?, fc2: self.fc2.quantize(dtype)?, act: self.act })
     }
 
-    fn new(i: usize, h: usize, o: usize, act: Act, vb1: VarBuilder, vb2: VarBuilder) -> Result<Self> {
-        Ok(Self { fc1: linear(i, h, vb1)?, fc2: linear(h, o, vb2)?, act })
+    fn new(
+        (i, h, o): (usize, usize, usize),
+        act: Act,
+        vb1: VarBuilder,
+        vb2: VarBuilder,
+        gguf: Option<&GgufFile>,
+    ) -> Result<Self> {
+        Ok(Self { fc1: linear_from(i, h, vb1, gguf)?, fc2: linear_from(h, o, vb2, gguf)?, act })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -94,47 +102,90 @@ struct Attention {
     out: Linear,
     norm_q: Tensor,
     norm_k: Tensor,
-    /// I2V: projections of the image context and its key norm.
-    added: Option<(Linear, Tensor)>,
+    /// I2V: projections (k, v) of the image context and its key norm.
+    added: Option<(Proj, Tensor)>,
     heads: usize,
     eps: f64,
 }
 
-/// The input projections, fused where the inputs are the same (same result, fewer
-/// matmuls). Only what the attention uses is kept: the fused weights replace the parts.
+/// The input projections, grouped by input: q, k, v of self-attention read the same
+/// tokens; k and v of cross-attention the same context.
 #[derive(Debug, Clone)]
 enum Projections {
     /// Self-attention: q, k, v from the same tokens.
-    SelfAttn { qkv: Linear },
+    SelfAttn { qkv: Proj },
     /// Cross-attention: q from the tokens, k and v from the context.
-    Cross { q: Linear, kv: Linear },
+    Cross { q: Linear, kv: Proj },
 }
 
-fn fuse(parts: &[&Linear]) -> Result<Linear> {
-    let w: Vec<Tensor> = parts.iter().map(|l| l.weight().cloned()).collect::<Result<_>>()?;
-    let b: Vec<Tensor> = parts.iter().filter_map(|l| l.bias().cloned()).collect();
-    Ok(Linear::new(Tensor::cat(&w, 0)?, Some(Tensor::cat(&b, 0)?)))
+/// Linear layers of equal width reading the same input: one product where their weights'
+/// formats allow (same result, fewer matmuls; the fused weights replace the parts), one
+/// each where they do not (GGUF files that mix block formats per tensor).
+#[derive(Debug, Clone)]
+enum Proj {
+    Fused { layer: Linear, parts: usize },
+    Split(Vec<Linear>),
+}
+
+impl Proj {
+    fn new(parts: Vec<Linear>) -> Result<Self> {
+        Ok(match Linear::fuse(&parts)? {
+            Some(layer) => Proj::Fused { layer, parts: parts.len() },
+            None => Proj::Split(parts),
+        })
+    }
+
+    /// One output per part.
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Proj::Fused { layer, parts } => {
+                let y = layer.forward(x)?;
+                let w = y.dim(D::Minus1)? / parts;
+                (0..*parts).map(|i| y.narrow(D::Minus1, i * w, w)).collect()
+            }
+            Proj::Split(layers) => layers.iter().map(|l| l.forward(x)).collect(),
+        }
+    }
+
+    fn quantize(self, dtype: GgmlDType) -> Result<Self> {
+        Ok(match self {
+            Proj::Fused { layer, parts } => Proj::Fused { layer: layer.quantize(dtype)?, parts },
+            Proj::Split(layers) => Proj::Split(layers.into_iter().map(|l| l.quantize(dtype)).collect::<Result<_>>()?),
+        })
+    }
+
+    fn layers(&self) -> Vec<&Linear> {
+        match self {
+            Proj::Fused { layer, .. } => vec![layer],
+            Proj::Split(layers) => layers.iter().collect(),
+        }
+    }
 }
 
 impl Attention {
-    fn new(dim: usize, heads: usize, eps: f64, cross: bool, added_kv: Option<usize>, vb: VarBuilder) -> Result<Self> {
-        let q = linear(dim, dim, vb.pp("to_q"))?;
-        let k = linear(dim, dim, vb.pp("to_k"))?;
-        let v = linear(dim, dim, vb.pp("to_v"))?;
-        let out = linear(dim, dim, vb.pp("to_out").pp("0"))?;
+    fn new(
+        (dim, heads, eps): (usize, usize, f64),
+        cross: bool,
+        added_kv: Option<usize>,
+        vb: VarBuilder,
+        gguf: Option<&GgufFile>,
+    ) -> Result<Self> {
+        let lin = |i: usize, name: &str| linear_from(i, dim, vb.pp(name), gguf);
+        let (q, k, v) = (lin(dim, "to_q")?, lin(dim, "to_k")?, lin(dim, "to_v")?);
+        let out = lin(dim, "to_out.0")?;
         let norm_q = vb.pp("norm_q").get(dim, "weight")?;
         let norm_k = vb.pp("norm_k").get(dim, "weight")?;
         let added = match added_kv {
             Some(a) if cross => Some((
-                fuse(&[&linear(a, dim, vb.pp("add_k_proj"))?, &linear(a, dim, vb.pp("add_v_proj"))?])?,
+                Proj::new(vec![lin(a, "add_k_proj")?, lin(a, "add_v_proj")?])?,
                 vb.pp("norm_added_k").get(dim, "weight")?,
             )),
             _ => None,
         };
         let proj = if cross {
-            Projections::Cross { kv: fuse(&[&k, &v])?, q }
+            Projections::Cross { kv: Proj::new(vec![k, v])?, q }
         } else {
-            Projections::SelfAttn { qkv: fuse(&[&q, &k, &v])? }
+            Projections::SelfAttn { qkv: Proj::new(vec![q, k, v])? }
         };
         Ok(Self { proj, out, norm_q, norm_k, added, heads, eps })
     }
@@ -171,30 +222,33 @@ impl Attention {
     }
 
     fn forward_self(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let n = x.dim(D::Minus1)?;
-        let qkv = match &self.proj {
-            Projections::SelfAttn { qkv } => qkv.forward(x)?,
-            Projections::Cross { .. } => candle_core::bail!("internal: cross-attention used as self-attention"),
+        let Projections::SelfAttn { qkv } = &self.proj else {
+            candle_core::bail!("internal: cross-attention used as self-attention");
         };
-        let q = rms_norm(&qkv.narrow(D::Minus1, 0, n)?, Some(&self.norm_q), self.eps)?;
-        let k = rms_norm(&qkv.narrow(D::Minus1, n, n)?, Some(&self.norm_k), self.eps)?;
-        let v = qkv.narrow(D::Minus1, 2 * n, n)?;
+        let [q, k, v]: [Tensor; 3] =
+            qkv.forward(x)?.try_into().map_err(|_| candle_core::Error::Msg("internal: q, k, v".into()))?;
+        let q = rms_norm(&q, Some(&self.norm_q), self.eps)?;
+        let k = rms_norm(&k, Some(&self.norm_k), self.eps)?;
         self.out.forward(&self.sdpa(&q, &k, &v, Some((cos, sin)))?)
     }
 
     fn forward_cross(&self, x: &Tensor, ctx: &Tensor, img: Option<&Tensor>) -> Result<Tensor> {
-        let n = x.dim(D::Minus1)?;
         let Projections::Cross { q, kv } = &self.proj else {
             candle_core::bail!("internal: self-attention used as cross-attention");
         };
+        let pair = |p: &Proj, input: &Tensor| -> Result<(Tensor, Tensor)> {
+            let [k, v]: [Tensor; 2] =
+                p.forward(input)?.try_into().map_err(|_| candle_core::Error::Msg("internal: k, v".into()))?;
+            Ok((k, v))
+        };
         let q = rms_norm(&q.forward(x)?, Some(&self.norm_q), self.eps)?;
-        let kv = kv.forward(ctx)?;
-        let k = rms_norm(&kv.narrow(D::Minus1, 0, n)?, Some(&self.norm_k), self.eps)?;
-        let mut o = self.sdpa(&q, &k, &kv.narrow(D::Minus1, n, n)?, None)?;
+        let (k, v) = pair(kv, ctx)?;
+        let k = rms_norm(&k, Some(&self.norm_k), self.eps)?;
+        let mut o = self.sdpa(&q, &k, &v, None)?;
         if let (Some((proj, norm)), Some(img)) = (&self.added, img) {
-            let kv = proj.forward(img)?;
-            let k = rms_norm(&kv.narrow(D::Minus1, 0, n)?, Some(norm), self.eps)?;
-            o = (o + self.sdpa(&q, &k, &kv.narrow(D::Minus1, n, n)?, None)?)?;
+            let (k, v) = pair(proj, img)?;
+            let k = rms_norm(&k, Some(norm), self.eps)?;
+            o = (o + self.sdpa(&q, &k, &v, None)?)?;
         }
         self.out.forward(&o)
     }
@@ -223,7 +277,7 @@ impl Block {
         })
     }
 
-    fn new(cfg: &WanTransformerConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &WanTransformerConfig, vb: VarBuilder, gguf: Option<&GgufFile>) -> Result<Self> {
         let dim = cfg.inner_dim();
         let heads = cfg.num_attention_heads;
         let norm2 = if cfg.cross_attn_norm {
@@ -232,10 +286,10 @@ impl Block {
             None
         };
         Ok(Self {
-            attn1: Attention::new(dim, heads, cfg.eps, false, None, vb.pp("attn1"))?,
-            attn2: Attention::new(dim, heads, cfg.eps, true, cfg.added_kv_proj_dim, vb.pp("attn2"))?,
+            attn1: Attention::new((dim, heads, cfg.eps), false, None, vb.pp("attn1"), gguf)?,
+            attn2: Attention::new((dim, heads, cfg.eps), true, cfg.added_kv_proj_dim, vb.pp("attn2"), gguf)?,
             norm2,
-            ffn: Mlp::new(dim, cfg.ffn_dim, dim, Act::GeluTanh, vb.pp("ffn.net.0.proj"), vb.pp("ffn.net.2"))?,
+            ffn: Mlp::new((dim, cfg.ffn_dim, dim), Act::GeluTanh, vb.pp("ffn.net.0.proj"), vb.pp("ffn.net.2"), gguf)?,
             scale_shift_table: vb.get((1, 6, dim), "scale_shift_table")?.unsqueeze(0)?,
             eps: cfg.eps,
         })
@@ -323,6 +377,28 @@ impl WanTransformer3DModel {
     /// embeddings, the output projection, norms and modulation stay as loaded, as the
     /// community's GGUF files of Wan keep them).
     pub fn new_quantized(cfg: &WanTransformerConfig, vb: VarBuilder, quantize: Option<GgmlDType>) -> Result<Self> {
+        Self::build(cfg, vb, None, quantize)
+    }
+
+    /// The model from a GGUF file ([`crate::gguf`]): linear layers stored in a block
+    /// format stay in it (fused where the parts share one), every other tensor is read
+    /// as `vb`'s dtype; `quantize`, if given, quantizes the block layers stored dense.
+    pub fn new_gguf(
+        cfg: &WanTransformerConfig,
+        gguf: &Arc<GgufFile>,
+        dtype: DType,
+        device: &Device,
+        quantize: Option<GgmlDType>,
+    ) -> Result<Self> {
+        Self::build(cfg, gguf.var_builder(dtype, device), Some(gguf), quantize)
+    }
+
+    fn build(
+        cfg: &WanTransformerConfig,
+        vb: VarBuilder,
+        gguf: Option<&GgufFile>,
+        quantize: Option<GgmlDType>,
+    ) -> Result<Self> {
         let d = cfg.inner_dim();
         let p = cfg.patch_size;
         let patch_in = cfg.in_channels * p[0] * p[1] * p[2];
@@ -340,7 +416,7 @@ impl WanTransformer3DModel {
                 };
                 Some(ImageEmbedder {
                     norm1: ln(ie.pp("norm1"), img)?,
-                    ff: Mlp::new(img, img, d, Act::GeluErf, ie.pp("ff.net.0.proj"), ie.pp("ff.net.2"))?,
+                    ff: Mlp::new((img, img, d), Act::GeluErf, ie.pp("ff.net.0.proj"), ie.pp("ff.net.2"), gguf)?,
                     norm2: ln(ie.pp("norm2"), d)?,
                     pos_embed: match cfg.pos_embed_seq_len {
                         Some(n) => Some(ie.get((1, n, img), "pos_embed")?),
@@ -352,7 +428,7 @@ impl WanTransformer3DModel {
         };
         let blocks = (0..cfg.num_layers)
             .map(|i| {
-                let b = Block::new(cfg, vb.pp("blocks").pp(i))?;
+                let b = Block::new(cfg, vb.pp("blocks").pp(i), gguf)?;
                 match quantize {
                     Some(q) => b.quantize(q),
                     None => Ok(b),
@@ -363,26 +439,24 @@ impl WanTransformer3DModel {
             cfg: cfg.clone(),
             patch_embedding,
             time_embedder: Mlp::new(
-                cfg.freq_dim,
-                d,
-                d,
+                (cfg.freq_dim, d, d),
                 Act::Silu,
                 ce.pp("time_embedder.linear_1"),
                 ce.pp("time_embedder.linear_2"),
+                gguf,
             )?,
-            time_proj: linear(d, 6 * d, ce.pp("time_proj"))?,
+            time_proj: linear_from(d, 6 * d, ce.pp("time_proj"), gguf)?,
             text_embedder: Mlp::new(
-                cfg.text_dim,
-                d,
-                d,
+                (cfg.text_dim, d, d),
                 Act::GeluTanh,
                 ce.pp("text_embedder.linear_1"),
                 ce.pp("text_embedder.linear_2"),
+                gguf,
             )?,
             image_embedder,
             blocks,
             scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?.unsqueeze(0)?,
-            proj_out: linear(d, cfg.out_channels() * p[0] * p[1] * p[2], vb.pp("proj_out"))?,
+            proj_out: linear_from(d, cfg.out_channels() * p[0] * p[1] * p[2], vb.pp("proj_out"), gguf)?,
         })
     }
 
@@ -398,9 +472,75 @@ impl WanTransformer3DModel {
         device: &Device,
         quantize: Option<GgmlDType>,
     ) -> crate::Result<Self> {
+        Self::load_from(dir, None, dtype, device, quantize)
+    }
+
+    /// Whether `dir` holds weights [`Self::load_from`] can read without a named GGUF file:
+    /// safetensors, or one `.gguf` file.
+    pub fn check_weights(dir: &Path) -> crate::Result<()> {
+        match crate::loading::safetensors_files(dir) {
+            Err(crate::Error::NoWeights { .. }) => match crate::gguf::find_in(dir)? {
+                Some(_) => Ok(()),
+                None => Err(crate::Error::BadWeights {
+                    path: dir.to_path_buf(),
+                    message: "no weights found (expected *.safetensors, a *.safetensors.index.json or one *.gguf \
+                              file; or name a GGUF file with --gguf)"
+                        .into(),
+                }),
+            },
+            other => other.map(drop),
+        }
+    }
+
+    /// Whether a GGUF file's tensors fit `cfg` (the patch embedding, the last block's FFN,
+    /// no block beyond): checked before any work, where [`Self::new_gguf`] would fail
+    /// only once reached.
+    pub fn check_gguf(cfg: &WanTransformerConfig, file: &GgufFile) -> crate::Result<()> {
+        let (d, p) = (cfg.inner_dim(), cfg.patch_size);
+        file.check_shape("patch_embedding.weight", &[d, cfg.in_channels, p[0], p[1], p[2]])?;
+        let last = cfg.num_layers.saturating_sub(1);
+        file.check_shape(&format!("blocks.{last}.ffn.net.0.proj.weight"), &[cfg.ffn_dim, d])?;
+        if file.tensors().contains_key(&format!("blocks.{}.ffn.net.0.proj.weight", cfg.num_layers)) {
+            return Err(crate::Error::BadWeights {
+                path: file.path().to_path_buf(),
+                message: format!(
+                    "has more blocks than the model's config.json ({}): the file is another model's",
+                    cfg.num_layers
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::load_quantized`] with the weights from `gguf` if given, else from the
+    /// folder: its safetensors, or its one `.gguf` file when it has no safetensors. The
+    /// config is always the folder's `config.json`.
+    pub fn load_from(
+        dir: &Path,
+        gguf: Option<&Path>,
+        dtype: DType,
+        device: &Device,
+        quantize: Option<GgmlDType>,
+    ) -> crate::Result<Self> {
         let cfg = WanTransformerConfig::load(&dir.join("config.json"))?;
-        let vb = var_builder(dir, dtype, device)?;
-        in_component(dir, Self::new_quantized(&cfg, vb, quantize))
+        let gguf = match gguf {
+            Some(g) => Some(g.to_path_buf()),
+            None => match crate::loading::safetensors_files(dir) {
+                Err(crate::Error::NoWeights { .. }) => crate::gguf::find_in(dir)?,
+                _ => None,
+            },
+        };
+        match gguf {
+            Some(path) => {
+                let file = Arc::new(GgufFile::open(&path)?);
+                Self::check_gguf(&cfg, &file)?;
+                in_component(&path, Self::new_gguf(&cfg, &file, dtype, device, quantize))
+            }
+            None => {
+                let vb = var_builder(dir, dtype, device)?;
+                in_component(dir, Self::new_quantized(&cfg, vb, quantize))
+            }
+        }
     }
 
     /// The text embedder's output for text-encoder states (B, L, text_dim): what every
@@ -416,12 +556,15 @@ impl WanTransformer3DModel {
     /// How many linear layers hold quantized weights.
     pub fn quantized_layers(&self) -> usize {
         let attn = |a: &Attention| {
-            let proj = match &a.proj {
-                Projections::SelfAttn { qkv } => vec![qkv],
-                Projections::Cross { q, kv } => vec![q, kv],
+            let mut layers = match &a.proj {
+                Projections::SelfAttn { qkv } => qkv.layers(),
+                Projections::Cross { q, kv } => [vec![q], kv.layers()].concat(),
             };
-            let added = a.added.as_ref().map(|(l, _)| l);
-            proj.into_iter().chain([&a.out]).chain(added).filter(|l| l.is_quantized()).count()
+            layers.push(&a.out);
+            if let Some((p, _)) = &a.added {
+                layers.extend(p.layers());
+            }
+            layers.into_iter().filter(|l| l.is_quantized()).count()
         };
         self.blocks
             .iter()
