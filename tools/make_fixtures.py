@@ -567,8 +567,32 @@ def gguf_refs():
         print("  ", f)
 
 
+def tiling_refs():
+    """diffusers' tiled VAE decode and encode (`enable_tiling`) on the tiny fixture VAEs, with
+    tiles small enough that several rows and columns of them blend: Wan 2.1 (8x) tiles of 32
+    every 24 pixels on 64x80 frames; Wan 2.2 TI2V (16x, patchified) tiles of 64 every 48 on
+    96x128. Printed: how far tiling moves the outputs from the untiled ones (far, on random
+    weights and tiles smaller than the receptive field)."""
+    g = torch.Generator().manual_seed(41)
+    for folder, size, tile, stride in (("wan21", (64, 80), 32, 24), ("wan22_ti2v", (96, 128), 64, 48)):
+        vae = AutoencoderKLWan.from_pretrained(os.path.join(MODELS, folder, "vae")).eval()
+        video = torch.rand(1, 3, 5, *size, generator=g) * 2 - 1
+        z = torch.randn(1, vae.config.z_dim, 2, size[0] // vae.spatial_compression_ratio,
+                        size[1] // vae.spatial_compression_ratio, generator=g)
+        plain = dict(mean=vae.encode(video).latent_dist.mean, decoded=vae.decode(z).sample)
+        vae.enable_tiling(tile_sample_min_height=tile, tile_sample_min_width=tile,
+                          tile_sample_stride_height=stride, tile_sample_stride_width=stride)
+        tiled = dict(mean=vae.encode(video).latent_dist.mean, decoded=vae.decode(z).sample)
+        save(os.path.join(REF, f"vae_tiling_{folder}.safetensors"), dict(
+            video=video, latents=z, tiled_mean=tiled["mean"], tiled_decoded=tiled["decoded"],
+            tile=torch.tensor([tile, stride])))
+        for k in ("mean", "decoded"):
+            d = (tiled[k] - plain[k]).norm() / plain[k].norm()
+            print(f"tiling {folder} {k}: tiled vs untiled rel L2 {d:.3e}")
+
+
 if __name__ == "__main__":
-    only = sys.argv[1:] or ["models", "modules", "pipelines", "caches", "ggufs"]
+    only = sys.argv[1:] or ["models", "modules", "pipelines", "caches", "ggufs", "tilings"]
     if "models" in only:
         build_models()
     if "modules" in only:
@@ -579,6 +603,8 @@ if __name__ == "__main__":
         cache_refs()
     if "ggufs" in only:
         gguf_refs()
+    if "tilings" in only:
+        tiling_refs()
     total = 0
     for d in (MODELS, PIPE):
         for r, _, fs in os.walk(d):

@@ -11,6 +11,9 @@
 
 mod blocks;
 mod coder;
+mod tiling;
+
+pub use tiling::Tiling;
 
 use std::path::Path;
 
@@ -172,6 +175,8 @@ pub struct AutoencoderKLWan {
     decoder: Coder,
     quant_conv: CausalConv3d,
     post_quant_conv: CausalConv3d,
+    /// Spatial tiling of encode and decode (off: whole frames, diffusers' default).
+    tiling: Option<Tiling>,
 }
 
 impl AutoencoderKLWan {
@@ -183,6 +188,7 @@ impl AutoencoderKLWan {
             decoder: Coder::decoder(cfg, vb.pp("decoder"))?,
             quant_conv: CausalConv3d::new(2 * z, 2 * z, (1, 1), 1, (0, 0), vb.pp("quant_conv"))?,
             post_quant_conv: CausalConv3d::new(z, z, (1, 1), 1, (0, 0), vb.pp("post_quant_conv"))?,
+            tiling: None,
         })
     }
 
@@ -194,6 +200,28 @@ impl AutoencoderKLWan {
 
     pub fn config(&self) -> &AutoencoderKLWanConfig {
         &self.cfg
+    }
+
+    /// Encode and decode in overlapping spatial tiles ([`Tiling`], diffusers'
+    /// `enable_tiling`) when a frame is larger than one tile; `None`: whole frames.
+    pub fn set_tiling(&mut self, tiling: Option<Tiling>) -> Result<()> {
+        if let Some(t) = &tiling {
+            t.check().map_err(candle_core::Error::Msg)?;
+            let s = self.spatial_factor();
+            if t.stride.0 < s || t.stride.1 < s {
+                candle_core::bail!("VAE tile strides {:?} are below the VAE's {s}-pixel cell", t.stride);
+            }
+        }
+        self.tiling = tiling;
+        Ok(())
+    }
+
+    pub fn tiling(&self) -> Option<Tiling> {
+        self.tiling
+    }
+
+    fn patch(&self) -> usize {
+        self.cfg.patch_size.unwrap_or(1).max(1)
     }
 
     pub fn temporal_factor(&self) -> usize {
@@ -225,6 +253,26 @@ impl AutoencoderKLWan {
             Some(p) if p > 1 => patchify(video, p)?,
             _ => video.clone(),
         };
+        // diffusers' `tiled_encode`: tiles in the patchified frame's cells, used when the
+        // frame before patchifying is larger than a tile (its `_encode`).
+        if let Some(t) = self.tiling {
+            let (_, _, _, h, w) = x.dims5()?;
+            let (vh, vw) = (video.dim(3)?, video.dim(4)?);
+            if vh > t.tile.0 || vw > t.tile.1 {
+                let es = self.spatial_factor() / self.patch();
+                let lat_min = (t.tile.0 / es, t.tile.1 / es);
+                let lat_stride = (t.stride.0 / es, t.stride.1 / es);
+                let blend = (lat_min.0 - lat_stride.0, lat_min.1 - lat_stride.1);
+                return tiling::tiled(&x, t.tile, t.stride, (lat_stride, blend, (h / es, w / es)), &mut |tile| {
+                    self.encode_tile(tile)
+                });
+            }
+        }
+        self.encode_tile(&x)
+    }
+
+    /// Moments of a (patchified) clip, whole frames.
+    fn encode_tile(&self, x: &Tensor) -> Result<Tensor> {
         let t = x.dim(2)?;
         let tf = self.temporal_factor();
         let mut cache = Cache::default();
@@ -267,6 +315,38 @@ impl AutoencoderKLWan {
     }
 
     fn decode_chunks(&self, z: &Tensor, clamp: bool, on_frames: &mut dyn FnMut(Tensor) -> Result<()>) -> Result<()> {
+        // diffusers' `tiled_decode`: every tile over all frames, blended in the decoder's
+        // (patchified) output, then unpatchified and clamped.
+        if let Some(t) = self.tiling {
+            let (_, _, _, h, w) = z.dims5()?;
+            let s = self.spatial_factor();
+            let lat_min = (t.tile.0 / s, t.tile.1 / s);
+            if h > lat_min.0 || w > lat_min.1 {
+                let p = self.patch();
+                let stride_out = (t.stride.0 / p, t.stride.1 / p);
+                let blend = (t.tile.0 / p - stride_out.0, t.tile.1 / p - stride_out.1);
+                let size = (h * s / p, w * s / p);
+                let out = tiling::tiled(
+                    z,
+                    lat_min,
+                    (t.stride.0 / s, t.stride.1 / s),
+                    (stride_out, blend, size),
+                    &mut |tile| self.decode_tile(tile),
+                )?;
+                let out = if p > 1 { unpatchify(&out, p)? } else { out };
+                let out = if clamp { out.clamp(-1f32, 1f32)? } else { out };
+                // Handed on as the untiled decode hands it: the first frame, then each
+                // latent frame's.
+                let (frames, tf) = (out.dim(2)?, self.temporal_factor());
+                let mut start = 0;
+                while start < frames {
+                    let len = if start == 0 { 1 } else { tf.min(frames - start) };
+                    on_frames(out.narrow(2, start, len)?)?;
+                    start += len;
+                }
+                return Ok(());
+            }
+        }
         let x = self.post_quant_conv.forward(z, None)?;
         let mut cache = Cache::default();
         for i in 0..x.dim(2)? {
@@ -278,6 +358,17 @@ impl AutoencoderKLWan {
             on_frames(if clamp { out.clamp(-1f32, 1f32)? } else { out })?;
         }
         Ok(())
+    }
+
+    /// One tile's decoder output over all its frames: patchified, unclamped.
+    fn decode_tile(&self, z: &Tensor) -> Result<Tensor> {
+        let x = self.post_quant_conv.forward(z, None)?;
+        let mut cache = Cache::default();
+        let mut outs = Vec::with_capacity(x.dim(2)?);
+        for i in 0..x.dim(2)? {
+            outs.push(self.decoder.forward(&x.narrow(2, i, 1)?, &mut cache, i == 0)?);
+        }
+        Tensor::cat(&outs, 2)
     }
 
     fn stats(&self, like: &Tensor) -> Result<(Tensor, Tensor)> {
