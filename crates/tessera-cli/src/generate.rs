@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use tessera_media::keys::Credentials;
 use tessera_pipeline::moderation::Policy;
-use tessera_pipeline::{builtin_model, CacheKind, ModelDefaults, Quantize, WanPipeline};
+use tessera_pipeline::{builtin_model, CacheKind, ModelDefaults, Quantize, VaeTiling, WanPipeline};
 use tessera_service::{GenerationRequest, Limits, Model, Provenance, Size};
 
 use crate::output::OutputFormat;
@@ -98,6 +98,11 @@ pub struct GenerateArgs {
     /// this flag.)
     #[arg(long, value_name = "FILE")]
     gguf: Vec<PathBuf>,
+    /// Encode and decode with the VAE in overlapping tiles of 256 pixels (diffusers'
+    /// `enable_tiling`), so that memory stays bounded at any size: `auto` tiles frames
+    /// larger than 1280x720.
+    #[arg(long, value_parser = parse_vae_tiling, default_value = "auto", value_name = "auto|on|off")]
+    vae_tiling: VaeTiling,
     /// Output file; the extension picks the format: .mp4, .gif, .png, .safetensors.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
@@ -142,6 +147,10 @@ pub fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
 
 pub fn parse_quantize(s: &str) -> std::result::Result<Quantize, String> {
     Quantize::parse(s).ok_or_else(|| format!("{s:?} is not a quantization ({})", Quantize::NAMES))
+}
+
+pub fn parse_vae_tiling(s: &str) -> std::result::Result<VaeTiling, String> {
+    VaeTiling::parse(s).ok_or_else(|| format!("{s:?} is not a tiling choice ({})", VaeTiling::NAMES))
 }
 
 pub fn parse_cache(s: &str) -> std::result::Result<CacheKind, String> {
@@ -262,7 +271,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if expanded {
         reporter.message(&format!("prompt expanded: {}", plan.caption));
     }
-    let pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
+    let mut pipeline = WanPipeline::open(&model_dir, &device, dtype)?;
+    pipeline.set_vae_tiling(args.vae_tiling);
     plan.params.latents = args.latents.as_deref().map(read_latents).transpose()?;
     plan.params.quantize = args.quantize;
     plan.params.gguf = args.gguf.clone();

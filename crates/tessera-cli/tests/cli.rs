@@ -331,3 +331,29 @@ fn gguf_transformers_generate() {
     let e = fails(&a, &out);
     assert!(e.contains("not a GGUF file"), "{e}");
 }
+
+/// `--vae-tiling`: frames larger than a tile (256 pixels) decode in tiles when on, which
+/// moves the tiny random VAE's output near the seams; frames within one tile are decoded
+/// whole either way; `auto` leaves a 320x256 frame whole.
+#[test]
+fn vae_tiling_flag() {
+    let dir = scratch("tiling");
+    let run = |size: &str, tiling: &str| {
+        let out = dir.join(format!("{size}-{tiling}.safetensors"));
+        let mut a = tiny_args(&out);
+        a[6] = size.into();
+        a.extend(["--vae-tiling".into(), tiling.into(), "--no-provenance".into()]);
+        let o = bin().args(&a).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        candle_core::safetensors::load(&out, &Device::Cpu).unwrap()["frames"].clone()
+    };
+    let (on, off, auto) = (run("320x256", "on"), run("320x256", "off"), run("320x256", "auto"));
+    assert!(rel_l2(&on, &off) > 1e-3, "tiling changed nothing");
+    assert_eq!(rel_l2(&auto, &off), 0.0);
+    assert_eq!(rel_l2(&run("48x32", "on"), &run("48x32", "off")), 0.0);
+    let out = dir.join("x.png");
+    let mut a = tiny_args(&out);
+    a.extend(["--vae-tiling".into(), "sometimes".into()]);
+    let o = bin().args(&a).output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("auto, on, off"), "{}", stderr(&o));
+}

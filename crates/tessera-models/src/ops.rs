@@ -63,17 +63,33 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// given, is added to the scores and broadcasts to (B, H, Lq, Lk). `scale` multiplies the
 /// scores (1/sqrt(D) for most models; T5 uses 1.0).
 ///
-/// Queries are processed in chunks so the score matrix never exceeds `CHUNK` rows: long
-/// videos have tens of thousands of tokens and a full (Lq, Lk) matrix would not fit.
+/// Queries are processed in chunks so that the scores of one chunk (B x H x rows x Lk)
+/// stay within `SCORE_BYTES` (16 to 4,096 rows): long videos and large images have tens
+/// of thousands of tokens, and a full (Lq, Lk) matrix would not fit (Wan 2.1 1.3B at
+/// 832x480x81: 12 heads x 32,760 keys, 1.6 MB of scores a query row).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
-    const CHUNK: usize = 4096;
+    const SCORE_BYTES: usize = 256 << 20;
+    let (b, h, _, _) = q.dims4()?;
+    let per_row = b * h * k.dim(2)? * q.dtype().size_in_bytes();
+    attention_in_chunks(q, k, v, bias, scale, (SCORE_BYTES / per_row.max(1)).clamp(16, 4096))
+}
+
+/// [`attention`] with `chunk_rows` query rows at a time.
+fn attention_in_chunks(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f64,
+    chunk_rows: usize,
+) -> Result<Tensor> {
     let lq = q.dim(2)?;
     let kt = k.transpose(2, 3)?.contiguous()?; // (B, H, D, Lk)
     let v = v.contiguous()?;
-    let mut outs = Vec::with_capacity(lq.div_ceil(CHUNK));
+    let mut outs = Vec::with_capacity(lq.div_ceil(chunk_rows));
     let mut start = 0;
     while start < lq {
-        let len = CHUNK.min(lq - start);
+        let len = chunk_rows.min(lq - start);
         let qc = q.narrow(2, start, len)?.contiguous()?;
         let mut scores = (qc.matmul(&kt)? * scale)?; // (B, H, len, Lk)
         if let Some(b) = bias {
@@ -88,5 +104,26 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scal
         Ok(outs.remove(0))
     } else {
         Tensor::cat(&outs, 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn chunked_attention_equals_one_chunk() {
+        let d = &Device::Cpu;
+        let q = Tensor::randn(0f32, 1.0, (1, 2, 45, 8), d).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (1, 2, 30, 8), d).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (1, 2, 30, 8), d).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, (1, 1, 45, 30), d).unwrap();
+        for bias in [None, Some(&bias)] {
+            let whole = attention_in_chunks(&q, &k, &v, bias, 0.3, 4096).unwrap();
+            let parts = attention_in_chunks(&q, &k, &v, bias, 0.3, 16).unwrap();
+            let e = crate::testing::rel_l2(&parts, &whole).unwrap();
+            assert!(e < 1e-6, "{e}");
+        }
     }
 }

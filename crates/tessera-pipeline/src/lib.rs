@@ -21,4 +21,4 @@ pub use conditioning::{Edit, Given};
 pub use defaults::{builtin_model, frames_for_seconds, ModelDefaults};
 pub use error::{Error, Result};
 pub use quant::Quantize;
-pub use wan::{GenerateParams, Progress, WanPipeline};
+pub use wan::{GenerateParams, Progress, VaeTiling, WanPipeline};

@@ -18,7 +18,7 @@ use tessera_models::umt5::{encode_prompts, UMT5EncoderModel};
 use tessera_models::wan::cache::{BlockCache, Policy};
 use tessera_models::wan::config::WanTransformerConfig;
 use tessera_models::wan::transformer::WanTransformer3DModel;
-use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig};
+use tessera_models::wan::vae::{AutoencoderKLWan, AutoencoderKLWanConfig, Tiling};
 
 use crate::cache::StepCache;
 use crate::conditioning::{edit_start, latent_known, mask_channels, Edit, Given, Replace};
@@ -114,6 +114,44 @@ pub struct WanPipeline {
     vae_config: AutoencoderKLWanConfig,
     device: Device,
     dtype: DType,
+    vae_tiling: VaeTiling,
+}
+
+/// Whether the VAE encodes and decodes in overlapping spatial tiles (`--vae-tiling`;
+/// tessera-models `wan/vae/tiling.rs`, diffusers' `enable_tiling` with its default tiles
+/// of 256 pixels every 192).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VaeTiling {
+    /// Tiles for frames larger than [`VaeTiling::AUTO_PIXELS`], whole frames otherwise.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl VaeTiling {
+    /// Past 1280x720 (Wan's largest trained size) `auto` tiles: a 2048x2048 frame decoded
+    /// whole needs tens of GB (BENCHMARKS.md).
+    pub const AUTO_PIXELS: usize = 1280 * 720;
+    pub const NAMES: &'static str = "auto, on, off";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "on" => Some(Self::On),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    /// Whether frames of `height` x `width` pixels are tiled.
+    pub fn tiles(self, height: usize, width: usize) -> bool {
+        match self {
+            Self::Auto => height * width > Self::AUTO_PIXELS,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
 }
 
 impl WanPipeline {
@@ -132,7 +170,15 @@ impl WanPipeline {
         // Fail now, not after minutes of work, on a scheduler we cannot run or weights
         // that are not there.
         let pipeline =
-            Self { dir: dir.to_path_buf(), index, transformer_config, vae_config, device: device.clone(), dtype };
+            Self {
+                dir: dir.to_path_buf(),
+                index,
+                transformer_config,
+                vae_config,
+                device: device.clone(),
+                dtype,
+                vae_tiling: VaeTiling::Auto,
+            };
         pipeline.scheduler()?;
         // (The transformers' weights may come from `--gguf` files: `validate` checks them.)
         for c in ["text_encoder", "vae"] {
@@ -147,6 +193,20 @@ impl WanPipeline {
     pub fn scheduler(&self) -> Result<Scheduler> {
         let class = self.index.require("scheduler")?;
         Ok(Scheduler::from_file_as(&self.dir.join("scheduler/scheduler_config.json"), class)?)
+    }
+
+    /// When the VAE tiles (default [`VaeTiling::Auto`]).
+    pub fn set_vae_tiling(&mut self, tiling: VaeTiling) {
+        self.vae_tiling = tiling;
+    }
+
+    /// The VAE, tiling frames of `height` x `width` pixels or not as [`VaeTiling::tiles`] says.
+    fn load_vae(&self, height: usize, width: usize) -> Result<AutoencoderKLWan> {
+        let mut vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
+        if self.vae_tiling.tiles(height, width) {
+            vae.set_tiling(Some(Tiling::default()))?;
+        }
+        Ok(vae)
     }
 
     pub fn device(&self) -> &Device {
@@ -344,7 +404,7 @@ impl WanPipeline {
             return Ok(Prepared::default());
         }
         progress(Progress::Stage("encode conditioning"));
-        let vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
+        let vae = self.load_vae(p.height, p.width)?;
         let mut out = Prepared::default();
         if layout {
             let (mask, video) = match &p.given {
@@ -526,7 +586,8 @@ impl WanPipeline {
     /// `output_type="np"`. The VAE streams one latent frame at a time.
     pub fn decode(&self, latents: &Tensor, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
         progress(Progress::Stage("load vae"));
-        let vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
+        let s = self.vae_config.spatial_factor();
+        let vae = self.load_vae(latents.dim(3)? * s, latents.dim(4)? * s)?;
         progress(Progress::Stage("decode"));
         let z = vae.denormalize_latents(&latents.to_dtype(self.dtype)?)?;
         let t_lat = z.dim(2)?;
