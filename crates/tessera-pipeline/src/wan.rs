@@ -169,16 +169,15 @@ impl WanPipeline {
         let vae_config = AutoencoderKLWanConfig::load(&dir.join("vae/config.json"))?;
         // Fail now, not after minutes of work, on a scheduler we cannot run or weights
         // that are not there.
-        let pipeline =
-            Self {
-                dir: dir.to_path_buf(),
-                index,
-                transformer_config,
-                vae_config,
-                device: device.clone(),
-                dtype,
-                vae_tiling: VaeTiling::Auto,
-            };
+        let pipeline = Self {
+            dir: dir.to_path_buf(),
+            index,
+            transformer_config,
+            vae_config,
+            device: device.clone(),
+            dtype,
+            vae_tiling: VaeTiling::Auto,
+        };
         pipeline.scheduler()?;
         // (The transformers' weights may come from `--gguf` files: `validate` checks them.)
         for c in ["text_encoder", "vae"] {
