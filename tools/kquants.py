@@ -47,35 +47,33 @@ def _block(x, nmax):
     return d, dmin, _pack_scales(sc, m), q
 
 
-def quantize_q4_k(a):
-    """(rows, cols) float32, cols a multiple of 256 -> (rows, cols / 256 * 144) uint8."""
+def _quantize(a, nmax):
+    """(rows, cols) float32, cols a multiple of 256 -> one K-quant block of bytes per 256
+    values: d, dmin (f16), 12 bytes of scales, for 5 bits (nmax 31) 32 bytes of high bits,
+    then 128 bytes of low nibbles (sub-blocks 2c and 2c+1 share the 32 bytes of chunk c)."""
     rows, cols = a.shape
     out = []
     for x in a.reshape(-1, QK_K):
-        d, dmin, scales, q = _block(x, 15)
-        qs = np.zeros(128, dtype=np.uint8)
-        for c in range(4):
-            qs[32 * c:32 * c + 32] = q[2 * c] | (q[2 * c + 1] << 4)
-        out.append(np.concatenate([np.frombuffer(np.array([d, dmin], dtype=np.float16).tobytes(), np.uint8),
-                                   scales, qs]))
-    return np.stack(out).reshape(rows, -1)
-
-
-def quantize_q5_k(a):
-    """(rows, cols) float32, cols a multiple of 256 -> (rows, cols / 256 * 176) uint8."""
-    rows, cols = a.shape
-    out = []
-    for x in a.reshape(-1, QK_K):
-        d, dmin, scales, q = _block(x, 31)
+        d, dmin, scales, q = _block(x, nmax)
         qs = np.zeros(128, dtype=np.uint8)
         qh = np.zeros(32, dtype=np.uint8)
         for c in range(4):
             lo, hi = q[2 * c], q[2 * c + 1]
             qs[32 * c:32 * c + 32] = (lo & 15) | ((hi & 15) << 4)
             qh |= ((lo >> 4) << (2 * c)).astype(np.uint8) | ((hi >> 4) << (2 * c + 1)).astype(np.uint8)
-        out.append(np.concatenate([np.frombuffer(np.array([d, dmin], dtype=np.float16).tobytes(), np.uint8),
-                                   scales, qh, qs]))
+        head = [np.frombuffer(np.array([d, dmin], dtype=np.float16).tobytes(), np.uint8), scales]
+        out.append(np.concatenate(head + ([qh] if nmax == 31 else []) + [qs]))
     return np.stack(out).reshape(rows, -1)
+
+
+def quantize_q4_k(a):
+    """(rows, cols) float32, cols a multiple of 256 -> (rows, cols / 256 * 144) uint8."""
+    return _quantize(a, 15)
+
+
+def quantize_q5_k(a):
+    """(rows, cols) float32, cols a multiple of 256 -> (rows, cols / 256 * 176) uint8."""
+    return _quantize(a, 31)
 
 
 def roundtrip_error(a, qtype):

@@ -331,7 +331,14 @@ impl AutoencoderKLWan {
                     lat_min,
                     (t.stride.0 / s, t.stride.1 / s),
                     (stride_out, blend, size),
-                    &mut |tile| self.decode_tile(tile),
+                    &mut |tile| {
+                        let mut outs = Vec::new();
+                        self.decoder_frames(tile, &mut |o| {
+                            outs.push(o);
+                            Ok(())
+                        })?;
+                        Tensor::cat(&outs, 2)
+                    },
                 )?;
                 let out = if p > 1 { unpatchify(&out, p)? } else { out };
                 let out = if clamp { out.clamp(-1f32, 1f32)? } else { out };
@@ -347,28 +354,22 @@ impl AutoencoderKLWan {
                 return Ok(());
             }
         }
-        let x = self.post_quant_conv.forward(z, None)?;
-        let mut cache = Cache::default();
-        for i in 0..x.dim(2)? {
-            let out = self.decoder.forward(&x.narrow(2, i, 1)?, &mut cache, i == 0)?;
-            let out = match self.cfg.patch_size {
-                Some(p) if p > 1 => unpatchify(&out, p)?,
-                _ => out,
-            };
-            on_frames(if clamp { out.clamp(-1f32, 1f32)? } else { out })?;
-        }
-        Ok(())
+        let p = self.patch();
+        self.decoder_frames(z, &mut |out| {
+            let out = if p > 1 { unpatchify(&out, p)? } else { out };
+            on_frames(if clamp { out.clamp(-1f32, 1f32)? } else { out })
+        })
     }
 
-    /// One tile's decoder output over all its frames: patchified, unclamped.
-    fn decode_tile(&self, z: &Tensor) -> Result<Tensor> {
+    /// The decoder's output for each latent frame in turn (patchified, unclamped), one
+    /// causal cache through all of them: what both the whole-frame and the tiled decode run.
+    fn decoder_frames(&self, z: &Tensor, on_out: &mut dyn FnMut(Tensor) -> Result<()>) -> Result<()> {
         let x = self.post_quant_conv.forward(z, None)?;
         let mut cache = Cache::default();
-        let mut outs = Vec::with_capacity(x.dim(2)?);
         for i in 0..x.dim(2)? {
-            outs.push(self.decoder.forward(&x.narrow(2, i, 1)?, &mut cache, i == 0)?);
+            on_out(self.decoder.forward(&x.narrow(2, i, 1)?, &mut cache, i == 0)?)?;
         }
-        Tensor::cat(&outs, 2)
+        Ok(())
     }
 
     fn stats(&self, like: &Tensor) -> Result<(Tensor, Tensor)> {
