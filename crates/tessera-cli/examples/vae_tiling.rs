@@ -27,7 +27,7 @@ fn main() {
     let dev = Device::Cpu;
     match args.first().map(String::as_str) {
         Some("time") if args.len() == 5 => {
-            let mut vae = AutoencoderKLWan::load(Path::new(&args[1]), DType::F32, &dev).unwrap();
+            let mut vae = AutoencoderKLWan::load_decoder(Path::new(&args[1]), DType::F32, &dev).unwrap();
             let (w, h) = args[2].split_once('x').expect(usage);
             let (w, h): (usize, usize) = (w.parse().unwrap(), h.parse().unwrap());
             let frames: usize = args[3].parse().unwrap();

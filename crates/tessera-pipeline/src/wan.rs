@@ -199,9 +199,15 @@ impl WanPipeline {
         self.vae_tiling = tiling;
     }
 
-    /// The VAE, tiling frames of `height` x `width` pixels or not as [`VaeTiling::tiles`] says.
-    fn load_vae(&self, height: usize, width: usize) -> Result<AutoencoderKLWan> {
-        let mut vae = AutoencoderKLWan::load(&self.dir.join("vae"), self.dtype, &self.device)?;
+    /// The VAE, tiling frames of `height` x `width` pixels or not as [`VaeTiling::tiles`] says;
+    /// `encoder`: false loads the decoder alone (decoding needs nothing else).
+    fn load_vae(&self, height: usize, width: usize, encoder: bool) -> Result<AutoencoderKLWan> {
+        let dir = self.dir.join("vae");
+        let mut vae = if encoder {
+            AutoencoderKLWan::load(&dir, self.dtype, &self.device)?
+        } else {
+            AutoencoderKLWan::load_decoder(&dir, self.dtype, &self.device)?
+        };
         if self.vae_tiling.tiles(height, width) {
             vae.set_tiling(Some(Tiling::default()))?;
         }
@@ -403,7 +409,7 @@ impl WanPipeline {
             return Ok(Prepared::default());
         }
         progress(Progress::Stage("encode conditioning"));
-        let vae = self.load_vae(p.height, p.width)?;
+        let vae = self.load_vae(p.height, p.width, true)?;
         let mut out = Prepared::default();
         if layout {
             let (mask, video) = match &p.given {
@@ -586,7 +592,7 @@ impl WanPipeline {
     pub fn decode(&self, latents: &Tensor, progress: &mut dyn FnMut(Progress)) -> Result<Tensor> {
         progress(Progress::Stage("load vae"));
         let s = self.vae_config.spatial_factor();
-        let vae = self.load_vae(latents.dim(3)? * s, latents.dim(4)? * s)?;
+        let vae = self.load_vae(latents.dim(3)? * s, latents.dim(4)? * s, false)?;
         progress(Progress::Stage("decode"));
         let z = vae.denormalize_latents(&latents.to_dtype(self.dtype)?)?;
         let t_lat = z.dim(2)?;

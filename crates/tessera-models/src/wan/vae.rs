@@ -171,9 +171,9 @@ fn unpatchify(x: &Tensor, p: usize) -> Result<Tensor> {
 #[derive(Debug, Clone)]
 pub struct AutoencoderKLWan {
     cfg: AutoencoderKLWanConfig,
-    encoder: Coder,
+    /// The encoder and its `quant_conv`; `None` when loaded with [`Self::load_decoder`].
+    encoder: Option<(Coder, CausalConv3d)>,
     decoder: Coder,
-    quant_conv: CausalConv3d,
     post_quant_conv: CausalConv3d,
     /// Spatial tiling of encode and decode (off: whole frames, diffusers' default).
     tiling: Option<Tiling>,
@@ -182,11 +182,19 @@ pub struct AutoencoderKLWan {
 impl AutoencoderKLWan {
     pub fn new(cfg: &AutoencoderKLWanConfig, vb: VarBuilder) -> Result<Self> {
         let z = cfg.z_dim;
+        let encoder = Coder::encoder(cfg, vb.pp("encoder"))?;
+        let quant_conv = CausalConv3d::new(2 * z, 2 * z, (1, 1), 1, (0, 0), vb.pp("quant_conv"))?;
+        Ok(Self { encoder: Some((encoder, quant_conv)), ..Self::new_decoder(cfg, vb)? })
+    }
+
+    /// The decoder half only (what text-to-video needs): the encoder's weights, 42% of
+    /// Wan 2.1's VAE, are neither read nor held. [`Self::encode`] then fails.
+    pub fn new_decoder(cfg: &AutoencoderKLWanConfig, vb: VarBuilder) -> Result<Self> {
+        let z = cfg.z_dim;
         Ok(Self {
             cfg: cfg.clone(),
-            encoder: Coder::encoder(cfg, vb.pp("encoder"))?,
+            encoder: None,
             decoder: Coder::decoder(cfg, vb.pp("decoder"))?,
-            quant_conv: CausalConv3d::new(2 * z, 2 * z, (1, 1), 1, (0, 0), vb.pp("quant_conv"))?,
             post_quant_conv: CausalConv3d::new(z, z, (1, 1), 1, (0, 0), vb.pp("post_quant_conv"))?,
             tiling: None,
         })
@@ -196,6 +204,13 @@ impl AutoencoderKLWan {
         let cfg = AutoencoderKLWanConfig::load(&dir.join("config.json"))?;
         let vb = var_builder(dir, dtype, device)?;
         in_component(dir, Self::new(&cfg, vb))
+    }
+
+    /// [`Self::load`] without the encoder ([`Self::new_decoder`]).
+    pub fn load_decoder(dir: &Path, dtype: DType, device: &Device) -> crate::Result<Self> {
+        let cfg = AutoencoderKLWanConfig::load(&dir.join("config.json"))?;
+        let vb = var_builder(dir, dtype, device)?;
+        in_component(dir, Self::new_decoder(&cfg, vb))
     }
 
     pub fn config(&self) -> &AutoencoderKLWanConfig {
@@ -273,6 +288,9 @@ impl AutoencoderKLWan {
 
     /// Moments of a (patchified) clip, whole frames.
     fn encode_tile(&self, x: &Tensor) -> Result<Tensor> {
+        let Some((encoder, quant_conv)) = &self.encoder else {
+            candle_core::bail!("this VAE was loaded without its encoder (AutoencoderKLWan::load_decoder)")
+        };
         let t = x.dim(2)?;
         let tf = self.temporal_factor();
         let mut cache = Cache::default();
@@ -281,10 +299,10 @@ impl AutoencoderKLWan {
         let mut start = 0;
         while start < t {
             let len = if start == 0 { 1 } else { tf.min(t - start) };
-            outs.push(self.encoder.forward(&x.narrow(2, start, len)?, &mut cache, start == 0)?);
+            outs.push(encoder.forward(&x.narrow(2, start, len)?, &mut cache, start == 0)?);
             start += len;
         }
-        self.quant_conv.forward(&Tensor::cat(&outs, 2)?, None)
+        quant_conv.forward(&Tensor::cat(&outs, 2)?, None)
     }
 
     /// z: (B, z, T', H', W') raw latents -> (B, 3, 4(T'-1)+1, H, W) in [-1, 1].

@@ -47,10 +47,12 @@ impl Cache {
     }
 }
 
-/// Last `n` frames (dim 2) of x, or all of them if fewer.
+/// Last `n` frames (dim 2) of x, or all of them if fewer, as a copy of their own: a
+/// narrowed view would keep the whole chunk's storage alive in the cache until the next
+/// chunk, about doubling the decoder's resident activations (BENCHMARKS.md, memory).
 fn last_frames(x: &Tensor, n: usize) -> Result<Tensor> {
     let t = x.dim(2)?;
-    x.narrow(2, t.saturating_sub(n), t.min(n))
+    x.narrow(2, t.saturating_sub(n), t.min(n))?.force_contiguous()
 }
 
 /// x: (B, C, T, H, W) -> (B * T, C, H, W)
@@ -410,7 +412,8 @@ impl Resample {
                     x = tc.forward(&Tensor::cat(&[&last_frames(p, 1)?, &x], 2)?, None)?;
                     *slot = Slot::Frames(keep);
                 }
-                _ => *slot = Slot::Frames(x.clone()),
+                // Only its last frame is read by the next chunk.
+                _ => *slot = Slot::Frames(last_frames(&x, 1)?),
             }
         }
         Ok(x)
