@@ -21,7 +21,8 @@ const ROUND: f32 = 12_582_912.0;
 fn exp(x: f32) -> f32 {
     let tiny = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -30,7 +31,11 @@ fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let e = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n from t's own bits: n sits in the low mantissa bits of t (an integer below 2^22
+    // added to 1.5 * 2^23), so no float-to-int conversion (Rust's saturating `as` does not
+    // vectorise).
+    let n_int = t.to_bits() as i32 - ROUND.to_bits() as i32;
+    let e = y * f32::from_bits(((n_int + 127) << 23) as u32);
     if tiny {
         0.0
     } else {
@@ -97,39 +102,80 @@ fn softmax_row(row: &mut [f32]) {
     }
 }
 
+/// Element-wise loops built three ways and chosen at run time: AVX-512, AVX2 + FMA, and
+/// the baseline. The body is a plain `for` loop inlined into each build (a closure or an
+/// iterator's out-of-line `fold` would be compiled without the target features: the
+/// softmax loop ran on 4-lane SSE with a scalar float-to-int conversion until
+/// 2026-12-08, BENCHMARKS.md).
 macro_rules! dispatch {
-    ($name:ident, $body:expr) => {
+    ($name:ident, $f:ident) => {
         fn $name(data: &mut [f32]) {
+            #[inline(always)]
+            fn body(data: &mut [f32]) {
+                for v in data.iter_mut() {
+                    *v = $f(*v);
+                }
+            }
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn wide(data: &mut [f32]) {
+                    body(data)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn fast(data: &mut [f32]) {
-                    let f: fn(&mut [f32]) = $body;
-                    f(data)
+                    body(data)
+                }
+                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    unsafe { wide(data) };
+                    return;
                 }
                 if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has the features the function was compiled for.
+                    // SAFETY: as above.
                     unsafe { fast(data) };
                     return;
                 }
             }
-            let f: fn(&mut [f32]) = $body;
-            f(data)
+            body(data)
         }
     };
 }
 
-dispatch!(gelu_slice, |d| d.iter_mut().for_each(|v| *v = gelu_f32(*v)));
-dispatch!(silu_slice, |d| d.iter_mut().for_each(|v| *v = silu_f32(*v)));
-dispatch!(gelu_grad_slice, |d| d.iter_mut().for_each(|v| *v = gelu_grad_f32(*v)));
-dispatch!(silu_grad_slice, |d| d.iter_mut().for_each(|v| *v = silu_grad_f32(*v)));
+dispatch!(gelu_slice, gelu_f32);
+dispatch!(silu_slice, silu_f32);
+dispatch!(gelu_grad_slice, gelu_grad_f32);
+dispatch!(silu_grad_slice, silu_grad_f32);
+
+/// Softmax along each row of `n` values, in place, on the calling thread (the fused
+/// attention's blocks of scores: crate::attention).
+pub(crate) fn softmax_rows_in_place(data: &mut [f32], n: usize) {
+    softmax_rows(data, n)
+}
 
 fn softmax_rows(data: &mut [f32], n: usize) {
     #[cfg(target_arch = "x86_64")]
     {
+        // 16 lanes where the CPU has them: softmax is most of the attention's work outside
+        // its two products.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn wide(data: &mut [f32], n: usize) {
+            // A `for` loop, not `for_each`: the latter's out-of-line `fold` would be
+            // compiled without this function's target features.
+            for row in data.chunks_mut(n) {
+                softmax_row(row)
+            }
+        }
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function was compiled for.
+            unsafe { wide(data, n) };
+            return;
+        }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn fast(data: &mut [f32], n: usize) {
-            data.chunks_mut(n).for_each(softmax_row)
+            for row in data.chunks_mut(n) {
+                softmax_row(row)
+            }
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: as above.
@@ -137,7 +183,9 @@ fn softmax_rows(data: &mut [f32], n: usize) {
             return;
         }
     }
-    data.chunks_mut(n).for_each(softmax_row)
+    for row in data.chunks_mut(n) {
+        softmax_row(row)
+    }
 }
 
 #[derive(Clone, Copy)]

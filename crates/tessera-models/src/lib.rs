@@ -5,6 +5,7 @@
 //! `config.json`; nothing here is hard-coded to one checkpoint.
 
 pub mod allocator;
+pub mod attention;
 pub mod clip_vision;
 pub mod conv;
 pub mod conv_train;

@@ -211,12 +211,15 @@ impl Attention {
     /// Scaled dot-product attention of already projected, normed q, k, v (B, L, H*Dh).
     fn sdpa(&self, q: &Tensor, k: &Tensor, v: &Tensor, rope: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
         let (b, l, n) = q.dims3()?;
+        let scale = 1.0 / ((n / self.heads) as f64).sqrt();
+        if let Some(o) = crate::attention::attention(q, k, v, self.heads, rope, scale)? {
+            return Ok(o);
+        }
         let (mut q, mut k) = (self.heads(q)?, self.heads(k)?);
         if let Some((cos, sin)) = rope {
             q = rope::apply(&q, cos, sin)?;
             k = rope::apply(&k, cos, sin)?;
         }
-        let scale = 1.0 / ((n / self.heads) as f64).sqrt();
         let o = attention(&q, &k, &self.heads(v)?, None, scale)?; // (B, H, L, Dh)
         o.transpose(1, 2)?.reshape((b, l, n))
     }
