@@ -48,15 +48,19 @@ impl ConvKernel {
         }
         let d = Dims::new(&[b, cin, t, h, w], &[self.cout, cin, self.kt, self.k, self.k], pad, stride_t)?;
         let x = x.to_dtype(DType::F32)?.contiguous()?;
-        let xs = {
+        // Another thread's convolution holding the buffer: use a fresh one.
+        let mut fresh = Vec::new();
+        let mut guard = SCRATCH.try_lock().ok();
+        let xs = guard.as_deref_mut().unwrap_or(&mut fresh);
+        {
             let (storage, layout) = x.storage_and_layout();
             let src = match (&*storage, layout.contiguous_offsets()) {
                 (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((s0, s1))) => &v[s0..s1],
                 _ => candle_core::bail!("conv input must be a contiguous f32 CPU tensor"),
             };
-            channels_last(src, &d, pad)
-        };
-        let out = tap_forward(&xs, &self.w, Some(&self.bias), &d, stride_t);
+            channels_last_into(src, &d, pad, xs);
+        }
+        let out = tap_forward(xs, &self.w, Some(&self.bias), &d, stride_t);
         Tensor::from_vec(out, (b, d.cout, d.t_out, d.ho, d.wo), &Device::Cpu)
     }
 }
@@ -123,9 +127,28 @@ impl Dims {
 /// (B, C, T, H, W) values -> channels-last, spatially padded (B, T, Hp, Wp, C), in
 /// parallel over frames.
 pub(crate) fn channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
+    let mut xs = Vec::new();
+    channels_last_into(src, d, pad, &mut xs);
+    xs
+}
+
+/// [`channels_last`] into a reused buffer: only the padding is zeroed, every other value
+/// is written.
+fn channels_last_into(src: &[f32], d: &Dims, pad: usize, xs: &mut Vec<f32>) {
     let (plane, hw) = (d.hp * d.wp, d.h * d.w);
-    let mut xs = vec![0f32; d.b * d.t * plane * d.cin];
+    let len = d.b * d.t * plane * d.cin;
+    xs.truncate(len);
+    xs.resize(len, 0.0);
     xs.par_chunks_mut(plane * d.cin).enumerate().for_each(|(bt, dst)| {
+        if pad > 0 {
+            let row = d.wp * d.cin;
+            dst[..pad * row].fill(0.0);
+            dst[(pad + d.h) * row..].fill(0.0);
+            for y in pad..pad + d.h {
+                dst[y * row..][..pad * d.cin].fill(0.0);
+                dst[y * row + (pad + d.w) * d.cin..][..pad * d.cin].fill(0.0);
+            }
+        }
         let (bi, ti) = (bt / d.t, bt % d.t);
         for ci in 0..d.cin {
             let chan = &src[((bi * d.cin + ci) * d.t + ti) * hw..][..hw];
@@ -138,34 +161,68 @@ pub(crate) fn channels_last(src: &[f32], d: &Dims, pad: usize) -> Vec<f32> {
             }
         }
     });
-    xs
+}
+
+/// The channels-last copy's buffer, kept between convolutions: at the VAE's sizes each
+/// copy is 100-200 MB, above glibc's largest mmap threshold, so a fresh one arrives as
+/// page faults on zeroed pages every time (about 8% of a decode, `perf`).
+/// Freed by [`release_scratch`] when a VAE is dropped.
+static SCRATCH: std::sync::Mutex<Vec<f32>> = std::sync::Mutex::new(Vec::new());
+
+/// Returns the convolutions' reused buffer to the allocator (unless a convolution is
+/// using it), so that a long-lived process does not keep it between decodes.
+pub fn release_scratch() {
+    if let Ok(mut s) = SCRATCH.try_lock() {
+        *s = Vec::new();
+    }
 }
 
 /// The convolution by tap rows: for each (dt, dy), (m x C_out) += X (m x k C_in) @
 /// W (k C_in x C_out), X's row p' being the k C_in contiguous values at the tap's offset
 /// plus p' C_in of the channels-last input `xs`; `wk` is (k_t, k, k, C_in, C_out). Returns
 /// (B, C_out, T_out, Ho, Wo), junk columns dropped, plus `bias` when given.
+///
+/// Work is split into bands of output rows, one task each: a band's accumulator (at most
+/// `ACC_FLOATS`) stays in the core's L2 while all k_t * k tap products add into it and it
+/// is written out channels-first. Until 2026-12-08 each product covered a whole frame
+/// (a 25 MB accumulator at 256x256 with 96 channels, read and written back once per tap)
+/// and was split between threads inside `gemm`.
 pub(crate) fn tap_forward(xs: &[f32], wk: &[f32], bias: Option<&[f32]>, d: &Dims, stride_t: usize) -> Vec<f32> {
+    /// Accumulator floats per band: 512 KiB.
+    const ACC_FLOATS: usize = 128 << 10;
     let (m, kc, cout) = (d.tap_rows(), d.k * d.cin, d.cout);
     let frame_out = d.ho * d.wo;
-    let mut out = vec![0f32; d.b * cout * d.t_out * frame_out];
-    let mut acc = vec![0f32; m * cout];
+    // Bands of a multiple of 64 rows (the AVX-512 microkernel's height).
+    let band = ((ACC_FLOATS / cout.max(1)) / 64 * 64).clamp(64, m.next_multiple_of(64));
+    let bands = m.div_ceil(band);
+    // Every band reads at most rows p' < m of its tap views: check the largest offset once.
     for bi in 0..d.b {
         for to in 0..d.t_out {
+            let last = d.tap_offset(bi, to, stride_t, d.kt - 1, d.k - 1);
+            assert!(last + (m - 1) * d.cin + kc <= xs.len(), "conv tap rows out of bounds");
+        }
+    }
+    assert!(wk.len() >= d.kt * d.k * kc * cout, "conv weights too short");
+    let mut out = vec![0f32; d.b * cout * d.t_out * frame_out];
+    let out_ptr = out.as_mut_ptr() as usize;
+    (0..d.b * d.t_out * bands).into_par_iter().for_each_init(
+        || vec![0f32; band * cout],
+        |acc, task| {
+            let (frame, bd) = (task / bands, task % bands);
+            let (bi, to) = (frame / d.t_out, frame % d.t_out);
+            let p0 = bd * band;
+            let rows = band.min(m - p0);
             for dt in 0..d.kt {
                 for dy in 0..d.k {
-                    let off = d.tap_offset(bi, to, stride_t, dt, dy);
+                    let off = d.tap_offset(bi, to, stride_t, dt, dy) + p0 * d.cin;
                     let wblock = (dt * d.k + dy) * kc * cout;
-                    assert!(
-                        off + (m - 1) * d.cin + kc <= xs.len() && wblock + kc * cout <= wk.len(),
-                        "conv tap rows out of bounds"
-                    );
-                    // SAFETY: rows p' < m read xs[off + p' cin .. + kc] and the weight block
-                    // is kc x cout (both checked above); acc is m x cout; all row-major
-                    // with unit column stride, and acc aliases neither input.
+                    // SAFETY: rows p0 + p' < m read xs[off + p' cin .. + kc] (checked above
+                    // for the largest tap offset; the others are smaller), the weight block
+                    // is kc x cout (checked above); acc holds band >= rows rows of cout;
+                    // all row-major with unit column stride, and acc aliases neither input.
                     unsafe {
                         gemm::gemm(
-                            m,
+                            rows,
                             cout,
                             kc,
                             acc.as_mut_ptr(),
@@ -183,27 +240,28 @@ pub(crate) fn tap_forward(xs: &[f32], wk: &[f32], bias: Option<&[f32]>, d: &Dims
                             false,
                             false,
                             false,
-                            Parallelism::Rayon(0),
+                            Parallelism::None,
                         );
                     }
                 }
             }
-            // Channels-first, junk columns dropped, plus the bias.
-            let acc = &acc;
-            out[bi * cout * d.t_out * frame_out..][..cout * d.t_out * frame_out]
-                .par_chunks_mut(d.t_out * frame_out)
-                .enumerate()
-                .for_each(|(co, planes)| {
-                    let b = bias.map_or(0.0, |b| b[co]);
-                    let dst = &mut planes[to * frame_out..][..frame_out];
-                    for y in 0..d.ho {
-                        for x in 0..d.wo {
-                            dst[y * d.wo + x] = acc[(y * d.wp + x) * cout + co] + b;
-                        }
+            // Channels-first, junk columns dropped, plus the bias. This task alone writes
+            // output pixels p0 <= y Wp + x < p0 + rows of frame (bi, to).
+            let base = bi * cout * d.t_out * frame_out + to * frame_out;
+            for co in 0..cout {
+                let b = bias.map_or(0.0, |b| b[co]);
+                let plane = base + co * d.t_out * frame_out;
+                for p in p0..p0 + rows {
+                    let (y, x) = (p / d.wp, p % d.wp);
+                    if x < d.wo {
+                        // SAFETY: plane + y wo + x < out.len() (y < ho, x < wo); no two
+                        // tasks write the same pixel, and out outlives the loop.
+                        unsafe { *(out_ptr as *mut f32).add(plane + y * d.wo + x) = acc[(p - p0) * cout + co] + b };
                     }
-                });
-        }
-    }
+                }
+            }
+        },
+    );
     out
 }
 

@@ -179,12 +179,20 @@ pub struct AutoencoderKLWan {
     tiling: Option<Tiling>,
 }
 
+impl Drop for AutoencoderKLWan {
+    fn drop(&mut self) {
+        crate::conv::release_scratch();
+    }
+}
+
 impl AutoencoderKLWan {
     pub fn new(cfg: &AutoencoderKLWanConfig, vb: VarBuilder) -> Result<Self> {
         let z = cfg.z_dim;
         let encoder = Coder::encoder(cfg, vb.pp("encoder"))?;
         let quant_conv = CausalConv3d::new(2 * z, 2 * z, (1, 1), 1, (0, 0), vb.pp("quant_conv"))?;
-        Ok(Self { encoder: Some((encoder, quant_conv)), ..Self::new_decoder(cfg, vb)? })
+        let mut vae = Self::new_decoder(cfg, vb)?;
+        vae.encoder = Some((encoder, quant_conv));
+        Ok(vae)
     }
 
     /// The decoder half only (what text-to-video needs): the encoder's weights, 42% of
