@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=benches/setup.sh
 source benches/setup.sh
 
-"$PY" tools/bench_diffusers.py "$WORK/model" "$WORK/latents.safetensors" 2>/dev/null | tail -1 > "$WORK/diffusers.json"
+"$PY" tools/bench_diffusers.py "$WORK/model" "$WORK/latents.safetensors" "$WORK/diffusers-frames.safetensors" 2>/dev/null | tail -1 > "$WORK/diffusers.json"
 /usr/bin/time -f "%e %M" -o "$WORK/tessera.time" "$BIN" generate --model "$WORK/model" \
   --prompt "a red ball bounces on a wooden floor" --negative-prompt "blurry" --size 256x256 --frames 17 \
   --steps 4 --guidance 5 --latents "$WORK/latents.safetensors" ${TESSERA_FLAGS:-} -o "$WORK/out.safetensors" \
@@ -39,4 +39,10 @@ print("| measure | tessera | diffusers | tessera / diffusers |")
 print("| --- | --- | --- | --- |")
 for name, k in rows:
     print(f"| {name} | {t[k]:.2f} | {d[k]:.2f} | {t[k] / d[k]:.2f} |")
+# Same numerics: the frames' relative L2 difference (the engine issue asks <= 1e-4).
+from safetensors.numpy import load_file
+a = load_file(w + "/out.safetensors")["frames"].astype("float64")
+b = load_file(w + "/diffusers-frames.safetensors")["frames"].astype("float64")
+rel = ((a - b) ** 2).sum() ** 0.5 / max((b ** 2).sum() ** 0.5, 1e-30)
+print(f"\nframes against diffusers': relative L2 {rel:.2e}, largest difference {abs(a - b).max():.2e}")
 PYEOF

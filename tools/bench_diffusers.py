@@ -3,7 +3,10 @@
 same settings `benches/run.sh` gives tessera, and prints one JSON line:
 whole-run wall time, mean denoising step, VAE decode, peak RSS.
 
-    venv/bin/python tools/bench_diffusers.py MODEL_DIR LATENTS.safetensors
+    venv/bin/python tools/bench_diffusers.py MODEL_DIR LATENTS.safetensors [FRAMES.safetensors]
+
+With a third argument the decoded frames ((T, H, W, 3) in [0, 1]) are saved there, for
+the parity check of `benches/run.sh`.
 """
 import json
 import resource
@@ -44,6 +47,9 @@ ls = 1.0 / torch.tensor(pipe.vae.config.latents_std).view(1, -1, 1, 1, 1)
 video = pipe.vae.decode(final / ls + lm, return_dict=False)[0]
 frames = pipe.video_processor.postprocess_video(video, output_type="np")
 t_end = time.perf_counter()
+if len(sys.argv) > 3:
+    from safetensors.torch import save_file
+    save_file({"frames": torch.from_numpy(frames[0]).contiguous()}, sys.argv[3])
 print(json.dumps(dict(
     impl="diffusers", total_s=t_end - t0, step_s=sum(step_times) / len(step_times), decode_s=t_end - t_dec,
     peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, frames=list(frames.shape),

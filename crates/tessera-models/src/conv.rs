@@ -42,6 +42,13 @@ impl ConvKernel {
     /// `pad` on each side; temporal stride `stride_t`; spatial stride 1. Returns
     /// (B, C_out, T_out, H + 2 pad - k + 1, W + 2 pad - k + 1).
     pub fn forward(&self, x: &Tensor, pad: usize, stride_t: usize) -> Result<Tensor> {
+        self.forward_owned(x.clone(), pad, stride_t)
+    }
+
+    /// [`Self::forward`] that lets go of `x` once it is copied channels-last, so that
+    /// where the caller holds no other handle its memory is free before the output is
+    /// allocated (at the VAE's full-resolution stage, 100-150 MB less at the peak).
+    pub fn forward_owned(&self, x: Tensor, pad: usize, stride_t: usize) -> Result<Tensor> {
         let (b, cin, t, h, w) = x.dims5()?;
         if cin != self.cin {
             candle_core::bail!("conv expects {} input channels, got {cin}", self.cin);
@@ -60,6 +67,7 @@ impl ConvKernel {
             };
             channels_last_into(src, &d, pad, xs);
         }
+        drop(x);
         let out = tap_forward(xs, &self.w, Some(&self.bias), &d, stride_t);
         Tensor::from_vec(out, (b, d.cout, d.t_out, d.ho, d.wo), &Device::Cpu)
     }

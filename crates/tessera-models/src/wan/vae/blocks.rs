@@ -114,7 +114,12 @@ impl CausalConv3d {
 
     /// x: (B, C, T, H, W); `cache`: frames that precede x (replacing zero padding).
     pub fn forward(&self, x: &Tensor, cache: Option<&Tensor>) -> Result<Tensor> {
-        let mut x = x.clone();
+        self.forward_owned(x.clone(), cache)
+    }
+
+    /// [`Self::forward`] taking x, so that the inference path can free it (and the padded
+    /// copy made here) before allocating the output ([`ConvKernel::forward_owned`]).
+    fn forward_owned(&self, mut x: Tensor, cache: Option<&Tensor>) -> Result<Tensor> {
         let mut pad_t = self.pad_t;
         if let (Some(c), true) = (cache, pad_t > 0) {
             let n = c.dim(2)?;
@@ -125,7 +130,7 @@ impl CausalConv3d {
             x = x.pad_with_zeros(2, pad_t, 0)?;
         }
         if let (Some(fast), true) = (&self.fast, x.dtype() == DType::F32 && x.device().is_cpu() && !x.track_op()) {
-            return fast.forward(&x, self.pad_hw, self.stride_t);
+            return fast.forward_owned(x, self.pad_hw, self.stride_t);
         }
         if let Some(w) = &self.trained {
             if let Some(y) = crate::conv_train::conv3d(&x, w, self.pad_hw, self.stride_t)? {
@@ -163,9 +168,9 @@ impl CausalConv3d {
     /// The reference's standard cached call: keep the last CACHE_T input frames (padded
     /// with the previous slot's last frame when the chunk is a single frame), convolve with
     /// the previous slot as history, then store the kept frames.
-    pub fn forward_cached(&self, x: &Tensor, cache: &mut Cache) -> Result<Tensor> {
+    pub fn forward_cached(&self, x: Tensor, cache: &mut Cache) -> Result<Tensor> {
         let slot = cache.next();
-        let mut keep = last_frames(x, CACHE_T)?;
+        let mut keep = last_frames(&x, CACHE_T)?;
         let prev = match slot {
             Slot::Frames(p) => Some(p.clone()),
             _ => None,
@@ -175,7 +180,7 @@ impl CausalConv3d {
                 keep = Tensor::cat(&[&last_frames(p, 1)?, &keep], 2)?;
             }
         }
-        let y = self.forward(x, prev.as_ref())?;
+        let y = self.forward_owned(x, prev.as_ref())?;
         *slot = Slot::Frames(keep);
         Ok(y)
     }
@@ -259,8 +264,8 @@ impl ResBlock {
             Some(s) => s.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self.conv1.forward_cached(&self.norm1.forward_silu(x)?, cache)?;
-        let y = self.conv2.forward_cached(&self.norm2.forward_silu(&y)?, cache)?;
+        let y = self.conv1.forward_cached(self.norm1.forward_silu(x)?, cache)?;
+        let y = self.conv2.forward_cached(self.norm2.forward_silu(&y)?, cache)?;
         y + h
     }
 }
@@ -393,7 +398,11 @@ impl Resample {
         };
         let mut x = match &self.conv {
             // Frames as a batch of one-frame videos: (B*T, C, 1, H, W).
-            SpatialConv::Gemm(k) => batch_to_frames(&k.forward(&f.unsqueeze(2)?, 1, 1)?.squeeze(2)?, b)?,
+            SpatialConv::Gemm(k) => {
+                let frames = f.unsqueeze(2)?;
+                drop(f);
+                batch_to_frames(&k.forward_owned(frames, 1, 1)?.squeeze(2)?, b)?
+            }
             SpatialConv::Trained(c) => {
                 let y = match (crate::conv_train::conv3d(&f.unsqueeze(2)?, &c.weight().unsqueeze(2)?, 1, 1)?, c.bias())
                 {

@@ -220,7 +220,7 @@ impl Coder {
     /// One chunk through the stack, using and updating the frame caches.
     pub fn forward(&self, x: &Tensor, cache: &mut Cache, first_chunk: bool) -> Result<Tensor> {
         cache.start_chunk();
-        let mut x = self.conv_in.forward_cached(x, cache)?;
+        let mut x = self.conv_in.forward_cached(x.clone(), cache)?;
         if self.mid_first {
             x = self.mid.forward(&x, cache)?;
         }
@@ -230,7 +230,8 @@ impl Coder {
         if !self.mid_first {
             x = self.mid.forward(&x, cache)?;
         }
-        let x = self.norm_out.forward_silu(&x)?;
-        self.conv_out.forward_cached(&x, cache)
+        let y = self.norm_out.forward_silu(&x)?;
+        drop(x);
+        self.conv_out.forward_cached(y, cache)
     }
 }
