@@ -41,6 +41,14 @@ pub struct CalibrateArgs {
     /// printing them.
     #[arg(long)]
     write: bool,
+    /// Quantize the weights as they load, as `generate --quantize` does: the ratios are
+    /// the model's as it will run (measure with the weights you serve).
+    #[arg(long, value_parser = crate::generate::parse_quantize, value_name = "q8_0|q4_k")]
+    quantize: Option<tessera_pipeline::Quantize>,
+    /// The transformer's weights from a GGUF file, as `generate --gguf` (twice for a
+    /// two-expert Wan 2.2 model).
+    #[arg(long, value_name = "FILE")]
+    gguf: Vec<PathBuf>,
     #[arg(long, default_value = "f32")]
     dtype: String,
     #[arg(long, default_value = "cpu")]
@@ -80,6 +88,8 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         };
         let mut plan = tessera_service::plan(&req, &defaults, &Limits::default())?;
         plan.params.calibrate_cache = true;
+        plan.params.quantize = args.quantize;
+        plan.params.gguf = args.gguf.clone();
         pipeline.validate(&plan.params)?;
         reporter.message(&format!("prompt {} of {}: {}", k + 1, prompts.len(), plan.caption));
         let (cond, uncond) = pipeline.encode_text(&plan.params, &mut |ev| reporter.event(ev))?;

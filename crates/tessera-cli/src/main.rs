@@ -86,3 +86,22 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> bool {
+        Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().copied())).is_ok()
+    }
+
+    /// The flags the engine's options reach `serve` and `cache-calibrate` by.
+    #[test]
+    fn serve_and_cache_calibrate_take_the_engine_flags() {
+        assert!(parses(&["serve", "--vae-tiling", "on"]));
+        assert!(parses(&["serve", "--vae-tiling", "off", "--quantize", "q8_0"]));
+        assert!(!parses(&["serve", "--vae-tiling", "sideways"]));
+        assert!(parses(&["cache-calibrate", "--quantize", "q4_k", "--gguf", "a.gguf", "--gguf", "b.gguf"]));
+        assert!(!parses(&["cache-calibrate", "--quantize", "q3"]));
+    }
+}

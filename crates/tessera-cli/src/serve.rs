@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// [default: as stored].
     #[arg(long, value_parser = crate::generate::parse_quantize, value_name = "FORMAT")]
     quantize: Option<tessera_pipeline::Quantize>,
+    /// Encode and decode with the VAE in overlapping tiles of 256 pixels (diffusers'
+    /// `enable_tiling`), so that memory stays bounded at any size: `auto` tiles frames
+    /// larger than 1280x720.
+    #[arg(long, value_parser = crate::generate::parse_vae_tiling, default_value = "auto", value_name = "auto|on|off")]
+    vae_tiling: tessera_pipeline::VaeTiling,
     /// Seconds a worker holds a job without renewing its lease; after that another worker
     /// takes it over.
     #[arg(long, default_value_t = 30.0)]
@@ -108,6 +113,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.models = args.models;
     config.device = args.device;
     config.quantize = args.quantize;
+    config.vae_tiling = args.vae_tiling;
     config.lease = Duration::from_secs_f64(args.lease_seconds);
     config.retention = Duration::from_secs_f64(args.retention_hours.max(0.0) * 3600.0);
     config.rate_limit = args.rate_limit;

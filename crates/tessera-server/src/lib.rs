@@ -48,6 +48,8 @@ pub struct Config {
     pub device: String,
     /// Quantize every model's transformer blocks at load (`--quantize`).
     pub quantize: Option<tessera_pipeline::Quantize>,
+    /// When the VAE decodes in tiles (`--vae-tiling`; auto: frames above 1280x720).
+    pub vae_tiling: tessera_pipeline::VaeTiling,
     /// How long a claimed job stays a worker's without a renewal.
     pub lease: Duration,
     /// How often an idle worker looks for work.
@@ -90,6 +92,7 @@ impl Config {
             models: Vec::new(),
             device: "cpu".into(),
             quantize: None,
+            vae_tiling: tessera_pipeline::VaeTiling::Auto,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -125,7 +128,7 @@ pub struct Models {
 pub const ALIASES: &[&str] = &["sora-2", "sora-2-pro"];
 
 impl Models {
-    pub fn load(dirs: &[PathBuf], device: &Device) -> Result<Self> {
+    pub fn load(dirs: &[PathBuf], device: &Device, vae_tiling: tessera_pipeline::VaeTiling) -> Result<Self> {
         let dirs = if dirs.is_empty() { vec![tessera_pipeline::builtin_model()?] } else { dirs.to_vec() };
         let mut list = Vec::new();
         for spec in dirs {
@@ -134,7 +137,8 @@ impl Models {
             let found = tessera_pipeline::defaults::resolve_model(&spec.to_string_lossy())?;
             let dir = found.dir.canonicalize().with_context(|| format!("model folder {}", found.dir.display()))?;
             let name = found.name;
-            let pipeline = WanPipeline::open(&dir, device, DType::F32)?;
+            let mut pipeline = WanPipeline::open(&dir, device, DType::F32)?;
+            pipeline.set_vae_tiling(vae_tiling);
             let defaults = ModelDefaults::read(&dir)?;
             let created = std::fs::metadata(dir.join("model_index.json"))
                 .and_then(|m| m.modified())
@@ -208,7 +212,7 @@ impl State {
         let storage_url = config.storage.clone().unwrap_or_else(|| config.data.join("files").display().to_string());
         let storage = storage::Storage::open(&storage_url)?;
         let device = tessera_pipeline::defaults::parse_device(&config.device)?;
-        let models = Models::load(&config.models, &device)?;
+        let models = Models::load(&config.models, &device, config.vae_tiling)?;
         let policy = match &config.policy {
             Some(p) => Policy::load(p)?,
             None => Policy::default_policy(),
