@@ -4,6 +4,8 @@
 #
 #   bash benches/run.sh            # needs the venv of tools/make_fixtures.py at ./venv or $VENV
 #   TESSERA_FLAGS="--quantize q8_0" bash benches/run.sh   # extra flags for tessera's run
+#   SHAPE=wan13 STEPS=2 BENCH_DIR=/tmp/tessera-bench13 bash benches/run.sh
+#       # the second configuration: Wan 2.1 1.3B-shaped (tools/bench_model.py), 2 steps
 #
 # The model (random weights; speed only) is the engine issue's mid-size configuration:
 # transformer 8 layers of width 512, the real Wan 2.1 VAE, a 4-layer UMT5; 256x256,
@@ -16,7 +18,7 @@ source benches/setup.sh
 "$PY" tools/bench_diffusers.py "$WORK/model" "$WORK/latents.safetensors" "$WORK/diffusers-frames.safetensors" 2>/dev/null | tail -1 > "$WORK/diffusers.json"
 /usr/bin/time -f "%e %M" -o "$WORK/tessera.time" "$BIN" generate --model "$WORK/model" \
   --prompt "a red ball bounces on a wooden floor" --negative-prompt "blurry" --size 256x256 --frames 17 \
-  --steps 4 --guidance 5 --latents "$WORK/latents.safetensors" ${TESSERA_FLAGS:-} -o "$WORK/out.safetensors" \
+  --steps "${STEPS:-4}" --guidance 5 --latents "$WORK/latents.safetensors" ${TESSERA_FLAGS:-} -o "$WORK/out.safetensors" \
   2> "$WORK/tessera.log"
 
 "$PY" - "$WORK" <<'PYEOF'

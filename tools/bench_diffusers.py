@@ -9,6 +9,7 @@ With a third argument the decoded frames ((T, H, W, 3) in [0, 1]) are saved ther
 the parity check of `benches/run.sh`.
 """
 import json
+import os
 import resource
 import sys
 import time
@@ -39,7 +40,7 @@ def on_step(p, i, t, kw):
 t_loop = time.perf_counter()
 last[0] = t_loop
 final = pipe(prompt="a red ball bounces on a wooden floor", negative_prompt="blurry", height=256, width=256,
-             num_frames=17, num_inference_steps=4, guidance_scale=5.0, latents=latents.clone(),
+             num_frames=17, num_inference_steps=int(os.environ.get("STEPS", "4")), guidance_scale=5.0, latents=latents.clone(),
              max_sequence_length=512, output_type="latent", callback_on_step_end=on_step).frames
 t_dec = time.perf_counter()
 lm = torch.tensor(pipe.vae.config.latents_mean).view(1, -1, 1, 1, 1)

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Weights are memory-mapped (f32, bf16 or f16 on disk) and converted to the requested
-//! dtype as each tensor is fetched; parameter names follow the checkpoint keys, so no
+//! dtype as each tensor is fetched, the mapped pages given back once copied; parameter names follow the checkpoint keys, so no
 //! renaming table is needed (the candle convention, see docs/ARCHITECTURE.md, Conventions).
 
 use std::path::{Path, PathBuf};
@@ -95,9 +95,101 @@ pub fn var_builder(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuild
             message: format!("not a valid safetensors file ({e})"),
         })?;
     }
-    // SAFETY: as above; candle keeps the mappings alive inside the VarBuilder.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };
-    Ok(vb)
+    let backend = Mapped::open(&files)?;
+    Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
+}
+
+/// Memory-mapped safetensors files that hand back each tensor as an owned copy and then
+/// drop the copied pages from the process (`madvise(MADV_DONTNEED)`; the file's pages stay
+/// in the page cache). With candle's own mapped backend the touched pages stayed resident
+/// until the whole component was built, so loading held every weight twice: a 1.3B-shaped
+/// transformer peaked at 11.0 GB (5.5 GB mapped + 5.5 GB copied) for 5.8 GB of weights
+/// (BENCHMARKS.md, memory).
+struct Mapped {
+    maps: Vec<memmap2::Mmap>,
+    /// Tensor name -> (file, dtype, shape, byte range in that file).
+    tensors: std::collections::HashMap<String, (usize, safetensors::Dtype, Vec<usize>, std::ops::Range<usize>)>,
+}
+
+impl Mapped {
+    fn open(files: &[PathBuf]) -> Result<Self> {
+        let mut maps = Vec::new();
+        let mut tensors = std::collections::HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            let file = std::fs::File::open(f).map_err(|source| Error::Io { path: f.clone(), source })?;
+            // SAFETY: the mapping is read-only and the file is not modified while mapped.
+            let mmap = unsafe { memmap_file(&file) }.map_err(|source| Error::Io { path: f.clone(), source })?;
+            let st = safetensors::SafeTensors::deserialize(&mmap).map_err(|e| Error::BadWeights {
+                path: f.clone(),
+                message: format!("not a valid safetensors file ({e})"),
+            })?;
+            for (name, view) in st.tensors() {
+                let start = view.data().as_ptr() as usize - mmap.as_ptr() as usize;
+                let range = start..start + view.data().len();
+                tensors.insert(name, (i, view.dtype(), view.shape().to_vec(), range));
+            }
+            maps.push(mmap);
+        }
+        Ok(Self { maps, tensors })
+    }
+
+    fn load(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+        use safetensors::Dtype as S;
+        let Some((file, st_dtype, shape, range)) = self.tensors.get(name) else {
+            return Err(candle_core::Error::CannotFindTensor { path: name.to_string() }.bt());
+        };
+        let stored = match st_dtype {
+            S::F32 => DType::F32,
+            S::F16 => DType::F16,
+            S::BF16 => DType::BF16,
+            S::F64 => DType::F64,
+            S::U8 => DType::U8,
+            S::U32 => DType::U32,
+            S::I16 => DType::I16,
+            S::I32 => DType::I32,
+            S::I64 => DType::I64,
+            other => candle_core::bail!("{name} is stored as {other:?}, which tessera does not read"),
+        };
+        let map = &self.maps[*file];
+        // Copies the bytes (aligning them where the file does not).
+        let t = candle_core::Tensor::from_raw_buffer(&map[range.clone()], stored, shape, dev)?.to_dtype(dtype)?;
+        // The tensor owns its data now; give the mapped pages back (a page shared with the
+        // next tensor is simply read from the page cache again).
+        // SAFETY: DONTNEED on a read-only file mapping only drops this process's copies of
+        // the pages; later reads fault them in from the file again.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len()) };
+        Ok(t)
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for Mapped {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let t = self.load(name, dtype, dev)?;
+        if t.shape() != &s {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: s,
+                got: t.shape().clone(),
+            }
+            .bt());
+        }
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+        self.load(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
 }
 
 unsafe fn memmap_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
