@@ -84,17 +84,8 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// A memory-mapped VarBuilder over a component folder's safetensors files.
 pub fn var_builder(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
     let files = safetensors_files(dir)?;
-    // Validate headers first so a truncated or corrupt file is reported by name rather
-    // than as a bare deserialisation error from deep inside candle.
-    for f in &files {
-        let file = std::fs::File::open(f).map_err(|source| Error::Io { path: f.clone(), source })?;
-        // SAFETY: the mapping is read-only and the file is not modified while mapped.
-        let mmap = unsafe { memmap_file(&file) }.map_err(|source| Error::Io { path: f.clone(), source })?;
-        safetensors::SafeTensors::deserialize(&mmap).map_err(|e| Error::BadWeights {
-            path: f.clone(),
-            message: format!("not a valid safetensors file ({e})"),
-        })?;
-    }
+    // Each file's header is checked as it is mapped, so a truncated or corrupt file is
+    // reported by name.
     let backend = Mapped::open(&files)?;
     Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
 }
